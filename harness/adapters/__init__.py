@@ -1,0 +1,65 @@
+"""Task adapters: all the code that depends on a task's type lives in one adapter per type.
+
+An adapter builds the head (which AutoModelFor* class, with which labels), validates and
+tokenizes rows, decodes model outputs into per-example predictions, and scores them with the
+card's metrics. Nothing outside an adapter asks which type of task it is holding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import datasets
+
+from harness.config import TaskCard, TrainConfig
+from harness.registry import METRICS
+
+
+class Adapter:
+    type: ClassVar[str]
+    peft_task_type: ClassVar[str]  # peft's TaskType for this head
+
+    def __init__(self, card: TaskCard):
+        self.card = card
+
+    @classmethod
+    def check_card(cls, card: TaskCard) -> str | None:
+        """Why `card` cannot be used with this adapter (key path and reason), or None."""
+        raise NotImplementedError
+
+    @property
+    def model_class(self) -> type:
+        raise NotImplementedError
+
+    def head(self) -> dict[str, Any]:
+        """Keyword arguments for the model config that shape the head."""
+        raise NotImplementedError
+
+    def texts(self, split: datasets.Dataset) -> Iterator[str]:
+        """Every text of a split, for building a tiny backbone's tokenizer."""
+        raise NotImplementedError
+
+    def preprocess(self, split: datasets.Dataset, name: str, tokenizer, train: TrainConfig) -> tuple[datasets.Dataset, dict]:
+        """(model-ready rows, counts of what preprocessing did, e.g. truncated rows)."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer):
+        raise NotImplementedError
+
+    def decode(self, predictions: Any) -> list:
+        """Per-example predictions from the model's raw outputs on a split."""
+        raise NotImplementedError
+
+    def references(self, split: datasets.Dataset) -> list:
+        raise NotImplementedError
+
+    def score(self, predictions: Sequence, references: Sequence) -> dict[str, float]:
+        return {name: METRICS.get(name)(predictions, references) for name in self.card.metrics}
+
+    def signatures(self) -> dict[str, str]:
+        return {name: METRICS.get(name).signature for name in self.card.metrics}
+
+    def where(self, split: str, row: int | None = None) -> str:
+        at = f", row {row}" if row is not None else ""
+        return f"task {self.card.name!r}, split {split!r}{at}"

@@ -1,0 +1,113 @@
+"""Text classification: single sentences, sentence pairs, and regression (STS-B-like) scores."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import datasets
+import numpy as np
+import transformers
+
+from harness.adapters import Adapter
+from harness.config import TaskCard, TrainConfig
+from harness.errors import DataError
+
+REGRESSION_METRICS = {"pearson", "spearman"}
+
+
+class ClassificationAdapter(Adapter):
+    type = "classification"
+    peft_task_type = "SEQ_CLS"
+
+    @classmethod
+    def check_card(cls, card: TaskCard) -> str | None:
+        if len(card.inputs) not in (1, 2):
+            return f"inputs: a classification task needs one or two text columns, got {card.inputs}"
+        regression = card.labels is None
+        for metric in card.metrics:
+            if (metric in REGRESSION_METRICS) != regression:
+                kind = "a regression task (no labels)" if regression else "a task with labels"
+                return f"metrics: {metric!r} does not apply to {kind}"
+        if card.labels is not None and len(set(card.labels)) != len(card.labels):
+            return "labels: names must be unique"
+        if card.labels is not None and len(card.labels) < 2:
+            return "labels: a classification task needs at least two labels"
+        return None
+
+    @property
+    def regression(self) -> bool:
+        return self.card.labels is None
+
+    @property
+    def model_class(self) -> type:
+        return transformers.AutoModelForSequenceClassification
+
+    def head(self) -> dict[str, Any]:
+        if self.regression:
+            return {"num_labels": 1, "problem_type": "regression"}
+        labels = self.card.labels
+        return {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {name: i for i, name in enumerate(labels)},
+            "problem_type": "single_label_classification",
+        }
+
+    def texts(self, split: datasets.Dataset) -> Iterator[str]:
+        for column in self.card.inputs:
+            for text in split[column]:
+                if isinstance(text, str):
+                    yield text
+
+    def _check_columns(self, split: datasets.Dataset, name: str) -> None:
+        for column in [*self.card.inputs, self.card.label]:
+            if column not in split.column_names:
+                raise DataError(f"{self.where(name)}: no column {column!r} (columns: {', '.join(split.column_names)})")
+
+    def _label(self, value: Any, name: str, row: int) -> float | int:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise DataError(f"{self.where(name, row)}: label is empty")
+        if self.regression:
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise DataError(f"{self.where(name, row)}: label {value!r} is not a number") from None
+        labels = self.card.labels
+        if isinstance(value, str) and value in labels:
+            return labels.index(value)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < len(labels):
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit() and 0 <= int(value) < len(labels):
+            return int(value)
+        raise DataError(f"{self.where(name, row)}: label {value!r} is not one of {labels} nor an index into them")
+
+    def preprocess(self, split: datasets.Dataset, name: str, tokenizer, train: TrainConfig):
+        self._check_columns(split, name)
+        columns = [list(split[c]) for c in self.card.inputs]
+        for column_name, column in zip(self.card.inputs, columns):
+            for row, text in enumerate(column):
+                if not isinstance(text, str):
+                    raise DataError(f"{self.where(name, row)}: column {column_name!r} is empty or not text ({text!r})")
+        labels = [self._label(v, name, i) for i, v in enumerate(list(split[self.card.label]))]
+        encoded = tokenizer(*columns, truncation=True, max_length=train.max_length)
+        full = tokenizer(*columns, truncation=False)["input_ids"]
+        truncated = sum(len(ids) > train.max_length for ids in full)
+        features = {k: v for k, v in encoded.items()}
+        features["labels"] = labels
+        dataset = datasets.Dataset.from_dict(features)
+        return dataset, {"rows": len(dataset), "truncated": truncated}
+
+    def collator(self, tokenizer):
+        return transformers.DataCollatorWithPadding(tokenizer)
+
+    def decode(self, predictions: Any) -> list:
+        logits = predictions[0] if isinstance(predictions, tuple) else predictions
+        logits = np.asarray(logits)
+        if self.regression:
+            return [float(x) for x in logits.reshape(-1)]
+        return [int(x) for x in logits.argmax(axis=-1)]
+
+    def references(self, split: datasets.Dataset) -> list:
+        return list(split["labels"])

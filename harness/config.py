@@ -1,0 +1,318 @@
+"""Typed schemas for suite files, task cards and training settings, and their strict loading.
+
+Defaults live here, in the schema, and nowhere else. Loading a file either returns a fully typed
+object or raises `ConfigError` with one line: the file, the key path and what is wrong, with the
+closest known names for an unknown key.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import ConfigError, did_you_mean
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- training settings
+
+
+class EarlyStopping(Strict):
+    patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
+    metric: str | None = Field(None, description="metric to monitor; the task's primary metric if unset")
+    threshold: float = Field(0.0, ge=0, description="minimum improvement that counts")
+
+
+class TrainConfig(Strict):
+    """How every cell trains. One training path reads these for every strategy."""
+
+    epochs: float = Field(3.0, gt=0, description="passes over the training data (ignored if max_steps is set)")
+    max_steps: int | None = Field(None, gt=0, description="optimizer steps; overrides epochs")
+    learning_rate: float = Field(5e-5, gt=0)
+    batch_size: int = Field(32, ge=1, description="training batch size per device")
+    eval_batch_size: int = Field(64, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(128, ge=8, description="tokens per example; longer inputs are truncated and counted")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: str = "linear"
+    max_grad_norm: float = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    early_stopping: EarlyStopping | None = Field(None, description="evaluate each epoch and stop on a plateau")
+    max_train_samples: int | None = Field(None, ge=1, description="use only the first N training rows")
+    max_eval_samples: int | None = Field(None, ge=1, description="use only the first N evaluation rows")
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ModelSpec(Strict):
+    """A backbone: hub id, local folder, `package:<module>[/sub/folder]` or `tiny:<family>`."""
+
+    source: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+    size: dict[str, int | float | str] = Field(
+        default_factory=dict, description="config overrides for tiny built backbones (hidden_size, num_layers ...)"
+    )
+
+
+# --------------------------------------------------------------------------- suites
+
+Names = Union[str, list[str]]
+
+
+class When(Strict):
+    model: Names | None = None
+    task: Names | None = None
+    strategy: Names | None = None
+
+    def names(self, axis: str) -> list[str] | None:
+        value = getattr(self, axis)
+        return [value] if isinstance(value, str) else value
+
+
+class Override(Strict):
+    when: When
+    train: dict[str, Any]
+
+
+class Suite(Strict):
+    """A suite file: the grid of models x tasks x strategies x seeds and how each cell trains."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    models: dict[str, str | ModelSpec]
+    tasks: list[str] = Field(min_length=1)
+    strategies: dict[str, dict[str, Any] | None]
+    seeds: list[int] = Field([0], min_length=1)
+    train: TrainConfig = TrainConfig()
+    overrides: list[Override] = Field(default_factory=list)
+    store: str | None = Field(None, description="SQLite store path; results/harness.sqlite if unset")
+
+    # Set by load_suite, not by the file.
+    path: Path | None = Field(None, exclude=True)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: dict[str, str | ModelSpec]) -> dict[str, ModelSpec]:
+        if not v:
+            raise ValueError("at least one model is needed")
+        return {alias: ModelSpec(source=m) if isinstance(m, str) else m for alias, m in v.items()}
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+        if not v:
+            raise ValueError("at least one strategy is needed")
+        return {label: dict(args or {}) for label, args in v.items()}
+
+    @field_validator("tasks", "seeds")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        dupes = sorted({str(x) for x in values if values.count(x) > 1})
+        if dupes:
+            raise ValueError(f"{', '.join(dupes)} listed more than once")
+        return values
+
+    def train_for(self, model: str, task: str, strategy: str) -> TrainConfig:
+        """The base training settings with every matching override applied in file order."""
+        settings = self.train.model_dump()
+        cell = {"model": model, "task": task, "strategy": strategy}
+        for override in self.overrides:
+            if all(
+                (names := override.when.names(axis)) is None or cell[axis] in names for axis in cell
+            ):
+                settings = _deep_merge(settings, override.train)
+        return TrainConfig.model_validate(settings)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- task cards
+
+
+class Source(Strict):
+    """Where a task's data comes from: exactly one of hub, files or generate."""
+
+    hub: str | None = Field(None, description="Hugging Face dataset id")
+    config: str | None = Field(None, description="dataset configuration (hub only)")
+    revision: str | None = Field(None, description="pinned dataset revision (hub only)")
+    files: dict[str, str] | None = Field(None, description="split -> local csv / tsv / jsonl / json / parquet file")
+    format: Literal["csv", "tsv", "json", "jsonl", "parquet"] | None = Field(
+        None, description="file format; taken from the file extension if unset"
+    )
+    generate: str | None = Field(None, description="name of a generated task (harness/data.py)")
+    options: dict[str, Any] = Field(default_factory=dict, description="generator arguments")
+    seed: int = Field(0, description="seed of the generated data")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        kinds = [k for k in ("hub", "files", "generate") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a source needs exactly one of 'hub', 'files' or 'generate'")
+        if self.options and not self.generate:
+            raise ValueError("'options' applies only to a 'generate' source")
+        if (self.config or self.revision) and not self.hub:
+            raise ValueError("'config' and 'revision' apply only to a 'hub' source")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "hub" if self.hub else "files" if self.files else "generate"
+
+
+class Splits(Strict):
+    train: str = "train"
+    eval: str | None = Field("validation", description="reported split; carved from train when absent")
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off when eval is absent")
+
+
+class TaskCard(Strict):
+    """A declarative task: data source, columns, labels, splits and metrics."""
+
+    name: str
+    type: str
+    description: str = ""
+    source: Source
+    inputs: list[str] = Field(default_factory=list, description="text columns (one, or two for sentence pairs)")
+    label: str = "label"
+    labels: list[str] | None = Field(None, description="class names; absent for regression")
+    splits: Splits = Splits()
+    metrics: list[str] = Field(min_length=1)
+    primary: str
+
+    path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _primary_in_metrics(self) -> TaskCard:
+        if self.primary not in self.metrics:
+            raise ValueError(f"primary metric {self.primary!r} is not among metrics {self.metrics}")
+        return self
+
+    def resolve(self, path: str) -> Path:
+        """A data file path, relative to the card's own folder unless absolute."""
+        p = Path(path).expanduser()
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    return data
+
+
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def parse(schema: type[M], data: dict[str, Any], where: str, prefix: tuple = ()) -> M:
+    """Validate `data` against `schema`; on failure raise one line naming `where` and the key path."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_error(exc, schema, where, prefix)) from None
+
+
+def format_error(exc: ValidationError, schema: type[BaseModel], where: str, prefix: tuple = ()) -> str:
+    # With unions (a model given as a string or a mapping) pydantic reports one error per member;
+    # the most useful is an unknown key, then a missing one, then the rest.
+    rank = {"extra_forbidden": 0, "missing": 1}
+    errors = sorted(exc.errors(), key=lambda e: (rank.get(e["type"], 2), -len(e["loc"])))
+    first = errors[0]
+    raw = tuple(p for p in first["loc"] if not _is_member_tag(p))
+    loc = tuple(prefix) + raw
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        known = known_keys(schema, raw[:-1])
+        message = f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), known)}"
+        key = ".".join(str(p) for p in loc[:-1]) or "(top level)"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+        if "input" in first and not isinstance(first["input"], (dict, list)):
+            message += f" (got {first['input']!r})"
+    others = len({tuple(e["loc"][:1]) for e in errors}) - 1
+    more = f" (and problems under {others} more key{'s' * (others > 1)})" if others > 0 else ""
+    return f"{where}: {key}: {message}{more}"
+
+
+def _is_member_tag(part: Any) -> bool:
+    """pydantic names the union member in an error's loc ('str', 'ModelSpec', 'list[str]')."""
+    return isinstance(part, str) and (
+        part in {"str", "int", "float", "bool", "none"}
+        or part.startswith(("list[", "dict["))
+        or any(part == cls.__name__ for cls in _all_models())
+    )
+
+
+def _all_models() -> list[type[BaseModel]]:
+    return [Strict, *Strict.__subclasses__()]
+
+
+def known_keys(schema: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the model found by walking `loc` down from `schema`."""
+    current: Any = schema
+    for part in loc:
+        model = _model_in(current)
+        if model is not None and isinstance(part, str) and part in model.model_fields:
+            current = model.model_fields[part].annotation
+        else:  # a list index or a dict key: step into the element type
+            current = _element_type(current)
+            if current is None:
+                return []
+    model = _model_in(current)
+    return [name for name, f in model.model_fields.items() if not f.exclude] if model else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if (m := _model_in(arg)) is not None:
+                return m
+    return None
+
+
+def _element_type(annotation: Any) -> Any:
+    for arg in typing.get_args(annotation):
+        if _model_in(arg) is not None:
+            return arg
+        inner = typing.get_args(arg)
+        if inner:
+            return inner[-1]
+    args = typing.get_args(annotation)
+    return args[-1] if args else None

@@ -1,0 +1,117 @@
+"""What a run costs and where it ran: phase timings, peak memory, parameter counts, environment."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from torch import nn
+
+import harness
+
+PACKAGES = ("torch", "transformers", "peft", "datasets", "accelerate", "tokenizers", "scikit-learn", "scipy")
+
+
+class PhaseTimer:
+    """Wall time per named phase (load, preprocess, train, evaluate)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+
+class PeakMemory:
+    """Peak memory over a block: CUDA allocated memory on a GPU, else the process's resident set,
+    sampled every few milliseconds (RSS includes what the process held before the block)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak_bytes = 0
+        self.kind = "cuda_max_allocated" if torch.cuda.is_available() else "cpu_peak_rss"
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        process = psutil.Process()
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, process.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        if torch.cuda.is_available():
+            self.peak_bytes = torch.cuda.max_memory_allocated()
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_bytes = max(self.peak_bytes, psutil.Process().memory_info().rss)
+
+    @property
+    def megabytes(self) -> float:
+        return round(self.peak_bytes / 2**20, 1)
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int | float]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {"trainable_params": trainable, "total_params": total,
+            "trainable_share": round(trainable / total, 6) if total else 0.0}
+
+
+@cache
+def environment() -> dict[str, Any]:
+    """Package versions, device and harness revision: recorded with every run."""
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = f"cpu ({platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    return {
+        "harness": harness.__version__,
+        "results_version": harness.RESULTS_VERSION,
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "packages": packages,
+    }
+
+
+def _git_commit() -> str | None:
+    root = Path(harness.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

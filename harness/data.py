@@ -1,0 +1,133 @@
+"""Data sources (hub, local files, generated tasks), splits, and the data fingerprint of a task.
+
+Hub datasets and local files go through the same `datasets.load_dataset` call, so a card that
+works on a local copy works on the hub by changing only its `source`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from pathlib import Path
+
+import datasets
+
+from harness.config import TaskCard
+from harness.errors import ConfigError, DataError, did_you_mean
+from harness.registry import GENERATORS
+
+GENERATOR_VERSION = 1  # bump when a generator's output changes, so run ids change with it
+
+_BUILDERS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def load_splits(card: TaskCard) -> datasets.DatasetDict:
+    """{'train', 'eval'} for a task; eval is carved from train (seeded) when the card has none."""
+    key = card.model_dump_json() + str(card.path)
+    if key not in _CACHE:
+        if len(_CACHE) >= 16:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _load_splits(card)
+    return datasets.DatasetDict(_CACHE[key])
+
+
+_CACHE: dict[str, datasets.DatasetDict] = {}  # cells of one process share their tasks' data
+
+
+def _load_splits(card: TaskCard) -> datasets.DatasetDict:
+    raw = _load_source(card)
+    where = _where(card)
+    splits = card.splits
+    if splits.train not in raw:
+        raise DataError(f"{where}: no split {splits.train!r} for train{did_you_mean(splits.train, raw)}")
+    if splits.eval is None or (splits.eval not in raw and splits.eval == "validation" and len(raw) == 1):
+        carved = raw[splits.train].train_test_split(test_size=splits.validation_fraction, seed=card.source.seed)
+        return datasets.DatasetDict(train=carved["train"], eval=carved["test"])
+    if splits.eval not in raw:
+        raise DataError(f"{where}: no split {splits.eval!r} for eval{did_you_mean(splits.eval, raw)}")
+    return datasets.DatasetDict(train=raw[splits.train], eval=raw[splits.eval])
+
+
+def _load_source(card: TaskCard) -> datasets.DatasetDict:
+    source = card.source
+    if source.generate:
+        generator = GENERATORS.get(source.generate)
+        _check_options(card, generator)
+        rows = generator(source.seed, **source.options)
+        return datasets.DatasetDict({split: datasets.Dataset.from_list(r) for split, r in rows.items()})
+    if source.files:
+        return _load_files(card)
+    try:
+        return datasets.load_dataset(source.hub, source.config, revision=source.revision)
+    except Exception as exc:  # the hub raises many types; the user needs the dataset id and why
+        raise DataError(f"{_where(card)}: cannot load hub dataset {source.hub!r}: {_first_line(exc)}") from exc
+
+
+def _load_files(card: TaskCard) -> datasets.DatasetDict:
+    source = card.source
+    paths = {split: card.resolve(p) for split, p in source.files.items()}
+    for split, path in paths.items():
+        if not path.exists():
+            raise DataError(f"{_where(card)}: source.files.{split}: no such file {path}")
+    fmt = source.format or _format_of(card, next(iter(paths.values())))
+    kwargs: dict = {}
+    if fmt in ("csv", "tsv"):
+        kwargs = {"encoding": "utf-8-sig"}  # GLUE files start with a byte-order mark
+        if fmt == "tsv":
+            kwargs |= {"delimiter": "\t", "quoting": 3}  # GLUE tsv is unquoted: quotes are text
+    try:
+        return datasets.load_dataset(
+            _BUILDERS[fmt], data_files={s: str(p) for s, p in paths.items()}, **kwargs
+        )
+    except Exception as exc:
+        raise DataError(f"{_where(card)}: cannot read {fmt} files: {_first_line(exc)}") from exc
+
+
+def _format_of(card: TaskCard, path: Path) -> str:
+    fmt = _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"{_where(card)}: source.format: cannot tell the format of {path.name}; set it")
+    return fmt
+
+
+def _check_options(card: TaskCard, generator) -> None:
+    params = set(inspect.signature(generator).parameters) - {"seed"}
+    for key in card.source.options:
+        if key not in params:
+            raise ConfigError(f"{_where(card)}: source.options: unknown key {key!r}{did_you_mean(key, params)}")
+
+
+def fingerprint(card: TaskCard) -> str:
+    """What identifies the data a task sees: changes whenever its rows can change."""
+    source = card.source
+    if source.generate:
+        basis = {"generate": source.generate, "options": source.options, "seed": source.seed, "v": GENERATOR_VERSION}
+    elif source.files:
+        digests = {}
+        for split, p in sorted(source.files.items()):
+            path = card.resolve(p)
+            digests[split] = _file_digest(path) if path.exists() else "missing"
+        basis = {"files": digests}
+    else:
+        basis = {"hub": source.hub, "config": source.config, "revision": source.revision or "unpinned"}
+    basis["splits"] = card.splits.model_dump()
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _where(card: TaskCard) -> str:
+    return f"task {card.name!r} ({card.path})" if card.path else f"task {card.name!r}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

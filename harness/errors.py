@@ -1,0 +1,50 @@
+"""Errors a user can cause, and the one-line messages they get.
+
+Everything a user can get wrong (a suite file, a task card, a name, a data row) raises a
+`HarnessError` whose text is one line naming the file, key or row; the CLI prints it and exits
+non-zero without a traceback. Bugs in harness itself stay ordinary exceptions.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class HarnessError(Exception):
+    """A problem the user can fix; its message is one line."""
+
+
+class ConfigError(HarnessError):
+    """A suite file or task card is invalid."""
+
+
+class DataError(HarnessError):
+    """A dataset row or data source is unusable."""
+
+
+class NotApplicable(HarnessError):
+    """A strategy cannot apply to a backbone or task (preflight refuses the cell)."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest known names, or ' (known: a, b, c)' if none is close."""
+    known = sorted(set(known))
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+    close += [k for k in known if k not in close and _initials(k) == str(name).lower()]
+    if close:
+        return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+    if not known:
+        return ""
+    shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    return f" (known: {shown})"
+
+
+def unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    return f"unknown {kind} {name!r}{did_you_mean(name, known)}"
+
+
+def _initials(name: str) -> str:
+    """'learning_rate' -> 'lr', so that common abbreviations find their key."""
+    parts = [p for p in name.replace("-", "_").split("_") if p]
+    return "".join(p[0] for p in parts).lower() if len(parts) > 1 else ""

@@ -1,0 +1,78 @@
+"""Run cells one after another in this process, with a progress display for the grid and the cell.
+
+A cell that raises is recorded as failed with its error and the grid goes on. Ctrl-C stops the
+grid between records: what completed is already in the store, and the interrupted cell is absent.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.cost import environment
+from harness.plan import RunSpec
+from harness.store import RunRecord, Store
+
+
+@dataclass
+class Summary:
+    done: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (cell label, error)
+    skipped: int = 0
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def failure(spec: RunSpec, exc: BaseException) -> RunRecord:
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        message = f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    else:
+        text = str(exc).strip().splitlines()
+        message = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return RunRecord(
+        id=spec.id, spec=spec.model_dump(mode="json"), status="failed", error=message,
+        info={"traceback": traceback.format_exc()}, environment=environment(),
+    )
+
+
+def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) -> Summary:
+    """Run every spec not already done; `run` (spec, progress) -> RunRecord defaults to run_cell."""
+    if run is None:
+        from harness.runner import run_cell as run
+    summary = Summary()
+    done = store.done([s.id for s in specs])
+    todo = [s for s in specs if s.id not in done]
+    summary.skipped = len(specs) - len(todo)
+    start = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        grid = progress.add_task("grid", total=len(todo))
+        cell = progress.add_task("", total=None)
+        for spec in todo:
+            progress.update(cell, description=f"  {spec.label}", completed=0, total=None)
+
+            def report(step: int, total: int, _cell=cell) -> None:
+                progress.update(_cell, completed=step, total=total)
+
+            cell_start = time.perf_counter()
+            try:
+                record = run(spec, report)
+            except Exception as exc:  # the grid goes on; the record says why this cell failed
+                record = failure(spec, exc)
+            store.write(record)
+            seconds = time.perf_counter() - cell_start
+            if record.status == "done":
+                summary.done.append(spec.id)
+                primary = spec.card.primary
+                console.print(f"[green]✓[/] {spec.label}  {primary} {record.metrics[primary]:.1f}  [dim]({seconds:.1f}s)[/]")
+            else:
+                summary.failed.append((spec.label, record.error or "failed"))
+                console.print(f"[red]✗[/] {spec.label}  [red]{record.error}[/]")
+            progress.advance(grid)
+    summary.seconds = time.perf_counter() - start
+    return summary

@@ -1,0 +1,28 @@
+"""Metrics: thin wrappers over the libraries made for them, each with a signature that names its variant.
+
+The table of names lives in harness.registry.METRICS; this package holds the wrappers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: `compute(predictions, references) -> float`, and the variant it computes."""
+
+    name: str
+    compute: Callable[[Sequence, Sequence], float]
+    library: str  # the distribution that computes it, whose version goes into the signature
+    variant: str  # e.g. "sklearn.metrics.f1_score(average='macro')"
+    scale: float = 100.0  # scores are reported in points, as papers do
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}|{self.library}=={version(self.library)}|{self.variant}"
+
+    def __call__(self, predictions: Sequence, references: Sequence) -> float:
+        return float(self.compute(predictions, references)) * self.scale

@@ -1,0 +1,205 @@
+"""From a suite file to run specs: load and resolve every name, expand the grid, preflight each cell.
+
+A `RunSpec` is a frozen, self-contained value: a worker can run it with nothing else. Its id is
+a hash of what determines the result (backbone weights, task card and data, strategy and its
+resolved arguments, training settings, seed, metric variants, harness results version), and
+never of display names, so renaming an alias does not rerun anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import RESULTS_VERSION
+from harness.backbones import Backbone, resolve
+from pydantic import ValidationError
+
+from harness.config import ModelSpec, Strict, Suite, TaskCard, TrainConfig, format_error, parse, read_yaml
+from harness.data import fingerprint
+from harness.errors import ConfigError, HarnessError, unknown
+from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+from harness.strategies import Strategy
+
+
+class RunSpec(Strict):
+    suite: str
+    model: str
+    model_spec: ModelSpec
+    model_fingerprint: str
+    task: str
+    card: TaskCard
+    card_path: str | None
+    data_fingerprint: str
+    strategy: str
+    strategy_name: str
+    strategy_args: dict[str, Any]  # as the suite gives them (build_strategy validates them again)
+    strategy_resolved: dict[str, Any]  # every argument, defaults included: what the id hashes
+    train: TrainConfig
+    seed: int
+    metrics: dict[str, str]  # name -> variant (library versions are recorded with the result, not hashed)
+    results_version: int = RESULTS_VERSION
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
+            "task": {"card": self.card.model_dump(mode="json"), "data": self.data_fingerprint},
+            "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
+            "train": self.train.model_dump(mode="json"),
+            "seed": self.seed,
+            "metrics": self.metrics,
+            "results_version": self.results_version,
+        }
+
+    @cached_property
+    def id(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} · {self.task} · {self.strategy} · seed {self.seed}"
+
+    def task_card(self) -> TaskCard:
+        """The card with its file path restored (relative data files resolve against it)."""
+        return self.card.model_copy(update={"path": Path(self.card_path) if self.card_path else None})
+
+    def build_strategy(self) -> Strategy:
+        return STRATEGIES.get(self.strategy_name).from_suite(self.strategy_args, f"run {self.id}", "strategy")
+
+
+@dataclass
+class LoadedSuite:
+    """A suite whose every name has been resolved and every argument validated."""
+
+    suite: Suite
+    path: Path
+    cards: dict[str, TaskCard]
+    strategies: dict[str, tuple[str, dict[str, Any], Strategy]]  # label -> (name, arguments, strategy)
+    backbones: dict[str, Backbone | str] = field(default_factory=dict)  # alias -> backbone, or why not
+
+    @property
+    def name(self) -> str:
+        return self.suite.name
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.suite.store) if self.suite.store else Path("results") / "harness.sqlite"
+
+
+def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> LoadedSuite:
+    """Parse and resolve a suite file; any problem is a one-line ConfigError before anything runs."""
+    path = Path(path)
+    where = str(path)
+    suite = parse(Suite, read_yaml(path), where)
+    catalogue = catalogue or TaskCatalogue()
+
+    cards: dict[str, TaskCard] = {}
+    for i, name in enumerate(suite.tasks):
+        try:
+            card = catalogue.get(name, base=path.parent)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: tasks.{i}: {exc}") from None
+        cards[card.name] = card
+
+    strategies: dict[str, tuple[str, dict[str, Any], Strategy]] = {}
+    for label, raw in suite.strategies.items():
+        raw = dict(raw)
+        name = raw.pop("use", label)
+        if name not in STRATEGIES:
+            raise ConfigError(f"{where}: strategies.{label}: {unknown('strategy', name, STRATEGIES.names())}")
+        strategies[label] = (name, raw, STRATEGIES.get(name).from_suite(raw, where, f"strategies.{label}"))
+
+    axes = {"model": list(suite.models), "task": list(cards), "strategy": list(strategies)}
+    for i, override in enumerate(suite.overrides):
+        for axis, known in axes.items():
+            for name in override.when.names(axis) or []:
+                if name not in known:
+                    raise ConfigError(f"{where}: overrides.{i}.when.{axis}: {unknown(axis, name, known)}")
+        for model in suite.models:
+            for task in cards:
+                for label in strategies:
+                    try:
+                        suite.train_for(model, task, label)
+                    except ValidationError as exc:
+                        raise ConfigError(format_error(exc, TrainConfig, where, ("overrides", i, "train"))) from None
+
+    backbones: dict[str, Backbone | str] = {}
+    for alias, spec in suite.models.items():
+        try:
+            backbones[alias] = resolve(alias, spec)
+        except ConfigError as exc:
+            backbones[alias] = str(exc)
+    return LoadedSuite(suite, path, cards, strategies, backbones)
+
+
+def expand(loaded: LoadedSuite) -> list[RunSpec]:
+    """Every model x task x strategy x seed cell, in a stable order, as run specs."""
+    suite = loaded.suite
+    specs = []
+    data_prints = {name: fingerprint(card) for name, card in loaded.cards.items()}
+    for alias, model_spec in suite.models.items():
+        backbone = loaded.backbones.get(alias)
+        model_print = backbone.fingerprint if isinstance(backbone, Backbone) else "unresolved"
+        for task, card in loaded.cards.items():
+            adapter = ADAPTERS.get(card.type)(card)
+            metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in adapter.signatures().items()}
+            for label, (name, raw, strategy) in loaded.strategies.items():
+                train = suite.train_for(alias, task, label)
+                for seed in suite.seeds:
+                    specs.append(RunSpec(
+                        suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
+                        task=task, card=card, card_path=str(card.path) if card.path else None,
+                        data_fingerprint=data_prints[task], strategy=label, strategy_name=name,
+                        strategy_args=raw, strategy_resolved=strategy.resolved(), train=train, seed=seed, metrics=metrics,
+                    ))
+    return specs
+
+
+def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
+    """{run id: why it cannot run} for cells that would fail for a reason known before training.
+
+    Each (backbone, task head, strategy) is checked once, on a model built on the meta device:
+    no weights are loaded and no memory is used.
+    """
+    refused: dict[str, str] = {}
+    checked: dict[tuple, str | None] = {}
+    for spec in specs:
+        backbone = loaded.backbones.get(spec.model)
+        if isinstance(backbone, str):
+            refused[spec.id] = backbone
+            continue
+        card = loaded.cards[spec.task]
+        missing = _missing_files(card)
+        if missing:
+            refused[spec.id] = f"task {spec.task!r}: data file missing: {', '.join(missing)}"
+            continue
+        key = (spec.model, card.type, json.dumps(ADAPTERS.get(card.type)(card).head(), sort_keys=True, default=str), spec.strategy)
+        if key not in checked:
+            checked[key] = _check_cell(backbone, ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy][2])
+        if checked[key]:
+            refused[spec.id] = checked[key]
+    return refused
+
+
+def _missing_files(card: TaskCard) -> list[str]:
+    return [str(card.resolve(p)) for p in (card.source.files or {}).values() if not card.resolve(p).exists()]
+
+
+def _check_cell(backbone: Backbone, adapter, strategy: Strategy) -> str | None:
+    try:
+        config = backbone.config(**adapter.head())
+        with torch.device("meta"):
+            model = adapter.model_class.from_config(config)
+    except HarnessError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"model {backbone.alias!r}: cannot build a {adapter.type} model: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    reason = strategy.check(model)
+    return f"strategy {strategy.name!r} on {backbone.alias!r}: {reason}" if reason else None

@@ -1,0 +1,140 @@
+"""One table per kind of thing: adapters, strategies, metrics, generated tasks, and the task catalogue.
+
+Entries are `"module:attribute"` strings imported on first use, so listing names imports nothing
+and nothing registers itself as a side effect of an import. A test checks that every table entry
+imports and that the task catalogue matches the files on disk.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from harness.config import TaskCard, parse, read_yaml
+from harness.errors import ConfigError, HarnessError, unknown
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str, entries: dict[str, str]):
+        self.kind = kind
+        self._entries = dict(entries)
+        self._loaded: dict[str, T] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def get(self, name: str) -> T:
+        if name not in self._entries:
+            raise HarnessError(unknown(self.kind, name, self._entries))
+        if name not in self._loaded:
+            module, _, attr = self._entries[name].partition(":")
+            self._loaded[name] = getattr(importlib.import_module(module), attr)
+        return self._loaded[name]
+
+
+ADAPTERS: Registry[Any] = Registry(
+    "task type",
+    {"classification": "harness.adapters.classification:ClassificationAdapter"},
+)
+
+STRATEGIES: Registry[Any] = Registry(
+    "strategy",
+    {
+        "full": "harness.strategies.full:Full",
+        "head_only": "harness.strategies.freezing:HeadOnly",
+        "bitfit": "harness.strategies.bitfit:BitFit",
+        "lora": "harness.strategies.peft_methods:LoRA",
+    },
+)
+
+METRICS: Registry[Any] = Registry(
+    "metric",
+    {
+        "accuracy": "harness.metrics.classification:ACCURACY",
+        "f1": "harness.metrics.classification:F1",
+        "f1_macro": "harness.metrics.classification:F1_MACRO",
+        "mcc": "harness.metrics.classification:MCC",
+        "pearson": "harness.metrics.classification:PEARSON",
+        "spearman": "harness.metrics.classification:SPEARMAN",
+    },
+)
+
+GENERATORS: Registry[Any] = Registry(
+    "generated task",
+    {
+        "sentiment": "harness.generated:sentiment",
+        "same_subject": "harness.generated:same_subject",
+        "similarity": "harness.generated:similarity",
+    },
+)
+
+
+# --------------------------------------------------------------------------- task catalogue
+
+CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "tasks"
+
+
+class TaskCatalogue:
+    """Task cards found under one or more folders, by name; a card path also works as a name."""
+
+    def __init__(self, *roots: Path):
+        self.roots = [Path(r) for r in roots] or [CATALOGUE_DIR]
+
+    @cached_property
+    def paths(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for root in self.roots:
+            for path in sorted(root.rglob("*.yaml")):
+                name = path.stem
+                if name in found:
+                    raise ConfigError(f"{path}: task {name!r} is already defined in {found[name]}")
+                found[name] = path
+        return found
+
+    def names(self) -> list[str]:
+        return sorted(self.paths)
+
+    def get(self, name: str, base: Path | None = None) -> TaskCard:
+        """The card called `name`, or the card file `name` (relative to `base`) if it ends in .yaml."""
+        if name.endswith((".yaml", ".yml")):
+            path = Path(name).expanduser()
+            if not path.is_absolute() and base is not None:
+                path = base / path
+            if not path.exists():
+                raise ConfigError(f"task card {name!r}: no such file {path}")
+        elif name in self.paths:
+            path = self.paths[name]
+        else:
+            raise ConfigError(unknown("task", name, self.paths))
+        return load_card(path)
+
+
+def load_card(path: Path) -> TaskCard:
+    data = read_yaml(path)
+    card = parse(TaskCard, data, str(path))
+    if card.name != path.stem:
+        raise ConfigError(f"{path}: name: {card.name!r} must match the file name {path.stem!r}")
+    adapter = ADAPTERS.get(card.type) if card.type in ADAPTERS else None
+    if adapter is None:
+        raise ConfigError(f"{path}: type: {unknown('task type', card.type, ADAPTERS.names())}")
+    card = card.model_copy(update={"path": path.resolve()})
+    for metric in card.metrics:
+        if metric not in METRICS:
+            raise ConfigError(f"{path}: metrics: {unknown('metric', metric, METRICS.names())}")
+    if card.source.generate and card.source.generate not in GENERATORS:
+        raise ConfigError(f"{path}: source.generate: {unknown('generated task', card.source.generate, GENERATORS.names())}")
+    problem = adapter.check_card(card)
+    if problem:
+        raise ConfigError(f"{path}: {problem}")
+    return card

@@ -1,0 +1,157 @@
+"""One run spec end to end: data, backbone, strategy, the one training path, evaluation, cost.
+
+Every strategy goes through the same `transformers.Trainer`; a strategy only changes which
+parameters train (and, later, may add callbacks or loss terms). The runner raises on failure;
+the executor records the failure and goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable
+
+import datasets
+import torch
+import transformers
+from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+
+from harness.backbones import resolve
+from harness.cost import PeakMemory, PhaseTimer, environment, parameter_counts
+from harness.data import load_splits
+from harness.plan import RunSpec
+from harness.registry import ADAPTERS
+from harness.store import RunRecord
+
+Progress = Callable[[int, int], None]  # (steps done, total steps)
+
+transformers.logging.set_verbosity_error()
+transformers.logging.disable_progress_bar()
+datasets.disable_progress_bars()
+datasets.logging.set_verbosity_error()
+
+
+class _ReportSteps(TrainerCallback):
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.progress(state.global_step, state.max_steps)
+
+
+def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
+    card = spec.task_card()
+    adapter = ADAPTERS.get(card.type)(card)
+    cfg = spec.train
+    timer = PhaseTimer()
+    with PeakMemory() as memory:
+        with timer("load"):
+            splits = load_splits(card)
+            train_rows = _head(splits["train"], cfg.max_train_samples)
+            eval_rows = _head(splits["eval"], cfg.max_eval_samples)
+            backbone = resolve(spec.model, spec.model_spec)
+            model, tokenizer = backbone.load(adapter.model_class, adapter.head(), adapter.texts(train_rows), spec.seed)
+        with timer("preprocess"):
+            train_set, train_info = adapter.preprocess(train_rows, "train", tokenizer, cfg)
+            eval_set, eval_info = adapter.preprocess(eval_rows, "eval", tokenizer, cfg)
+        model = spec.build_strategy().apply(model, adapter)
+        params = parameter_counts(model)
+        with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
+            trainer = _trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress)
+            with timer("train"):
+                result = trainer.train()
+            with timer("evaluate"):
+                output = trainer.predict(eval_set)
+    predictions = adapter.decode(output.predictions)
+    references = adapter.references(eval_set)
+    metrics = adapter.score(predictions, references)
+    train_seconds = timer.seconds["train"]
+    tokens = int(trainer.state.num_input_tokens_seen or 0)
+    cost = {
+        **params,
+        "peak_memory_mb": memory.megabytes,
+        "memory_kind": memory.kind,
+        "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+        "total_seconds": round(sum(timer.seconds.values()), 3),
+        "train_samples_per_second": round(result.metrics.get("train_samples_per_second", 0.0), 2),
+        "train_tokens_per_second": round(tokens / train_seconds, 1) if train_seconds else 0.0,
+        "eval_samples_per_second": round(len(eval_set) / timer.seconds["evaluate"], 2),
+    }
+    info = {
+        "train": train_info,
+        "eval": eval_info,
+        "steps": trainer.state.global_step,
+        "epochs": round(trainer.state.epoch or 0.0, 3),
+        "train_loss": round(result.training_loss, 6) if math.isfinite(result.training_loss) else None,
+        "tokens_seen": tokens,
+        "reported_split": card.splits.eval or "carved from train",
+        "selected_on": "eval" if cfg.early_stopping else None,
+        "best_step": _best_step(trainer) if cfg.early_stopping else None,
+        "log_history": trainer.state.log_history,
+    }
+    return RunRecord(
+        id=spec.id, spec=spec.model_dump(mode="json"), status="done", metrics=metrics,
+        signatures=adapter.signatures(), cost=cost, info=info, environment=environment(),
+        predictions=predictions, references=references,
+    )
+
+
+def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
+    return split.select(range(min(n, len(split)))) if n else split
+
+
+def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None) -> Trainer:
+    cfg = spec.train
+    stopping = cfg.early_stopping
+    args = TrainingArguments(
+        output_dir=workdir,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type=cfg.lr_scheduler,
+        max_grad_norm=cfg.max_grad_norm,
+        label_smoothing_factor=cfg.label_smoothing,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        eval_strategy="epoch" if stopping else "no",
+        save_strategy="epoch" if stopping else "no",
+        save_total_limit=1 if stopping else None,
+        load_best_model_at_end=bool(stopping),
+        metric_for_best_model=(stopping.metric or adapter.card.primary) if stopping else None,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=10,
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    callbacks: list[TrainerCallback] = []
+    if stopping:
+        callbacks.append(EarlyStoppingCallback(stopping.patience, stopping.threshold))
+    if progress:
+        callbacks.append(_ReportSteps(progress))
+    references = adapter.references(eval_set)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        data_collator=adapter.collator(tokenizer),
+        compute_metrics=lambda p: adapter.score(adapter.decode(p.predictions), references),
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # our own display reports progress
+    return trainer
+
+
+def _best_step(trainer: Trainer) -> int | None:
+    checkpoint = trainer.state.best_model_checkpoint
+    return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None

@@ -1,0 +1,12 @@
+"""Full fine-tuning: every parameter trains."""
+
+from harness.strategies import Strategy
+
+
+class Full(Strategy):
+    name = "full"
+
+    def apply(self, model, adapter):
+        for param in model.parameters():
+            param.requires_grad = True
+        return model
