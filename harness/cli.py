@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -12,7 +13,8 @@ from rich.table import Table
 
 from harness.errors import HarnessError
 
-console = Console(highlight=False)
+# Piped output (CI logs, `| tee`) gets room for a whole leaderboard row instead of 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Library deprecation notices are for harness's developers, not for the user reading a grid.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         return COMMANDS[args.command](args)
     except HarnessError as exc:
@@ -118,10 +123,10 @@ def _print_board(loaded, specs, store, out: Path | None) -> None:
     from harness.report import leaderboard as lb
 
     board = lb.leaderboard(specs, store)
-    metrics = {name: card.primary for name, card in loaded.cards.items()}
-    table = lb.formatted(board, metrics)
+    table = lb.formatted(board)
     seeds = len(loaded.suite.seeds)
-    title = f"{loaded.name}: primary metric, mean ± std over {seeds} seed{'s' * (seeds > 1)}"
+    metrics = ", ".join(f"{name} {card.primary}" for name, card in loaded.cards.items())
+    title = f"{loaded.name}: mean ± std over {seeds} seed{'s' * (seeds > 1)} ({metrics})"
     console.print(lb.rich_table(table, title))
     folder = out or store.path.parent / loaded.name
     paths = lb.write(board, table, folder, title)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -17,37 +18,50 @@ from harness.config import TaskCard
 from harness.errors import ConfigError, DataError, did_you_mean
 from harness.registry import GENERATORS
 
+ROW = "__row__"  # column holding each row's index in its source split
 GENERATOR_VERSION = 1  # bump when a generator's output changes, so run ids change with it
 
 _BUILDERS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
-def load_splits(card: TaskCard) -> datasets.DatasetDict:
-    """{'train', 'eval'} for a task; eval is carved from train (seeded) when the card has none."""
+@dataclass(frozen=True)
+class TaskData:
+    """The rows a cell trains and is scored on, with the source split each came from."""
+
+    train: datasets.Dataset
+    eval: datasets.Dataset
+    train_source: str
+    eval_source: str  # e.g. 'validation', or 'train (carved)'
+
+
+def load_splits(card: TaskCard) -> TaskData:
+    """Train and eval rows for a task; eval is carved from train (seeded) when the card has none."""
     key = card.model_dump_json() + str(card.path)
     if key not in _CACHE:
         if len(_CACHE) >= 16:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = _load_splits(card)
-    return datasets.DatasetDict(_CACHE[key])
+    return _CACHE[key]
 
 
-_CACHE: dict[str, datasets.DatasetDict] = {}  # cells of one process share their tasks' data
+_CACHE: dict[str, TaskData] = {}  # cells of one process share their tasks' data
 
 
-def _load_splits(card: TaskCard) -> datasets.DatasetDict:
+def _load_splits(card: TaskCard) -> TaskData:
     raw = _load_source(card)
+    # Errors name a row by its position in the source split, which shuffling and carving would lose.
+    raw = datasets.DatasetDict({name: split.add_column(ROW, list(range(len(split)))) for name, split in raw.items()})
     where = _where(card)
     splits = card.splits
     if splits.train not in raw:
         raise DataError(f"{where}: no split {splits.train!r} for train{did_you_mean(splits.train, raw)}")
     if splits.eval is None or (splits.eval not in raw and splits.eval == "validation" and len(raw) == 1):
         carved = raw[splits.train].train_test_split(test_size=splits.validation_fraction, seed=card.source.seed)
-        return datasets.DatasetDict(train=carved["train"], eval=carved["test"])
+        return TaskData(carved["train"], carved["test"], splits.train, f"{splits.train} (carved)")
     if splits.eval not in raw:
         raise DataError(f"{where}: no split {splits.eval!r} for eval{did_you_mean(splits.eval, raw)}")
-    return datasets.DatasetDict(train=raw[splits.train], eval=raw[splits.eval])
+    return TaskData(raw[splits.train], raw[splits.eval], splits.train, splits.eval)
 
 
 def _load_source(card: TaskCard) -> datasets.DatasetDict:

@@ -46,14 +46,14 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
     timer = PhaseTimer()
     with PeakMemory() as memory:
         with timer("load"):
-            splits = load_splits(card)
-            train_rows = _head(splits["train"], cfg.max_train_samples)
-            eval_rows = _head(splits["eval"], cfg.max_eval_samples)
+            data = load_splits(card)
+            train_rows = _head(data.train, cfg.max_train_samples)
+            eval_rows = _head(data.eval, cfg.max_eval_samples)
             backbone = resolve(spec.model, spec.model_spec)
             model, tokenizer = backbone.load(adapter.model_class, adapter.head(), adapter.texts(train_rows), spec.seed)
         with timer("preprocess"):
-            train_set, train_info = adapter.preprocess(train_rows, "train", tokenizer, cfg)
-            eval_set, eval_info = adapter.preprocess(eval_rows, "eval", tokenizer, cfg)
+            train_set, train_info = adapter.preprocess(train_rows, data.train_source, tokenizer, cfg)
+            eval_set, eval_info = adapter.preprocess(eval_rows, data.eval_source, tokenizer, cfg)
         model = spec.build_strategy().apply(model, adapter)
         params = parameter_counts(model)
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
@@ -84,7 +84,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
         "epochs": round(trainer.state.epoch or 0.0, 3),
         "train_loss": round(result.training_loss, 6) if math.isfinite(result.training_loss) else None,
         "tokens_seen": tokens,
-        "reported_split": card.splits.eval or "carved from train",
+        "trained_on": data.train_source,
+        "reported_on": data.eval_source,
         "selected_on": "eval" if cfg.early_stopping else None,
         "best_step": _best_step(trainer) if cfg.early_stopping else None,
         "log_history": trainer.state.log_history,

@@ -63,3 +63,10 @@ class Adapter:
     def where(self, split: str, row: int | None = None) -> str:
         at = f", row {row}" if row is not None else ""
         return f"task {self.card.name!r}, split {split!r}{at}"
+
+
+def source_rows(split: datasets.Dataset) -> list[int]:
+    """Each row's index in its source split (what error messages name), else its position."""
+    from harness.data import ROW
+
+    return list(split[ROW]) if ROW in split.column_names else list(range(len(split)))

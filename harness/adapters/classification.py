@@ -10,7 +10,7 @@ import datasets
 import numpy as np
 import transformers
 
-from harness.adapters import Adapter
+from harness.adapters import Adapter, source_rows
 from harness.config import TaskCard, TrainConfig
 from harness.errors import DataError
 
@@ -85,12 +85,13 @@ class ClassificationAdapter(Adapter):
 
     def preprocess(self, split: datasets.Dataset, name: str, tokenizer, train: TrainConfig):
         self._check_columns(split, name)
+        rows = source_rows(split)
         columns = [list(split[c]) for c in self.card.inputs]
         for column_name, column in zip(self.card.inputs, columns):
-            for row, text in enumerate(column):
+            for row, text in zip(rows, column):
                 if not isinstance(text, str):
                     raise DataError(f"{self.where(name, row)}: column {column_name!r} is empty or not text ({text!r})")
-        labels = [self._label(v, name, i) for i, v in enumerate(list(split[self.card.label]))]
+        labels = [self._label(v, name, row) for row, v in zip(rows, list(split[self.card.label]))]
         encoded = tokenizer(*columns, truncation=True, max_length=train.max_length)
         full = tokenizer(*columns, truncation=False)["input_ids"]
         truncated = sum(len(ids) > train.max_length for ids in full)

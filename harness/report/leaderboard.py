@@ -62,17 +62,16 @@ def tasks_of(board: pd.DataFrame) -> list[str]:
     return [c.removesuffix("_mean") for c in board.columns if c.endswith("_mean")]
 
 
-def formatted(board: pd.DataFrame, metrics: dict[str, str]) -> pd.DataFrame:
+def formatted(board: pd.DataFrame) -> pd.DataFrame:
     """Strings as a reader sees them: '91.3 ± 0.4', '—' where a cell has no result."""
     out = pd.DataFrame({"model": board.model, "strategy": board.strategy})
     for task in tasks_of(board):
-        out[f"{task} ({metrics[task]})"] = [
+        out[task] = [
             _cell(m, s, n) for m, s, n in zip(board[f"{task}_mean"], board[f"{task}_std"], board[f"{task}_n"])
         ]
     out["average"] = [_number(v) for v in board.average]
-    out["trainable params"] = [
-        "—" if math.isnan(p) else f"{_count(p)} ({100 * share:.2g}%)" for p, share in zip(board.trainable_params, board.trainable_share)
-    ]
+    out["trainable"] = ["—" if math.isnan(p) else _count(p) for p in board.trainable_params]
+    out["share"] = ["—" if math.isnan(s) else _share(s) for s in board.trainable_share]
     return out
 
 
@@ -84,6 +83,11 @@ def _cell(mean: float, std: float, n: int) -> str:
 
 def _number(value: float) -> str:
     return "—" if math.isnan(value) else f"{value:.1f}"
+
+
+def _share(share: float) -> str:
+    percent = 100 * share
+    return f"{percent:.0f}%" if percent >= 99.5 else f"{percent:.2g}%"
 
 
 def _count(n: float) -> str:

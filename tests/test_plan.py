@@ -1,0 +1,75 @@
+"""Expansion into run specs, id stability, and preflight refusals."""
+
+from __future__ import annotations
+
+from harness.cli import main
+from harness.plan import expand, load_suite, preflight
+from tests.conftest import SENTIMENT_CARD, write_yaml
+
+
+def ids(path) -> list[str]:
+    return [s.id for s in expand(load_suite(path))]
+
+
+def test_grid_size_and_order(small_suite):
+    path = small_suite(models={"a": "tiny:bert", "b": {"source": "tiny:bert", "size": {"hidden_size": 32}}},
+                       strategies={"full": {}, "bitfit": {}, "lora": {}}, seeds=[0, 1, 2])
+    specs = expand(load_suite(path))
+    assert len(specs) == 2 * 1 * 3 * 3
+    assert len({s.id for s in specs}) == len(specs)
+    assert [(s.model, s.strategy, s.seed) for s in specs[:4]] == [("a", "full", 0), ("a", "full", 1), ("a", "full", 2), ("a", "bitfit", 0)]
+
+
+def test_same_content_same_id(small_suite):
+    first = ids(small_suite())
+    assert ids(small_suite()) == first
+    # display names are not content: renaming the alias or the suite reruns nothing
+    assert ids(small_suite(models={"renamed": "tiny:bert"}, name="other")) == first
+
+
+def test_anything_that_changes_results_changes_the_id(small_suite, tmp_path):
+    base = ids(small_suite())[0]
+    assert ids(small_suite(seeds=[1]))[0] != base
+    assert ids(small_suite(train={"learning_rate": 1e-3}))[0] != base
+    assert ids(small_suite(models={"tiny": {"source": "tiny:bert", "size": {"hidden_size": 32}}}))[0] != base
+    assert ids(small_suite(strategies={"full": {}, "lora": {"r": 4}}))[1] != ids(small_suite(strategies={"full": {}, "lora": {"r": 8}}))[1]
+    card = dict(SENTIMENT_CARD, source={"generate": "sentiment", "seed": 1, "options": {"n_train": 600, "n_eval": 200}})
+    write_yaml(tmp_path / "tasks" / "small_sentiment.yaml", card)
+    assert ids(small_suite())[0] != base
+
+
+def test_local_data_content_is_in_the_id(small_suite, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\ngood,1\nbad,0\n")
+    card = write_yaml(tmp_path / "tasks" / "local.yaml", {
+        "name": "local", "type": "classification", "source": {"files": {"train": str(data)}},
+        "inputs": ["text"], "labels": ["neg", "pos"], "metrics": ["accuracy"], "primary": "accuracy",
+        "splits": {"eval": None},
+    })
+    before = ids(small_suite(tasks=[str(card)]))
+    data.write_text("text,label\ngood,1\nbad,1\n")
+    assert ids(small_suite(tasks=[str(card)])) != before
+
+
+def test_preflight_refuses_missing_lora_targets(small_suite):
+    loaded = load_suite(small_suite(strategies={"full": {}, "lora": {"target_modules": ["q_proj"]}}))
+    specs = expand(loaded)
+    refused = preflight(loaded, specs)
+    assert set(refused) == {s.id for s in specs if s.strategy == "lora"}
+    reason = next(iter(refused.values()))
+    assert "target modules ['q_proj'] not found in BertForSequenceClassification" in reason
+    assert "query" in reason  # and it says what the model does have
+
+
+def test_preflight_refuses_a_missing_package_backbone(small_suite):
+    loaded = load_suite(small_suite(models={"tiny": "tiny:bert", "gone": "package:no_such_pkg_xyz/model"}))
+    refused = preflight(loaded, expand(loaded))
+    assert len(refused) == 1
+    assert "Python package 'no_such_pkg_xyz' is not installed" in next(iter(refused.values()))
+
+
+def test_plan_command_shows_todo_and_refusals(small_suite, capsys):
+    path = small_suite(strategies={"full": {}, "lora": {"target_modules": ["q_proj"]}})
+    assert main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 to do" in out and "1 cannot run" in out and "q_proj" in out
