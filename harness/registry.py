@@ -8,13 +8,14 @@ imports and that the task catalogue matches the files on disk.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from harness.config import TaskCard, parse, read_yaml
-from harness.errors import ConfigError, HarnessError, unknown
+from harness.errors import ConfigError, HarnessError, did_you_mean, unknown
 
 T = TypeVar("T")
 
@@ -132,8 +133,13 @@ def load_card(path: Path) -> TaskCard:
     for metric in card.metrics:
         if metric not in METRICS:
             raise ConfigError(f"{path}: metrics: {unknown('metric', metric, METRICS.names())}")
-    if card.source.generate and card.source.generate not in GENERATORS:
-        raise ConfigError(f"{path}: source.generate: {unknown('generated task', card.source.generate, GENERATORS.names())}")
+    if card.source.generate:
+        if card.source.generate not in GENERATORS:
+            raise ConfigError(f"{path}: source.generate: {unknown('generated task', card.source.generate, GENERATORS.names())}")
+        accepted = set(inspect.signature(GENERATORS.get(card.source.generate)).parameters) - {"seed"}
+        for key in card.source.options:
+            if key not in accepted:
+                raise ConfigError(f"{path}: source.options: unknown key {key!r}{did_you_mean(key, accepted)}")
     problem = adapter.check_card(card)
     if problem:
         raise ConfigError(f"{path}: {problem}")

