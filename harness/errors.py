@@ -32,6 +32,9 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     known = sorted(set(known))
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
     close += [k for k in known if k not in close and _initials(k) == str(name).lower()]
+    # 'rank' for 'r', 'pattern' for 'rank_pattern': one name is the start of the other
+    close += [k for k in known if k not in close and (str(name).startswith(k) or k.startswith(str(name)))]
+    close = close[:3]
     if close:
         return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
     if not known:

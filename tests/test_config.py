@@ -21,7 +21,7 @@ def error_of(path) -> str:
 
 def test_unknown_key_suggests_the_close_one(small_suite):
     path = small_suite(train={"lr": 1e-3})
-    assert error_of(path).endswith("train: unknown key 'lr' (did you mean 'learning_rate'?)")
+    assert ": train: unknown key 'lr' (did you mean 'learning_rate'" in error_of(path)
 
 
 def test_unknown_top_level_key(small_suite):
@@ -59,7 +59,7 @@ def test_strategy_label_with_use(small_suite):
 
 def test_lora_argument_passes_through_and_is_checked(small_suite):
     path = small_suite(strategies={"lora": {"r": 4, "alpha": 8}})
-    assert "strategies.lora: unknown LoraConfig key 'alpha' (did you mean 'lora_alpha'?)" in error_of(path)
+    assert "strategies.lora: unknown LoraConfig key 'alpha' (did you mean 'lora_alpha'" in error_of(path)
 
 
 def test_override_naming_an_unknown_model(small_suite):

