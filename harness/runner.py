@@ -88,7 +88,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
         "tokens_seen": tokens,
         "trained_on": data.train_source,
         "reported_on": data.eval_source,
-        "selected_on": "eval" if cfg.early_stopping else None,
+        "selected_on": data.eval_source if cfg.early_stopping else None,  # checkpoint chosen on it
         "best_step": _best_step(trainer) if cfg.early_stopping else None,
         "log_history": trainer.state.log_history,
     }

@@ -79,3 +79,25 @@ def test_frozen_parameters_are_bit_identical_and_trainable_ones_move(small_suite
         assert any("query.lora_A" in n for n in trainable) and any("value.lora_B" in n for n in trainable)
     if strategy == "full":
         assert not frozen
+
+
+@pytest.mark.parametrize("strategy", ["full", "lora"])
+def test_early_stopping_keeps_the_best_checkpoint_and_says_where_it_was_chosen(small_suite, strategy):
+    path = small_suite(strategies={strategy: {}},
+                       train={"epochs": 8, "learning_rate": 5e-3, "batch_size": 64, "max_length": 48,
+                              "early_stopping": {"patience": 1}})
+    record = run_cell(expand(load_suite(path))[0])
+    evals = [e for e in record.info["log_history"] if "eval_accuracy" in e]
+    assert evals, "no evaluation was logged"
+    best = max(evals, key=lambda e: e["eval_accuracy"])
+    assert record.info["selected_on"] == record.info["reported_on"] == "validation"
+    assert record.info["best_step"] == best["step"]
+    # the reported score is the best checkpoint's, evaluated again on the same split
+    assert record.metrics["accuracy"] == pytest.approx(best["eval_accuracy"], abs=1e-6)
+    if record.info["epochs"] < 8:
+        assert len(evals) >= 2  # it stopped on a plateau
+
+
+def test_max_steps_overrides_epochs(small_suite):
+    record = run_cell(expand(load_suite(small_suite(train={"epochs": 5, "max_steps": 7})))[0])
+    assert record.info["steps"] == 7
