@@ -38,6 +38,7 @@ class TinyFamily:
     config_class: str
     defaults: dict[str, Any]
     sizes: dict[str, str] = field(default_factory=dict)  # suite key -> config attribute
+    inputs: tuple[str, ...] = ("input_ids", "attention_mask")  # what its tokenizer returns
 
     def config(self, size: dict[str, Any], vocab_size: int, **head: Any) -> transformers.PretrainedConfig:
         values = dict(self.defaults)
@@ -54,6 +55,13 @@ TINY: dict[str, TinyFamily] = {
         "BertConfig",
         dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
              max_position_embeddings=512, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
+        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        inputs=("input_ids", "token_type_ids", "attention_mask"),
+    ),
+    "llama": TinyFamily(
+        "LlamaConfig",
+        dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             intermediate_size=256, max_position_embeddings=512),
         sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
     ),
 }
@@ -87,8 +95,10 @@ class Backbone:
         transformers.set_seed(seed)
         if self.tiny:
             vocab = int(self.spec.size.get("vocab_size", 2000))
-            tokenizer = build_tokenizer(texts, vocab)
-            config = self.tiny.config(self.spec.size, len(tokenizer), pad_token_id=tokenizer.pad_token_id, **head)
+            tokenizer = build_tokenizer(texts, vocab, self.tiny.inputs)
+            special = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
+                           eos_token_id=tokenizer.sep_token_id)
+            config = self.tiny.config(self.spec.size, len(tokenizer), **special, **head)
             return model_class.from_config(config), tokenizer
         common = dict(revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
@@ -156,7 +166,9 @@ def _digest(text: str) -> str:
 # --------------------------------------------------------------------------- tiny tokenizers
 
 
-def build_tokenizer(texts: Iterable[str], vocab_size: int) -> transformers.PreTrainedTokenizerFast:
+def build_tokenizer(
+    texts: Iterable[str], vocab_size: int, inputs: tuple[str, ...] = ("input_ids", "token_type_ids", "attention_mask")
+) -> transformers.PreTrainedTokenizerFast:
     """A WordPiece tokenizer over the most frequent words of `texts`, plus every character seen.
 
     Built by counting rather than with the tokenizers trainer, whose tie-breaking is not
@@ -184,5 +196,5 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int) -> transformers.PreTr
         tokenizer_object=tok,
         unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
         model_max_length=512,
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        model_input_names=list(inputs),
     )

@@ -84,3 +84,17 @@ def test_packaged_minilm_loads_with_a_classification_head():
     assert model.config.model_type == "bert" and model.config.num_hidden_layers == 6
     out = model(**tokenizer(["a fine film"], return_tensors="pt"))
     assert out.logits.shape == (1, 2)
+
+
+def test_tiny_decoder_only_family_runs_and_refuses_bitfit(small_suite):
+    from harness.plan import preflight
+
+    loaded = load_suite(small_suite(models={"llama": "tiny:llama"}, strategies={"lora": {}, "bitfit": {}},
+                                    train={"epochs": 1}))
+    specs = expand(loaded)
+    refused = preflight(loaded, specs)
+    assert {s.strategy for s in specs if s.id in refused} == {"bitfit"}
+    assert "LlamaForSequenceClassification has no bias terms" in next(iter(refused.values()))
+    record = run_cell(next(s for s in specs if s.strategy == "lora"))
+    assert record.status == "done"
+    assert 0 < record.cost["trainable_share"] < 0.1
