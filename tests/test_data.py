@@ -117,3 +117,23 @@ def test_unknown_generator_option_is_named(small_suite, tmp_path):
 
     with pytest.raises(ConfigError, match="gen.yaml: source.options: unknown key 'n_trian' \\(did you mean 'n_train'\\?\\)"):
         load_suite(small_suite(tasks=[str(card)]))
+
+
+def test_truncation_is_applied_and_counted():
+    from harness.adapters.classification import ClassificationAdapter
+    from harness.backbones import build_tokenizer
+    from harness.config import TrainConfig
+    import datasets
+
+    card = TaskCard(name="t", type="classification", source={"generate": "sentiment"}, inputs=["a", "b"],
+                    labels=["x", "y"], metrics=["accuracy"], primary="accuracy")
+    rows = datasets.Dataset.from_dict({"a": ["short", "word " * 30, "tiny"], "b": ["one", "two " * 30, "x"], "label": [0, 1, 0]})
+    tokenizer = build_tokenizer(["short word two one tiny x"], 100)
+    adapter = ClassificationAdapter(card)
+    out, info = adapter.preprocess(rows, "train", tokenizer, TrainConfig(max_length=16))
+    assert info == {"rows": 3, "truncated": 1}
+    lengths = [len(ids) for ids in out["input_ids"]]
+    assert lengths[1] == 16 and lengths[0] < 16
+    assert out["input_ids"][1][-1] == tokenizer.sep_token_id  # truncated as a pair, separators kept
+    assert out["token_type_ids"][1].count(1) > 0  # both sentences kept some tokens
+    assert out["input_ids"][0] == tokenizer("short", "one")["input_ids"]

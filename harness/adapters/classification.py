@@ -92,13 +92,17 @@ class ClassificationAdapter(Adapter):
                 if not isinstance(text, str):
                     raise DataError(f"{self.where(name, row)}: column {column_name!r} is empty or not text ({text!r})")
         labels = [self._label(v, name, row) for row, v in zip(rows, list(split[self.card.label]))]
-        encoded = tokenizer(*columns, truncation=True, max_length=train.max_length)
-        full = tokenizer(*columns, truncation=False)["input_ids"]
-        truncated = sum(len(ids) > train.max_length for ids in full)
-        features = {k: v for k, v in encoded.items()}
+        # Tokenize once in full to count what overflows, then again only the rows that do.
+        features = dict(tokenizer(*columns, truncation=False))
+        long = [i for i, ids in enumerate(features["input_ids"]) if len(ids) > train.max_length]
+        if long:
+            cut = tokenizer(*[[c[i] for i in long] for c in columns], truncation=True, max_length=train.max_length)
+            for key, values in cut.items():
+                for i, value in zip(long, values):
+                    features[key][i] = value
         features["labels"] = labels
         dataset = datasets.Dataset.from_dict(features)
-        return dataset, {"rows": len(dataset), "truncated": truncated}
+        return dataset, {"rows": len(dataset), "truncated": len(long)}
 
     def collator(self, tokenizer):
         return transformers.DataCollatorWithPadding(tokenizer)
