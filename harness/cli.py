@@ -11,7 +11,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, unknown
+
+VIEWS = ("overall", "strategies", "backbones", "task", "cost")  # harness.report.leaderboard.VIEWS
 
 # Piped output (CI logs, `| tee`) gets room for a whole leaderboard row instead of 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -29,8 +31,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with_suite("run", "run every cell of a suite that is not done yet")
     with_suite("plan", "show the grid: which cells are done, to do, or cannot run and why")
-    board = with_suite("leaderboard", "print the leaderboard and write it as Markdown and CSV")
-    board.add_argument("--out", help="folder for leaderboard.md / .csv (default: results/<suite name>/)")
+    board = with_suite("leaderboard", "print a leaderboard view and write it as Markdown, CSV, JSON and LaTeX")
+    board.add_argument("--view", default="overall", choices=VIEWS,
+                       help="overall (default): backbone x strategy rows; strategies: one board per backbone; "
+                            "backbones: one board per strategy; task: all metrics of a task; cost: cost columns")
+    board.add_argument("--task", help="with --view task: only this task")
+    board.add_argument("--out", help="output folder (default: results/<suite name>/)")
     lister = sub.add_parser("list", help="list known tasks, strategies, metrics or tiny backbone families")
     lister.add_argument("what", choices=["tasks", "strategies", "metrics", "tiny"])
 
@@ -115,21 +121,24 @@ def cmd_run(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     loaded, specs, store, _ = _load(args)
-    _print_board(loaded, specs, store, Path(args.out) if args.out else None)
+    if args.task and args.task not in loaded.cards:
+        raise HarnessError(unknown("task", args.task, loaded.cards))
+    _print_board(loaded, specs, store, Path(args.out) if args.out else None, args.view, args.task)
     return 0
 
 
-def _print_board(loaded, specs, store, out: Path | None) -> None:
-    from harness.report import leaderboard as lb
+def _print_board(loaded, specs, store, out: Path | None, view: str = "overall", task: str | None = None) -> None:
+    from harness.report import export
+    from harness.report.leaderboard import boards
+    from harness.report.results import Results
 
-    board = lb.leaderboard(specs, store)
-    table = lb.formatted(board)
-    seeds = len(loaded.suite.seeds)
-    metrics = ", ".join(f"{name} {card.primary}" for name, card in loaded.cards.items())
-    title = f"{loaded.name}: mean ± std over {seeds} seed{'s' * (seeds > 1)} ({metrics})"
-    console.print(lb.rich_table(table, title))
+    results = Results.from_suite(loaded, specs, store)
+    tables = boards(results, view, task)
+    for table in tables:
+        console.print(export.rich_table(table))
     folder = out or store.path.parent / loaded.name
-    paths = lb.write(board, table, folder, title)
+    stem = "leaderboard" if view == "overall" else f"leaderboard-{view}"
+    paths = export.write(tables, folder, stem)
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 

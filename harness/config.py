@@ -197,6 +197,9 @@ class TaskCard(Strict):
     splits: Splits = Splits()
     metrics: list[str] = Field(min_length=1)
     primary: str
+    average: list[str] | None = Field(
+        None, description="metrics averaged into the task's score for averages over tasks, as GLUE does "
+                          "(MRPC: [f1, accuracy]); the primary metric if unset")
 
     path: Path | None = Field(None, exclude=True)
 
@@ -204,7 +207,14 @@ class TaskCard(Strict):
     def _primary_in_metrics(self) -> TaskCard:
         if self.primary not in self.metrics:
             raise ValueError(f"primary metric {self.primary!r} is not among metrics {self.metrics}")
+        for name in self.average or []:
+            if name not in self.metrics:
+                raise ValueError(f"average: {name!r} is not among metrics {self.metrics}")
         return self
+
+    @property
+    def averaged(self) -> list[str]:
+        return self.average or [self.primary]
 
     def resolve(self, path: str) -> Path:
         """A data file path, relative to the card's own folder unless absolute."""

@@ -28,6 +28,10 @@ from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
 from harness.strategies import Strategy
 
 
+# Card fields that change how results are shown, never the results: editing them reruns nothing.
+REPORT_ONLY = {"description", "average"}
+
+
 class RunSpec(Strict):
     suite: str
     model: str
@@ -49,7 +53,7 @@ class RunSpec(Strict):
     def identity(self) -> dict[str, Any]:
         return {
             "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
-            "task": {"card": self.card.model_dump(mode="json"), "data": self.data_fingerprint},
+            "task": {"card": self.card.model_dump(mode="json", exclude=REPORT_ONLY), "data": self.data_fingerprint},
             "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
             "train": self.train.model_dump(mode="json"),
             "seed": self.seed,

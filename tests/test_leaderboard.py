@@ -1,84 +1,163 @@
-"""Leaderboard figures equal a computation by hand from the store."""
+"""Leaderboards: figures equal a computation by hand from the store; significance marks on cases
+whose answer is known; golden Markdown / LaTeX / CSV for a fixed store."""
 
 from __future__ import annotations
 
+import os
 import statistics
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.cli import main
 from harness.plan import expand, load_suite
-from harness.report.leaderboard import leaderboard
+from harness.report import export
+from harness.report.leaderboard import boards
+from harness.report.results import Results
 from harness.store import RunRecord, Store
 from tests.conftest import write_yaml
 
+GOLDEN = Path(__file__).parent / "golden"
+N = 200  # examples in each fake evaluation set
+REFS = [i % 2 for i in range(N)]
 
-def fake_record(spec, score: float, trainable: int) -> RunRecord:
-    primary = spec.card.primary
+
+def predictions(correct: int, offset: int = 0) -> list[int]:
+    """Predictions that get exactly `correct` of REFS right (wrong ones start at `offset`)."""
+    wrong = set(range(offset, offset + N - correct))
+    return [1 - r if i in wrong else r for i, r in enumerate(REFS)]
+
+
+def record(spec, correct: int, trainable: int = 10, offset: int = 0, **info) -> RunRecord:
+    preds = predictions(correct, offset)
+    accuracy = 100 * correct / N
     return RunRecord(id=spec.id, spec=spec.model_dump(mode="json"), status="done",
-                     metrics={primary: score, "f1_macro": 0.0},
-                     cost={"trainable_params": trainable, "trainable_share": trainable / 1000})
+                     metrics={"accuracy": accuracy, "f1_macro": accuracy, "mcc": accuracy - 50},
+                     cost={"trainable_params": trainable, "trainable_share": trainable / 1000,
+                           "peak_memory_mb": 100.0 + trainable, "memory_kind": "cpu_peak_rss",
+                           "seconds": {"train": trainable / 100}},
+                     info=info, predictions=preds, references=REFS)
 
 
-def test_leaderboard_equals_hand_computation(small_suite, tmp_path):
-    second = write_yaml(tmp_path / "tasks" / "other.yaml", {
-        "name": "other", "type": "classification", "source": {"generate": "same_subject"},
-        "inputs": ["sentence1", "sentence2"], "labels": ["different", "same"], "metrics": ["mcc"], "primary": "mcc",
+@pytest.fixture
+def two_task_suite(small_suite, tmp_path):
+    write_yaml(tmp_path / "tasks" / "other.yaml", {
+        "name": "other", "type": "classification", "source": {"generate": "sentiment", "seed": 5},
+        "inputs": ["sentence"], "labels": ["negative", "positive"], "metrics": ["accuracy", "mcc"],
+        "primary": "accuracy", "average": ["accuracy", "mcc"],
     })
-    path = small_suite(tasks=[str(tmp_path / "tasks" / "small_sentiment.yaml"), str(second)],
-                       strategies={"full": {}, "bitfit": {}}, seeds=[0, 1, 2])
+    path = small_suite(tasks=[str(tmp_path / "tasks" / "small_sentiment.yaml"), str(tmp_path / "tasks" / "other.yaml")],
+                       strategies={"full": {}, "bitfit": {}, "lora": {}}, seeds=[0, 1, 2])
     loaded = load_suite(path)
-    specs = expand(loaded)
-    scores = {}
+    return path, loaded, expand(loaded)
+
+
+# full is far ahead; lora is one example behind full (not significantly different); bitfit is far behind
+CORRECT = {"full": 180, "lora": 179, "bitfit": 120}
+
+
+def fill(loaded, specs, skip=()):
     with Store(loaded.store_path) as store:
-        for i, spec in enumerate(specs):
-            if spec.strategy == "bitfit" and spec.task == "other" and spec.seed == 2:
-                continue  # one missing seed
-            scores[spec.id] = 50 + 7.3 * ((i * 37) % 11)
-            store.write(fake_record(spec, scores[spec.id], 1000 if spec.strategy == "full" else 10))
-        board = leaderboard(specs, store).set_index(["model", "strategy"])
-        # by hand, straight from the store rows
+        for spec in specs:
+            if (spec.strategy, spec.task, spec.seed) in skip:
+                continue
+            correct = CORRECT[spec.strategy] + spec.seed - (5 if spec.task == "other" else 0)
+            store.write(record(spec, correct, trainable={"full": 1000, "lora": 20, "bitfit": 5}[spec.strategy]))
+
+
+def test_figures_equal_a_computation_by_hand(two_task_suite):
+    _, loaded, specs = two_task_suite
+    fill(loaded, specs, skip={("bitfit", "other", 2)})
+    with Store(loaded.store_path) as store:
+        board = boards(Results.from_suite(loaded, specs, store))[0]
         rows = store.db.execute("SELECT strategy, task, json_extract(metrics, '$.accuracy'), "
                                 "json_extract(metrics, '$.mcc') FROM runs").fetchall()
-    by_cell: dict = {}
+    primary, combined = {}, {}
     for strategy, task, acc, mcc in rows:
-        by_cell.setdefault((strategy, task), []).append(acc if task == "small_sentiment" else mcc)
-    for (strategy, task), values in by_cell.items():
-        row = board.loc[("tiny", strategy)]
-        assert row[f"{task}_mean"] == pytest.approx(statistics.mean(values))
-        assert row[f"{task}_std"] == pytest.approx(statistics.stdev(values))
-        assert row[f"{task}_n"] == len(values)
-    for strategy in ("full", "bitfit"):
-        means = [statistics.mean(by_cell[(strategy, t)]) for t in ("small_sentiment", "other")]
-        assert board.loc[("tiny", strategy), "average"] == pytest.approx(statistics.mean(means))
-    assert board.loc[("tiny", "bitfit"), "other_n"] == 2
-    assert board.loc[("tiny", "full"), "trainable_params"] == 1000
+        primary.setdefault((strategy, task), []).append(acc)
+        combined.setdefault((strategy, task), []).append(acc if task == "small_sentiment" else (acc + mcc) / 2)
+    for i, (model, strategy) in enumerate(board.rows):
+        for task in ("small_sentiment", "other"):
+            cell = board.column(task).cells[i]
+            values = primary[(strategy, task)]
+            assert cell.mean == pytest.approx(statistics.mean(values), rel=1e-12)
+            assert cell.std == pytest.approx(statistics.stdev(values), rel=1e-12)
+            assert cell.n == len(values)
+            assert cell.low <= cell.mean <= cell.high
+        # the average over tasks uses each task's combined score (accuracy and MCC for 'other')
+        expected = statistics.mean(statistics.mean(combined[(strategy, t)]) for t in ("small_sentiment", "other"))
+        assert board.column("average").cells[i].mean == pytest.approx(expected, rel=1e-12)
+    assert board.column("other").cells[board.rows.index(("tiny", "bitfit"))].n == 2
+    ranks = {row[1]: board.column("rank").cells[i].mean for i, row in enumerate(board.rows)}
+    assert ranks == {"full": 1.0, "lora": 2.0, "bitfit": 3.0}
+    rates = {row[1]: board.column("win_rate").cells[i].mean for i, row in enumerate(board.rows)}
+    assert rates == {"full": 1.0, "lora": 0.5, "bitfit": 0.0}
 
 
-def test_leaderboard_command_writes_markdown_and_csv(small_suite, tmp_path, capsys):
-    path = small_suite(seeds=[0, 1])
-    loaded = load_suite(path)
-    specs = expand(loaded)
+def test_significance_marks_where_the_answer_is_known(two_task_suite):
+    _, loaded, specs = two_task_suite
+    fill(loaded, specs)
     with Store(loaded.store_path) as store:
-        store.write(fake_record(specs[0], 80.0, 500))
-        store.write(fake_record(specs[1], 90.0, 500))
-    out_dir = tmp_path / "board"
-    assert main(["leaderboard", str(path), "--out", str(out_dir)]) == 0
-    printed = capsys.readouterr().out
-    assert "85.0 ± 7.1" in printed
-    markdown = (out_dir / "leaderboard.md").read_text()
-    assert "| tiny | full | 85.0 ± 7.1 | 85.0 | 500 | 50% |" in markdown
-    csv = pd.read_csv(out_dir / "leaderboard.csv")
-    assert csv.loc[0, "small_sentiment_mean"] == 85.0
-    assert abs(csv.loc[0, "small_sentiment_std"] - statistics.stdev([80.0, 90.0])) < 1e-9
+        board = boards(Results.from_suite(loaded, specs, store))[0]
+    column = board.column("small_sentiment")
+    by = {row[1]: column.cells[i] for i, row in enumerate(board.rows)}
+    assert by["full"].place == 1 and by["lora"].place == 2
+    assert by["lora"].tied and by["lora"].p_value > 0.2  # one example apart in each seed
+    assert not by["bitfit"].tied and by["bitfit"].p_value < 0.01  # 60 examples apart on 200
+    assert any("†" in note for note in board.notes)
+
+
+def test_views(two_task_suite):
+    _, loaded, specs = two_task_suite
+    fill(loaded, specs)
+    with Store(loaded.store_path) as store:
+        results = Results.from_suite(loaded, specs, store)
+        assert [b.title for b in boards(results, "strategies")] == ["small · tiny"]
+        assert [b.rows for b in boards(results, "backbones")] == [[("tiny",)]] * 3
+        task = boards(results, "task", "other")[0]
+        cost = boards(results, "cost")[0]
+    assert [c.key for c in task.columns] == ["accuracy", "mcc"]
+    assert [c.key for c in cost.columns] == ["average", "trainable_params", "trainable_share", "peak_memory_mb", "train_seconds"]
+    assert cost.column("trainable_params").cells[0].mean == 1000
+
+
+def test_split_hygiene_is_flagged(two_task_suite):
+    _, loaded, specs = two_task_suite
+    with Store(loaded.store_path) as store:
+        store.write(record(specs[0], 150, selected_on="validation", reported_on="validation"))
+        store.write(record(specs[1], 150, selected_on=None, reported_on="validation"))
+        board = boards(Results.from_suite(loaded, specs, store))[0]
+    assert any("1 of 2 runs chose their checkpoint on the split they report (validation)" in n for n in board.notes)
+
+
+def test_golden_outputs_for_a_fixed_store(two_task_suite, tmp_path):
+    path, loaded, specs = two_task_suite
+    fill(loaded, specs)
+    out = tmp_path / "out"
+    assert main(["leaderboard", str(path), "--out", str(out)]) == 0
+    for name in ("leaderboard.md", "leaderboard.tex", "leaderboard.csv"):
+        produced = (out / name).read_text()
+        golden = GOLDEN / name
+        if os.environ.get("HARNESS_UPDATE_GOLDEN"):
+            golden.parent.mkdir(exist_ok=True)
+            golden.write_text(produced)
+        assert produced == golden.read_text(), f"{name} differs from tests/golden (HARNESS_UPDATE_GOLDEN=1 rewrites)"
+    frame = pd.read_csv(out / "leaderboard.csv")
+    assert list(frame.strategy) == ["full", "bitfit", "lora"]
 
 
 def test_failed_runs_are_not_scored(small_suite):
     loaded = load_suite(small_suite(seeds=[0, 1]))
     specs = expand(loaded)
     with Store(loaded.store_path) as store:
-        store.write(fake_record(specs[0], 70.0, 5))
+        store.write(record(specs[0], 140))
         store.write(RunRecord(id=specs[1].id, spec=specs[1].model_dump(mode="json"), status="failed", error="boom"))
-        board = leaderboard(specs, store)
-    assert board.loc[0, "small_sentiment_mean"] == 70.0 and board.loc[0, "small_sentiment_n"] == 1
+        board = boards(Results.from_suite(loaded, specs, store))[0]
+    cell = board.column("small_sentiment").cells[0]
+    assert cell.mean == 70.0 and cell.n == 1
+    assert export.text(cell, "score") == "70.0"
+
+
+def test_latex_escapes_names():
+    assert export.latex_escape("a_b & 50% #1") == r"a\_b \& 50\% \#1"

@@ -19,6 +19,9 @@ class Metric:
     library: str  # the distribution that computes it, whose version goes into the signature
     variant: str  # e.g. "sklearn.metrics.f1_score(average='macro')"
     scale: float = 100.0  # scores are reported in points, as papers do
+    # For metrics that are a mean over examples (accuracy, exact match): each example's score, which
+    # lets paired tests work per example (McNemar, sign-flip permutation) instead of bootstrapping.
+    per_example: Callable[[object, object], float] | None = None
 
     @property
     def signature(self) -> str:

@@ -7,7 +7,8 @@ from sklearn import metrics as sk
 
 from harness.metrics import Metric
 
-ACCURACY = Metric("accuracy", sk.accuracy_score, "scikit-learn", "sklearn.metrics.accuracy_score")
+ACCURACY = Metric("accuracy", sk.accuracy_score, "scikit-learn", "sklearn.metrics.accuracy_score",
+                  per_example=lambda p, r: float(p == r))
 F1 = Metric("f1", lambda p, r: sk.f1_score(r, p, average="binary", pos_label=1), "scikit-learn",
             "sklearn.metrics.f1_score(average='binary', pos_label=1)")
 F1_MACRO = Metric("f1_macro", lambda p, r: sk.f1_score(r, p, average="macro"), "scikit-learn",

@@ -1,121 +1,220 @@
-"""The leaderboard: one row per backbone x strategy, one column per task (primary metric,
-mean ± std over seeds), the average over tasks, and the trainable parameters.
+"""Leaderboard views built from `Results`: which rows, which columns, which cells are best.
 
-Cells are looked up by the run ids of the suite's current plan, so labels come from the suite as
-it is now and results of other suites sharing the store are never mixed in.
+- `strategies`: strategies x tasks, one board per backbone (the default view)
+- `backbones`: backbones x tasks, one board per strategy (the backbone comparison)
+- `task`: one task with all its metrics, rows backbone x strategy
+- `cost`: trainable share, peak memory and train time next to the average score
+- `overall`: every backbone x strategy as a row, tasks as columns (one board for the whole suite)
+
+A score cell holds the mean, std and 95% bootstrap interval over seeds. In each task column the
+best and second-best means are marked, and every other cell is tested against the best with a
+paired test on the same examples; Holm's correction runs over all tests of a board, and cells not
+significantly different from the best are marked. Averages over tasks use each task's combined
+score (its card's `average` metrics, as GLUE does), with the rank and win rate of each row.
+Rendering into formats is harness.report.export's job.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import pandas as pd
-from rich.table import Table
+import numpy as np
 
-from harness.plan import RunSpec
-from harness.store import Store
+from harness.registry import METRICS
+from harness.report import stats
+from harness.report.results import Results
 
-
-def scores(specs: list[RunSpec], store: Store) -> pd.DataFrame:
-    """One row per completed cell: model, strategy, task, seed, primary score, trainable params."""
-    by_id = {s.id: s for s in specs}
-    frame = store.frame(list(by_id))
-    rows = []
-    for record in frame[frame.status == "done"].itertuples():
-        spec = by_id[record.id]
-        rows.append({
-            "model": spec.model, "strategy": spec.strategy, "task": spec.task, "seed": spec.seed,
-            "metric": spec.card.primary, "score": record.metrics[spec.card.primary],
-            "trainable_params": record.cost["trainable_params"], "trainable_share": record.cost["trainable_share"],
-        })
-    return pd.DataFrame(rows, columns=["model", "strategy", "task", "seed", "metric", "score",
-                                       "trainable_params", "trainable_share"])
+ALPHA = 0.05
+VIEWS = ("overall", "strategies", "backbones", "task", "cost")
 
 
-def leaderboard(specs: list[RunSpec], store: Store) -> pd.DataFrame:
-    """Numeric leaderboard: <task>_mean, <task>_std, <task>_n per task, average, trainable params."""
-    cells = scores(specs, store)
-    models = list(dict.fromkeys(s.model for s in specs))
-    strategies = list(dict.fromkeys(s.strategy for s in specs))
-    tasks = list(dict.fromkeys(s.task for s in specs))
-    rows = []
-    for model in models:
-        for strategy in strategies:
-            mine = cells[(cells.model == model) & (cells.strategy == strategy)]
-            row: dict = {"model": model, "strategy": strategy}
-            means = []
-            for task in tasks:
-                values = mine[mine.task == task].score
-                row[f"{task}_mean"] = values.mean() if len(values) else math.nan
-                row[f"{task}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-                row[f"{task}_n"] = len(values)
-                means.append(row[f"{task}_mean"])
-            row["average"] = sum(means) / len(means) if means and not any(math.isnan(m) for m in means) else math.nan
-            row["trainable_params"] = mine.trainable_params.median() if len(mine) else math.nan
-            row["trainable_share"] = mine.trainable_share.median() if len(mine) else math.nan
-            rows.append(row)
-    return pd.DataFrame(rows)
+@dataclass
+class Cell:
+    mean: float = math.nan
+    std: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+    place: int = 0  # 1 best, 2 second best in its column; 0 otherwise
+    tied: bool = False  # not significantly different from the best (Holm-adjusted p >= ALPHA)
+    p_value: float = math.nan  # Holm-adjusted p-value against the best
 
 
-def tasks_of(board: pd.DataFrame) -> list[str]:
-    return [c.removesuffix("_mean") for c in board.columns if c.endswith("_mean")]
+@dataclass
+class Column:
+    key: str
+    title: str
+    kind: str  # score | count | share | megabytes | seconds | rank | rate
+    cells: list[Cell]
 
 
-def formatted(board: pd.DataFrame) -> pd.DataFrame:
-    """Strings as a reader sees them: '91.3 ± 0.4', '—' where a cell has no result."""
-    out = pd.DataFrame({"model": board.model, "strategy": board.strategy})
-    for task in tasks_of(board):
-        out[task] = [
-            _cell(m, s, n) for m, s, n in zip(board[f"{task}_mean"], board[f"{task}_std"], board[f"{task}_n"])
-        ]
-    out["average"] = [_number(v) for v in board.average]
-    out["trainable"] = ["—" if math.isnan(p) else _count(p) for p in board.trainable_params]
-    out["share"] = ["—" if math.isnan(s) else _share(s) for s in board.trainable_share]
-    return out
+@dataclass
+class Board:
+    title: str
+    index: list[str]  # names of the row label parts, e.g. ["model", "strategy"]
+    rows: list[tuple[str, ...]]
+    columns: list[Column]
+    notes: list[str] = field(default_factory=list)
+
+    def column(self, key: str) -> Column:
+        return next(c for c in self.columns if c.key == key)
 
 
-def _cell(mean: float, std: float, n: int) -> str:
-    if n == 0:
-        return "—"
-    return f"{mean:.1f}" if n == 1 or math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+def boards(results: Results, view: str = "overall", task: str | None = None) -> list[Board]:
+    if view == "overall":
+        return [_score_board(results, results.name, ["model", "strategy"],
+                             [(m, s) for m in results.models for s in results.strategies], _by("model", "strategy"))]
+    if view == "strategies":
+        return [_score_board(results, f"{results.name} · {m}", ["strategy"], [(s,) for s in results.strategies],
+                             _by("strategy", model=m)) for m in results.models]
+    if view == "backbones":
+        return [_score_board(results, f"{results.name} · {s}", ["model"], [(m,) for m in results.models],
+                             _by("model", strategy=s)) for s in results.strategies]
+    if view == "task":
+        names = [task] if task else results.task_names
+        return [_task_board(results, name) for name in names]
+    if view == "cost":
+        return [_cost_board(results)]
+    raise ValueError(f"unknown view {view!r}")
 
 
-def _number(value: float) -> str:
-    return "—" if math.isnan(value) else f"{value:.1f}"
+def _by(*keys: str, **fixed: str):
+    """A selector: the runs of one row (its label parts, plus fixed columns) and one task."""
+    def select(runs, row: tuple[str, ...], task: str):
+        mask = runs.task == task
+        for key, value in zip(keys, row):
+            mask &= runs[key] == value
+        for key, value in fixed.items():
+            mask &= runs[key] == value
+        return runs[mask]
+    return select
 
 
-def _share(share: float) -> str:
-    percent = 100 * share
-    return f"{percent:.0f}%" if percent >= 99.5 else f"{percent:.2g}%"
+def _score_board(results: Results, title: str, index: list[str], rows: list[tuple], select) -> Board:
+    runs = results.runs
+    columns, task_scores, tests = [], [], {}
+    for task in results.task_names:
+        metric = results.tasks[task]["primary"]
+        groups = [select(runs, row, task) for row in rows]
+        cells = [_cell(g.score) for g in groups]
+        _place(cells)
+        best = _best(cells)
+        if best is not None:
+            for i, group in enumerate(groups):
+                if i != best and cells[i].n:
+                    test = _paired(results, groups[best], group, metric)
+                    if test is not None:
+                        tests[(task, i)] = test.p_value
+        columns.append(Column(task, f"{task} ({metric})", "score", cells))
+        task_scores.append([stats.summarize(list(g.task_score)).mean for g in groups])
+    adjusted = stats.holm(tests)
+    for (task, i), p in adjusted.items():
+        cell = next(c for c in columns if c.key == task).cells[i]
+        cell.p_value, cell.tied = p, (not math.isnan(p)) and p >= ALPHA
+    table = np.array(task_scores, dtype=float).T if task_scores else np.zeros((len(rows), 0))
+    complete = ~np.isnan(table).any(axis=1) if table.size else np.zeros(len(rows), bool)
+    average = [Cell(mean=float(table[i].mean()), n=1) if complete[i] and table.shape[1] else Cell() for i in range(len(rows))]
+    _place(average)
+    columns.append(Column("average", "average", "score", average))
+    if len(results.task_names) > 1:
+        rank = stats.ranks(table).mean(axis=1) if table.size else np.full(len(rows), np.nan)
+        rate = stats.win_rates(table) if table.size else np.full(len(rows), np.nan)
+        columns.append(Column("rank", "mean rank", "rank", [Cell(mean=float(r), n=1) for r in rank]))
+        columns.append(Column("win_rate", "win rate", "rate", [Cell(mean=float(r), n=1) for r in rate]))
+    share_cells = []
+    for row in rows:
+        values = [v for t in results.task_names for v in select(runs, row, t).trainable_share]
+        share_cells.append(Cell(mean=float(np.median(values)), n=1) if values else Cell())
+    columns.append(Column("trainable_share", "trainable", "share", share_cells))
+    board = Board(title, index, rows, columns)
+    board.notes = _notes(results, board)
+    return board
 
 
-def _count(n: float) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return f"{int(n)}"
+def _task_board(results: Results, task: str) -> Board:
+    rows = [(m, s) for m in results.models for s in results.strategies]
+    runs = results.runs[results.runs.task == task]
+    columns = []
+    for metric in results.tasks[task]["metrics"]:
+        cells = []
+        for model, strategy in rows:
+            group = runs[(runs.model == model) & (runs.strategy == strategy)]
+            cells.append(_cell([m.get(metric, math.nan) for m in group.metrics]))
+        _place(cells)
+        columns.append(Column(metric, metric, "score", cells))
+    board = Board(f"{results.name} · {task}: all metrics", ["model", "strategy"], rows, columns)
+    board.notes = _notes(results, board)
+    return board
 
 
-def rich_table(table: pd.DataFrame, title: str) -> Table:
-    out = Table(title=title, title_justify="left")
-    for i, column in enumerate(table.columns):
-        out.add_column(column, justify="left" if i < 2 else "right")
-    for row in table.itertuples(index=False):
-        out.add_row(*[str(v) for v in row])
-    return out
+def _cost_board(results: Results) -> Board:
+    rows = [(m, s) for m in results.models for s in results.strategies]
+    runs = results.runs
+    specs = [("average", "average score", "score", None), ("trainable_params", "trainable params", "count", "trainable_params"),
+             ("trainable_share", "trainable", "share", "trainable_share"),
+             ("peak_memory_mb", "peak memory", "megabytes", "peak_memory_mb"),
+             ("train_seconds", "train time", "seconds", "train_seconds")]
+    overall = _score_board(results, "", ["model", "strategy"], rows, _by("model", "strategy")).column("average")
+    columns = []
+    for key, title, kind, field_name in specs:
+        if field_name is None:
+            columns.append(Column(key, title, kind, overall.cells))
+            continue
+        cells = []
+        for model, strategy in rows:
+            values = runs[(runs.model == model) & (runs.strategy == strategy)][field_name].dropna()
+            cells.append(Cell(mean=float(values.median()), n=1) if len(values) else Cell())
+        columns.append(Column(key, title, kind, cells))
+    kinds = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "peak resident set (CPU)"}
+    memory = ", ".join(sorted({kinds.get(k, str(k)) for k in runs.memory_kind.dropna()})) or "n/a"
+    return Board(f"{results.name}: cost (median over cells)", ["model", "strategy"], rows, columns,
+                 [f"peak memory: {memory}; train time: wall seconds of Trainer.train"])
 
 
-def markdown(table: pd.DataFrame) -> str:
-    header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" if i < 2 else "---:" for i in range(len(table.columns))) + "|"
-    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
+def _cell(values) -> Cell:
+    summary = stats.summarize(list(values))
+    return Cell(summary.mean, summary.std, summary.low, summary.high, summary.n)
 
 
-def write(board: pd.DataFrame, table: pd.DataFrame, folder: Path, title: str) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    md, csv = folder / "leaderboard.md", folder / "leaderboard.csv"
-    md.write_text(f"# {title}\n\n" + markdown(table), encoding="utf-8")
-    board.to_csv(csv, index=False)
-    return [md, csv]
+def _place(cells: list[Cell]) -> None:
+    means = sorted({c.mean for c in cells if c.n and not math.isnan(c.mean)}, reverse=True)
+    for cell in cells:
+        if cell.n and not math.isnan(cell.mean):
+            cell.place = 1 if cell.mean == means[0] else 2 if len(means) > 1 and cell.mean == means[1] else 0
+
+
+def _best(cells: list[Cell]) -> int | None:
+    best = [i for i, c in enumerate(cells) if c.place == 1]
+    return best[0] if best else None
+
+
+def _paired(results: Results, best, other, metric: str):
+    def runs_of(group):
+        found = []
+        for row in group.itertuples():
+            kept = results.predictions(row.run_id)
+            if kept is not None:
+                found.append((row.seed, kept[0], kept[1]))
+        return found
+
+    a, b = runs_of(best), runs_of(other)
+    if not a or not b:
+        return None
+    return stats.paired_test(a, b, METRICS.get(metric))
+
+
+def _notes(results: Results, board: Board) -> list[str]:
+    notes = []
+    if any(c.kind == "score" and any(cell.n > 1 for cell in c.cells) for c in board.columns):
+        notes.append("mean ± std over seeds; 95% bootstrap intervals in the CSV / JSON")
+    if any(cell.tied for c in board.columns for cell in c.cells):
+        notes.append(f"† not significantly different from the best in its column (paired test on the same "
+                     f"examples, Holm-corrected over the table, α = {ALPHA})")
+    selected = results.runs[results.runs.selected_on.notna() & (results.runs.selected_on == results.runs.reported_on)]
+    if len(selected):
+        splits = ", ".join(sorted(set(selected.reported_on)))
+        notes.append(f"⚠ {len(selected)} of {len(results.runs)} runs chose their checkpoint on the split they report "
+                     f"({splits}): those scores are optimistic")
+    return notes
+

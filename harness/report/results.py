@@ -1,0 +1,119 @@
+"""Completed runs as one tidy table, from a suite and its store, a whole store, or an exported file.
+
+Every report (leaderboards, statistics, plots, compare / check) reads a `Results`; none of them
+touches SQLite or suite files directly. Exported JSON holds the same rows (and, optionally, the
+per-example predictions), so a baseline can be kept in a repository and checked against in CI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import HarnessError
+
+COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
+           "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
+           "selected_on", "reported_on"]
+EXPORT_VERSION = 1
+
+
+@dataclass
+class Results:
+    runs: pd.DataFrame  # one row per completed run, COLUMNS
+    tasks: dict[str, dict[str, Any]]  # task -> {"primary": name, "average": [names], "metrics": [names]}
+    name: str = "results"
+    _predictions: dict[str, tuple[list, list]] = field(default_factory=dict, repr=False)
+    _store: Any = field(default=None, repr=False)
+    histories: dict[str, list[dict]] = field(default_factory=dict, repr=False)  # run id -> Trainer log
+    order: dict[str, list[str]] = field(default_factory=dict)  # "model" / "strategy" -> the suite's order
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_suite(cls, loaded, specs, store) -> Results:
+        """The runs of a suite's current plan, labelled as the suite labels them now."""
+        by_id = {s.id: s for s in specs}
+        frame = store.frame(list(by_id))
+        labels = {i: (s.model, s.strategy, s.task, s.seed) for i, s in by_id.items()}
+        cards = {name: card.model_dump(mode="json") for name, card in loaded.cards.items()}
+        results = cls._build(frame, labels, cards, loaded.name, store)
+        results.order = {"model": list(loaded.suite.models), "strategy": list(loaded.strategies)}
+        return results
+
+    @classmethod
+    def from_store(cls, store, suite: str | None = None) -> Results:
+        """Every completed run in a store (of one suite if named), labelled as when it ran."""
+        frame = store.frame()
+        if suite is not None:
+            frame = frame[frame.suite == suite]
+        labels = {r.id: (r.model, r.strategy, r.task, r.seed) for r in frame.itertuples()}
+        cards = {r.task: r.spec["card"] for r in frame.itertuples()}
+        return cls._build(frame, labels, cards, suite or Path(store.path).stem, store)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Results:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            runs = pd.DataFrame(data["runs"], columns=COLUMNS)
+            predictions = {k: (v[0], v[1]) for k, v in data.get("predictions", {}).items()}
+            return cls(runs, data["tasks"], data.get("name", Path(path).stem), predictions)
+        except (OSError, ValueError, KeyError) as exc:
+            raise HarnessError(f"{path}: not a harness results file ({exc})") from None
+
+    @classmethod
+    def _build(cls, frame: pd.DataFrame, labels: dict, cards: dict, name: str, store) -> Results:
+        tasks = {t: {"primary": c["primary"], "average": c.get("average") or [c["primary"]], "metrics": c["metrics"]}
+                 for t, c in cards.items()}
+        rows, histories = [], {}
+        for record in frame[frame.status == "done"].itertuples():
+            model, strategy, task, seed = labels[record.id]
+            info, cost, metrics = record.info, record.cost, record.metrics
+            rows.append({
+                "run_id": record.id, "model": model, "strategy": strategy, "task": task, "seed": seed,
+                "primary": tasks[task]["primary"], "score": metrics[tasks[task]["primary"]],
+                "task_score": sum(metrics[m] for m in tasks[task]["average"]) / len(tasks[task]["average"]),
+                "metrics": metrics, "trainable_params": cost.get("trainable_params"),
+                "total_params": cost.get("total_params"), "trainable_share": cost.get("trainable_share"),
+                "peak_memory_mb": cost.get("peak_memory_mb"), "memory_kind": cost.get("memory_kind"),
+                "train_seconds": cost.get("seconds", {}).get("train"),
+                "selected_on": info.get("selected_on"), "reported_on": info.get("reported_on"),
+            })
+            histories[record.id] = info.get("log_history", [])
+        return cls(pd.DataFrame(rows, columns=COLUMNS), tasks, name, _store=store, histories=histories)
+
+    # ------------------------------------------------------------------ access
+
+    @property
+    def models(self) -> list[str]:
+        return self.order.get("model") or list(dict.fromkeys(self.runs.model))
+
+    @property
+    def strategies(self) -> list[str]:
+        return self.order.get("strategy") or list(dict.fromkeys(self.runs.strategy))
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t for t in self.tasks if t in set(self.runs.task)] or list(self.tasks)
+
+    def predictions(self, run_id: str) -> tuple[list, list] | None:
+        """(per-example predictions, references) of a run, if they were kept."""
+        if run_id not in self._predictions and self._store is not None:
+            found = self._store.predictions(run_id)
+            if found is not None:
+                self._predictions[run_id] = found
+        return self._predictions.get(run_id)
+
+    def to_json(self, path: str | Path, predictions: bool = True) -> Path:
+        data: dict[str, Any] = {"harness_results": EXPORT_VERSION, "name": self.name, "tasks": self.tasks,
+                                "runs": json.loads(self.runs.to_json(orient="records"))}
+        if predictions:
+            data["predictions"] = {i: p for i in self.runs.run_id if (p := self.predictions(i)) is not None}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data), encoding="utf-8")
+        return path
