@@ -37,6 +37,22 @@ def main(argv: list[str] | None = None) -> int:
                             "backbones: one board per strategy; task: all metrics of a task; cost: cost columns")
     board.add_argument("--task", help="with --view task: only this task")
     board.add_argument("--out", help="output folder (default: results/<suite name>/)")
+    comparer = sub.add_parser("compare", help="diff two result sets: suites, stores (.sqlite) or exports (.json)")
+    comparer.add_argument("a")
+    comparer.add_argument("b")
+    comparer.add_argument("--store", help="store for suites given by name or file (default: the suite's own)")
+    checker = sub.add_parser("check", help="fail (exit 1) when a candidate regresses from a baseline or misses published targets")
+    checker.add_argument("suite", nargs="?", help="the candidate suite (or use --candidate)")
+    checker.add_argument("--baseline", help="suite, store (.sqlite) or export (.json) to hold the candidate against")
+    checker.add_argument("--candidate", help="suite, store or export (default: SUITE)")
+    checker.add_argument("--targets", help="a file of published numbers with tolerance bands (see targets/)")
+    checker.add_argument("--floor", type=float, default=0.5, help="smallest tolerated drop, in points (default 0.5)")
+    checker.add_argument("--k", type=float, default=2.0, help="tolerated drop in seed standard deviations (default 2)")
+    checker.add_argument("--store", help="store for suites (default: the suite's own)")
+    checker.add_argument("--out", default="results/check", help="folder for check.md and check.xml (JUnit)")
+    exporter = with_suite("export", "write a suite's results (and per-example predictions) to one JSON file")
+    exporter.add_argument("--out", help="file (default: results/<suite>/results.json)")
+    exporter.add_argument("--no-predictions", action="store_true", help="leave the per-example predictions out")
     lister = sub.add_parser("list", help="list known tasks, strategies, metrics or tiny backbone families")
     lister.add_argument("what", choices=["tasks", "strategies", "metrics", "tiny"])
 
@@ -142,6 +158,85 @@ def _print_board(loaded, specs, store, out: Path | None, view: str = "overall", 
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 
+def _results(ref: str, store_path: str | None):
+    """Results from an export (.json), a whole store (.sqlite / .db) or a suite (file or name)."""
+    from harness.plan import expand, load_suite
+    from harness.report.results import Results
+    from harness.store import Store
+
+    path = Path(ref)
+    if path.suffix == ".json":
+        return Results.from_json(path)
+    if path.suffix in (".sqlite", ".db"):
+        if not path.exists():
+            raise HarnessError(f"{ref}: no such store")
+        return Results.from_store(Store(path))
+    loaded = load_suite(_suite_path(ref))
+    return Results.from_suite(loaded, expand(loaded), Store(store_path or loaded.store_path))
+
+
+def cmd_compare(args) -> int:
+    from harness.report.compare import compare
+
+    a, b = _results(args.a, args.store), _results(args.b, args.store)
+    diff = compare(a, b)
+    table = Table(title=f"A = {a.name}, B = {b.name}: primary metric, mean (std, n) over seeds", title_justify="left")
+    for column in ("model", "strategy", "task", "A", "B", "B - A"):
+        table.add_column(column, justify="right" if column in ("A", "B", "B - A") else "left")
+    for row in diff.itertuples():
+        table.add_row(row.model, row.strategy, row.task, _mean(row.mean_a, row.std_a, row.n_a),
+                      _mean(row.mean_b, row.std_b, row.n_b), "—" if row.delta != row.delta else f"{row.delta:+.2f}")
+    console.print(table)
+    return 0
+
+
+def _mean(mean, std, n) -> str:
+    if mean != mean:
+        return "missing"
+    return f"{mean:.2f}" + (f" ({std:.2f}, {int(n)})" if std == std else f" (n={int(n)})")
+
+
+def cmd_check(args) -> int:
+    from harness.report import compare
+
+    candidate_ref = args.candidate or args.suite
+    if not candidate_ref:
+        raise HarnessError("check: name the candidate (a suite, or --candidate)")
+    if not args.baseline and not args.targets:
+        raise HarnessError("check: give --baseline, --targets, or both")
+    candidate = _results(candidate_ref, args.store)
+    reports = []
+    if args.baseline:
+        reports.append(compare.check(_results(args.baseline, args.store), candidate, args.floor, args.k))
+    if args.targets:
+        reports.append(compare.check_targets(Path(args.targets), candidate))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "check.md").write_text("\n".join(compare.markdown(r) for r in reports), encoding="utf-8")
+    (out / "check.xml").write_text(compare.junit(reports), encoding="utf-8")
+    failed = 0
+    for report in reports:
+        console.print(f"[bold]{report.title}[/]")
+        for v in report.verdicts:
+            mark = "[red]✗[/]" if v.failed else "[green]✓[/]"
+            detail = f"{v.candidate:.2f} vs {v.baseline:.2f}" if v.candidate == v.candidate else f"baseline {v.baseline:.2f}"
+            console.print(f"{mark} {v.name}: {v.status} ({detail}){': ' + v.reason if v.reason else ''}")
+        failed += len(report.failed)
+    console.print(f"{failed} failing cell(s); wrote {out / 'check.md'}, {out / 'check.xml'}")
+    return 1 if failed else 0
+
+
+def cmd_export(args) -> int:
+    loaded, specs, store, _ = _load(args)
+    from harness.report.results import Results
+
+    results = Results.from_suite(loaded, specs, store)
+    path = Path(args.out) if args.out else store.path.parent / loaded.name / "results.json"
+    results.to_json(path, predictions=not args.no_predictions)
+    console.print(f"wrote {len(results.runs)} runs to {path}")
+    return 0
+
+
 def cmd_list(args) -> int:
     from harness.backbones import TINY
     from harness.registry import METRICS, STRATEGIES, TaskCatalogue
@@ -156,7 +251,8 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "compare": cmd_compare,
+            "check": cmd_check, "export": cmd_export, "list": cmd_list}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,95 @@
+"""compare / check: exit codes for pass, regression and missing cells; targets; JUnit and Markdown."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness.cli import main
+from harness.plan import expand, load_suite
+from harness.store import Store
+from tests.test_leaderboard import record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stored(path, correct_by_strategy, skip=()):
+    loaded = load_suite(path)
+    with Store(loaded.store_path) as store:
+        for spec in expand(loaded):
+            if spec.strategy in skip:
+                continue
+            store.write(record(spec, correct_by_strategy[spec.strategy] + spec.seed))
+    return loaded
+
+
+def test_unchanged_passes_and_exports_round_trip(small_suite, tmp_path, capsys):
+    path = small_suite(strategies={"full": {}, "lora": {}}, seeds=[0, 1, 2])
+    stored(path, {"full": 180, "lora": 176})
+    assert main(["export", str(path), "--out", str(tmp_path / "base.json")]) == 0
+    assert main(["check", str(path), "--baseline", str(tmp_path / "base.json"), "--out", str(tmp_path / "c")]) == 0
+    assert "0 failing cell(s)" in capsys.readouterr().out
+    tree = ET.parse(tmp_path / "c" / "check.xml").getroot()
+    assert tree.find("testsuite").get("tests") == "2" and tree.find("testsuite").get("failures") == "0"
+
+
+def test_a_degraded_strategy_fails_and_the_unchanged_one_passes(small_suite, tmp_path, capsys):
+    base = stored(small_suite(strategies={"full": {}, "lora": {}}, seeds=[0, 1, 2]), {"full": 180, "lora": 176})
+    candidate = small_suite(strategies={"full": {}, "lora": {}}, seeds=[0, 1, 2], name="cand",
+                            store=str(tmp_path / "cand.sqlite"))
+    stored(candidate, {"full": 180, "lora": 160})  # lora lost 8 points
+    assert main(["check", str(candidate), "--baseline", str(base.store_path), "--out", str(tmp_path / "c")]) == 1
+    out = capsys.readouterr().out
+    assert "✓ tiny · full · small_sentiment: pass" in out
+    assert "✗ tiny · lora · small_sentiment: regression" in out
+    xml = ET.parse(tmp_path / "c" / "check.xml").getroot()
+    failures = [c.get("name") for c in xml.iter("testcase") if c.find("failure") is not None]
+    assert failures == ["tiny · lora · small_sentiment"]
+    assert "**regression**" in (tmp_path / "c" / "check.md").read_text()
+
+
+def test_a_small_drop_within_seed_noise_passes_but_a_consistent_one_is_caught_by_the_paired_test(small_suite, tmp_path):
+    base = stored(small_suite(seeds=[0, 1, 2]), {"full": 180})
+    candidate = small_suite(seeds=[0, 1, 2], name="cand", store=str(tmp_path / "cand.sqlite"))
+    # 0.4 points lower, under the 0.5 floor; but the same 1 example more wrong in every seed is not significant either
+    stored(candidate, {"full": 179})
+    assert main(["check", str(candidate), "--baseline", str(base.store_path), "--out", str(tmp_path / "c")]) == 0
+
+
+def test_missing_cells_fail(small_suite, tmp_path, capsys):
+    base = stored(small_suite(strategies={"full": {}, "lora": {}}), {"full": 180, "lora": 176})
+    candidate = small_suite(strategies={"full": {}, "lora": {}}, name="cand", store=str(tmp_path / "cand.sqlite"))
+    stored(candidate, {"full": 180, "lora": 176}, skip={"lora"})
+    assert main(["check", str(candidate), "--baseline", str(base.store_path), "--out", str(tmp_path / "c")]) == 1
+    assert "lora · small_sentiment: missing" in capsys.readouterr().out
+
+
+def test_targets(small_suite, tmp_path, capsys):
+    path = small_suite(strategies={"full": {}, "lora": {}})
+    stored(path, {"full": 180, "lora": 170})  # 90.0 and 85.0
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(
+        "name: paper\ntolerance: 1.0\ntargets:\n"
+        "  - {model: tiny, strategy: full, task: small_sentiment, value: 90.5}\n"
+        "  - {model: tiny, strategy: lora, task: small_sentiment, value: 88.0}\n"
+        "  - {model: tiny, strategy: bitfit, task: small_sentiment, value: 80.0}\n")
+    assert main(["check", str(path), "--targets", str(targets), "--out", str(tmp_path / "c")]) == 1
+    out = capsys.readouterr().out
+    assert "full · small_sentiment: pass" in out
+    assert "lora · small_sentiment: below" in out
+    assert "bitfit · small_sentiment: missing" in out
+
+
+def test_shipped_targets_parse():
+    from harness.config import parse, read_yaml
+    from harness.report.compare import Targets
+
+    for path in (ROOT / "targets").glob("*.yaml"):
+        assert parse(Targets, read_yaml(path), str(path)).targets
+
+
+def test_compare_prints_both_sides(small_suite, tmp_path, capsys):
+    base = stored(small_suite(), {"full": 180})
+    assert main(["export", str(small_suite()), "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["compare", str(tmp_path / "a.json"), str(base.store_path)]) == 0
+    assert "+0.00" in capsys.readouterr().out
