@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                             "backbones: one board per strategy; task: all metrics of a task; cost: cost columns")
     board.add_argument("--task", help="with --view task: only this task")
     board.add_argument("--out", help="output folder (default: results/<suite name>/)")
+    reporter = with_suite("report", "every leaderboard view in every format, the plots, and one HTML report")
+    reporter.add_argument("--out", help="output folder (default: results/<suite name>/)")
     comparer = sub.add_parser("compare", help="diff two result sets: suites, stores (.sqlite) or exports (.json)")
     comparer.add_argument("a")
     comparer.add_argument("b")
@@ -158,6 +160,32 @@ def _print_board(loaded, specs, store, out: Path | None, view: str = "overall", 
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 
+def cmd_report(args) -> int:
+    from harness.report import export, html, plots
+    from harness.report.leaderboard import boards
+    from harness.report.results import Results
+
+    loaded, specs, store, _ = _load(args)
+    results = Results.from_suite(loaded, specs, store)
+    if results.runs.empty:
+        raise HarnessError(f"{loaded.name}: no completed runs in {store.path}; run the suite first")
+    folder = Path(args.out) if args.out else store.path.parent / loaded.name
+    sections = [("Leaderboard", boards(results, "overall")),
+                ("Strategies per backbone", boards(results, "strategies")),
+                ("Backbones per strategy", boards(results, "backbones")),
+                ("Cost", boards(results, "cost")),
+                ("Every metric, per task", boards(results, "task"))]
+    written = []
+    for (_, tables), view in zip(sections, ("overall", "strategies", "backbones", "cost", "task")):
+        written += export.write(tables, folder, "leaderboard" if view == "overall" else f"leaderboard-{view}")
+    console.print(export.rich_table(sections[0][1][0]))
+    pictures = plots.write(results, folder / "plots")
+    page = folder / "report.html"
+    page.write_text(html.render(f"harness report: {loaded.name}", sections, pictures), encoding="utf-8")
+    console.print(f"wrote {page}, {len(pictures)} plots in {folder / 'plots'} and {len(written)} tables in {folder}")
+    return 0
+
+
 def _results(ref: str, store_path: str | None):
     """Results from an export (.json), a whole store (.sqlite / .db) or a suite (file or name)."""
     from harness.plan import expand, load_suite
@@ -251,7 +279,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "compare": cmd_compare,
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "report": cmd_report, "compare": cmd_compare,
             "check": cmd_check, "export": cmd_export, "list": cmd_list}
 
 if __name__ == "__main__":

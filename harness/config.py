@@ -47,6 +47,8 @@ class TrainConfig(Strict):
     max_grad_norm: float = Field(1.0, gt=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     early_stopping: EarlyStopping | None = Field(None, description="evaluate each epoch and stop on a plateau")
+    eval_every_steps: int | None = Field(
+        None, ge=1, description="also evaluate every N steps during training (logged for curves; early stopping uses it)")
     max_train_samples: int | None = Field(None, ge=1, description="use only the first N training rows")
     max_eval_samples: int | None = Field(None, ge=1, description="use only the first N evaluation rows")
 

@@ -106,6 +106,7 @@ def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
 def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None) -> Trainer:
     cfg = spec.train
     stopping = cfg.early_stopping
+    every = "steps" if cfg.eval_every_steps else "epoch" if stopping else "no"
     args = TrainingArguments(
         output_dir=workdir,
         num_train_epochs=cfg.epochs,
@@ -121,8 +122,10 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
         label_smoothing_factor=cfg.label_smoothing,
         seed=spec.seed,
         data_seed=spec.seed,
-        eval_strategy="epoch" if stopping else "no",
-        save_strategy="epoch" if stopping else "no",
+        eval_strategy=every,
+        eval_steps=cfg.eval_every_steps,
+        save_strategy=every if stopping else "no",
+        save_steps=cfg.eval_every_steps,
         save_total_limit=1 if stopping else None,
         load_best_model_at_end=bool(stopping),
         metric_for_best_model=(stopping.metric or adapter.card.primary) if stopping else None,

@@ -22,6 +22,9 @@ class Metric:
     # For metrics that are a mean over examples (accuracy, exact match): each example's score, which
     # lets paired tests work per example (McNemar, sign-flip permutation) instead of bootstrapping.
     per_example: Callable[[object, object], float] | None = None
+    # The same metric over many resamples at once: (R x n predictions, R x n references) -> R values,
+    # unscaled. Paired bootstraps use it; tests hold it equal to `compute` on every row.
+    batch: Callable[[object, object], object] | None = None
 
     @property
     def signature(self) -> str:
@@ -29,3 +32,11 @@ class Metric:
 
     def __call__(self, predictions: Sequence, references: Sequence) -> float:
         return float(self.compute(predictions, references)) * self.scale
+
+    def many(self, predictions, references):
+        """Scaled values for each row of two R x n arrays (numpy)."""
+        import numpy as np
+
+        if self.batch is not None:
+            return np.asarray(self.batch(predictions, references), dtype=float) * self.scale
+        return np.array([self(list(p), list(r)) for p, r in zip(predictions, references)])

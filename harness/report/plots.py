@@ -1,0 +1,155 @@
+"""Plots of a `Results` (matplotlib, no display needed): what a strategy costs for what it scores.
+
+- score against trainable parameters (log axis) with the Pareto frontier, per task and averaged
+- score against peak memory, and against train time (averaged over tasks)
+- per-task bars with 95% bootstrap-interval whiskers
+- evaluation curves over training steps, from the evaluations logged during training
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness.report import stats  # noqa: E402
+from harness.report.results import Results  # noqa: E402
+
+MARKERS = "osD^vP*Xh"
+
+
+def points(results: Results, x: str, task: str | None) -> list[dict]:
+    """One point per (model, strategy): median of cost column `x`, mean score (a task's, or the task-average)."""
+    runs = results.runs
+    out = []
+    for model in results.models:
+        for strategy in results.strategies:
+            mine = runs[(runs.model == model) & (runs.strategy == strategy)]
+            if task is not None:
+                mine = mine[mine.task == task]
+                score = mine.score.mean() if len(mine) else math.nan
+            else:
+                per_task = [mine[mine.task == t].task_score.mean() for t in results.task_names]
+                score = float(np.mean(per_task)) if per_task and not any(math.isnan(v) for v in per_task) else math.nan
+            cost = mine[x].dropna().median() if len(mine) else math.nan
+            if not math.isnan(score) and not math.isnan(cost) and cost > 0:
+                out.append({"model": model, "strategy": strategy, "x": float(cost), "y": float(score)})
+    return out
+
+
+def pareto(pts: list[dict]) -> list[dict]:
+    """Points no other point beats on both cost (lower) and score (higher), by increasing cost."""
+    front, best = [], -math.inf
+    for p in sorted(pts, key=lambda p: (p["x"], -p["y"])):
+        if p["y"] > best:
+            front.append(p)
+            best = p["y"]
+    return front
+
+
+def score_against(results: Results, x: str, label: str, task: str | None = None, log: bool = True):
+    pts = points(results, x, task)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    strategies = results.strategies
+    for i, model in enumerate(results.models):
+        mine = [p for p in pts if p["model"] == model]
+        for p in mine:
+            color = plt.cm.tab10(strategies.index(p["strategy"]) % 10)
+            ax.scatter(p["x"], p["y"], marker=MARKERS[i % len(MARKERS)], color=color, s=60, zorder=3,
+                       label=f"{model} · {p['strategy']}")
+    front = pareto(pts)
+    if len(front) > 1:
+        ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="grey", linestyle="--",
+                linewidth=1, zorder=2, label="Pareto frontier")
+    if log:
+        ax.set_xscale("log")
+    what = f"{task} ({results.tasks[task]['primary']})" if task else "average over tasks"
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"score: {what}")
+    ax.set_title(f"{results.name}: {what} against {label}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if pts:
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def task_bars(results: Results):
+    rows = [(m, s) for m in results.models for s in results.strategies]
+    tasks = results.task_names
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(tasks) + 2), 4.4))
+    width = 0.8 / max(len(rows), 1)
+    runs = results.runs
+    for i, (model, strategy) in enumerate(rows):
+        means, lows, highs = [], [], []
+        for task in tasks:
+            s = stats.summarize(list(runs[(runs.model == model) & (runs.strategy == strategy) & (runs.task == task)].score))
+            means.append(s.mean)
+            lows.append(s.mean - s.low if not math.isnan(s.low) else 0.0)
+            highs.append(s.high - s.mean if not math.isnan(s.high) else 0.0)
+        x = np.arange(len(tasks)) + (i - (len(rows) - 1) / 2) * width
+        ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=f"{model} · {strategy}",
+               color=plt.cm.tab10(i % 10))
+    ax.set_xticks(np.arange(len(tasks)), [f"{t}\n({results.tasks[t]['primary']})" for t in tasks], fontsize=8)
+    ax.set_ylabel("score (mean over seeds, 95% bootstrap interval)")
+    ax.set_title(f"{results.name}: score per task", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def eval_curves(results: Results):
+    """Evaluation score against training step, one line per run; None when nothing was logged."""
+    fig, axes = plt.subplots(1, len(results.task_names), figsize=(5 * len(results.task_names), 3.8), squeeze=False)
+    drawn = False
+    rows = [(m, s) for m in results.models for s in results.strategies]
+    for ax, task in zip(axes[0], results.task_names):
+        key = f"eval_{results.tasks[task]['primary']}"
+        for i, (model, strategy) in enumerate(rows):
+            mine = results.runs[(results.runs.model == model) & (results.runs.strategy == strategy) & (results.runs.task == task)]
+            for j, run_id in enumerate(mine.run_id):
+                logged = [(e["step"], e[key]) for e in results.histories.get(run_id, []) if key in e]
+                if logged:
+                    steps, values = zip(*logged)
+                    ax.plot(steps, values, marker=".", color=plt.cm.tab10(i % 10), alpha=0.8,
+                            label=f"{model} · {strategy}" if j == 0 else None)
+                    drawn = True
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(key.removeprefix("eval_"))
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    if not drawn:
+        plt.close(fig)
+        return None
+    return fig
+
+
+def write(results: Results, folder: Path) -> list[Path]:
+    """Every plot as a PNG in `folder`; returns their paths (plots with nothing to show are left out)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = {"score_vs_params": score_against(results, "trainable_params", "trainable parameters")}
+    if len(results.task_names) > 1:
+        for task in results.task_names:
+            figures[f"score_vs_params_{task}"] = score_against(results, "trainable_params", "trainable parameters", task)
+    figures["score_vs_memory"] = score_against(results, "peak_memory_mb", "peak memory (MB)")
+    figures["score_vs_time"] = score_against(results, "train_seconds", "train time (s)")
+    figures["task_bars"] = task_bars(results)
+    curves = eval_curves(results)
+    if curves is not None:
+        figures["eval_curves"] = curves
+    paths = []
+    for name, fig in figures.items():
+        path = folder / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
