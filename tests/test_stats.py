@@ -1,0 +1,82 @@
+"""Statistics against scipy and hand-computed values on fixed inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+
+from harness.registry import METRICS
+from harness.report import stats
+
+
+def test_seed_summary_matches_numpy_and_scipy_bootstrap():
+    values = [81.0, 84.5, 83.0, 86.0]
+    s = stats.summarize(values)
+    assert s.n == 4 and s.mean == pytest.approx(83.625) and s.std == pytest.approx(np.std(values, ddof=1))
+    ci = sp.bootstrap((np.array(values),), np.mean, confidence_level=0.95, n_resamples=stats.RESAMPLES,
+                      method="percentile", random_state=0).confidence_interval
+    assert (s.low, s.high) == pytest.approx((ci.low, ci.high))
+
+
+def test_seed_summary_edge_cases():
+    one = stats.summarize([70.0])
+    assert one.mean == 70.0 and math.isnan(one.std) and math.isnan(one.low)
+    same = stats.summarize([70.0, 70.0])
+    assert (same.std, same.low, same.high) == (0.0, 70.0, 70.0)
+    assert stats.summarize([]).n == 0
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 with m = 3: 3*0.01, max(.03, 2*0.03), max(.06, 1*0.04)
+    assert stats.holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    assert stats.holm({"a": 0.6, "b": 0.9}) == {"a": 1.0, "b": 1.0}
+
+
+def run(seed, correct_mask):
+    refs = [1] * len(correct_mask)
+    return (seed, [1 if c else 0 for c in correct_mask], refs)
+
+
+def test_one_seed_accuracy_uses_mcnemar_exact():
+    # A right and B wrong on 12 examples, the reverse on 3, the rest agree
+    a = [True] * 12 + [False] * 3 + [True] * 50
+    b = [False] * 12 + [True] * 3 + [True] * 50
+    test = stats.paired_test([run(0, a)], [run(0, b)], METRICS.get("accuracy"))
+    assert test.test == "mcnemar"
+    assert test.p_value == pytest.approx(sp.binomtest(12, 15, 0.5).pvalue)
+    assert test.difference == pytest.approx(100 * 9 / 65)
+
+
+def test_several_seeds_use_a_sign_flip_permutation_test():
+    a = [run(s, [True] * 40 + [False] * 10) for s in range(3)]
+    b = [run(s, [False] * 15 + [True] * 25 + [False] * 10) for s in range(3)]
+    test = stats.paired_test(a, b, METRICS.get("accuracy"))
+    assert test.test == "permutation" and test.seeds == 3 and test.p_value < 0.001
+
+
+def test_other_metrics_use_a_paired_bootstrap_and_see_no_difference_between_equals():
+    rng = np.random.default_rng(1)
+    refs = list(rng.integers(0, 2, 300))
+    preds = [r if rng.random() < 0.8 else 1 - r for r in refs]
+    same = stats.paired_test([(0, preds, refs)], [(0, list(preds), refs)], METRICS.get("mcc"))
+    assert same.test == "paired bootstrap" and same.difference == 0 and same.p_value == 1.0
+    worse = [r if rng.random() < 0.55 else 1 - r for r in refs]
+    test = stats.paired_test([(0, preds, refs)], [(0, worse, refs)], METRICS.get("mcc"))
+    assert test.difference > 0 and test.p_value < 0.01
+
+
+def test_runs_on_different_examples_are_not_compared():
+    assert stats.paired_test([(0, [1, 0], [1, 0])], [(0, [1, 0], [0, 1])], METRICS.get("accuracy")) is None
+    assert stats.paired_test([(0, [1], [1])], [(1, [1], [1])], METRICS.get("accuracy")) is None
+
+
+def test_ranks_and_win_rates_by_hand():
+    table = np.array([[90.0, 80.0], [85.0, 85.0], [85.0, math.nan]])
+    assert stats.ranks(table).tolist()[0] == [1.0, 2.0]
+    assert stats.ranks(table)[1].tolist() == [2.5, 1.0]  # tied with row 3 on the first task
+    # row 0 beats both on task 1, loses to row 1 on task 2: 2 of 3 games
+    # row 1: loses to row 0 and ties row 2 on task 1, beats row 0 on task 2
+    assert stats.win_rates(table).tolist() == pytest.approx([2 / 3, (0 + 0.5 + 1) / 3, (0 + 0.5) / 2])
