@@ -73,3 +73,10 @@ def test_plan_command_shows_todo_and_refusals(small_suite, capsys):
     assert main(["plan", str(path)]) == 0
     out = capsys.readouterr().out
     assert "1 to do" in out and "1 cannot run" in out and "q_proj" in out
+
+
+def test_report_only_card_fields_do_not_change_the_id(small_suite, tmp_path):
+    base = ids(small_suite())
+    card = dict(SENTIMENT_CARD, description="edited", average=["accuracy", "f1_macro"])
+    write_yaml(tmp_path / "tasks" / "small_sentiment.yaml", card)
+    assert ids(small_suite()) == base
