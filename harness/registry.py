@@ -54,6 +54,11 @@ STRATEGIES: Registry[Any] = Registry(
     {
         "full": "harness.strategies.full:Full",
         "head_only": "harness.strategies.freezing:HeadOnly",
+        "freeze": "harness.strategies.freezing:Freeze",
+        "top_k": "harness.strategies.freezing:TopK",
+        "gradual_unfreezing": "harness.strategies.freezing:GradualUnfreezing",
+        "llrd": "harness.strategies.freezing:LLRD",
+        "ln_tuning": "harness.strategies.norms:LNTuning",
         "bitfit": "harness.strategies.bitfit:BitFit",
         "lora": "harness.strategies.peft_methods:LoRA",
     },

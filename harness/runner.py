@@ -32,6 +32,31 @@ datasets.disable_progress_bars()
 datasets.logging.set_verbosity_error()
 
 
+class HarnessTrainer(Trainer):
+    """Trainer whose optimizer takes the strategy's parameter groups (learning-rate scales, and
+    parameters that unfreeze later) while keeping Trainer's weight-decay rules. Nothing else changes."""
+
+    def __init__(self, *args, strategy, **kwargs):
+        self.strategy = strategy
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model=None):
+        groups = self.strategy.parameter_groups(self.model)
+        if groups is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        decay = set(self.get_decay_parameter_names(self.model))
+        params = dict(self.model.named_parameters())
+        grouped = []
+        for names, scale in groups:
+            for weight_decay, decayed in ((self.args.weight_decay, True), (0.0, False)):
+                chosen = [params[n] for n in names if (n in decay) == decayed]
+                if chosen:
+                    grouped.append({"params": chosen, "weight_decay": weight_decay, "lr": self.args.learning_rate * scale})
+        optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+        self.optimizer = optimizer_cls(grouped, **kwargs)
+        return self.optimizer
+
+
 class _ReportSteps(TrainerCallback):
     def __init__(self, progress: Progress):
         self.progress = progress
@@ -56,10 +81,11 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
         with timer("preprocess"):
             train_set, train_info = adapter.preprocess(train_rows, data.train_source, tokenizer, cfg)
             eval_set, eval_info = adapter.preprocess(eval_rows, data.eval_source, tokenizer, cfg)
-        model = spec.build_strategy().apply(model, adapter)
+        strategy = spec.build_strategy()
+        model = strategy.apply(model, adapter)
         params = parameter_counts(model)
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-            trainer = _trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress)
+            trainer = _trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress, strategy)
             with timer("train"):
                 result = trainer.train()
             with timer("evaluate"):
@@ -103,7 +129,8 @@ def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
     return split.select(range(min(n, len(split)))) if n else split
 
 
-def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None) -> Trainer:
+def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None,
+             strategy=None) -> Trainer:
     cfg = spec.train
     stopping = cfg.early_stopping
     every = "steps" if cfg.eval_every_steps else "epoch" if stopping else "no"
@@ -138,20 +165,21 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    callbacks: list[TrainerCallback] = []
+    strategy = strategy or spec.build_strategy()
+    callbacks: list[TrainerCallback] = list(strategy.callbacks(model))
     if stopping:
         callbacks.append(EarlyStoppingCallback(stopping.patience, stopping.threshold))
     if progress:
         callbacks.append(_ReportSteps(progress))
-    references = adapter.references(eval_set)
-    trainer = Trainer(
+    trainer = HarnessTrainer(
         model=model,
+        strategy=strategy,
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
         data_collator=adapter.collator(tokenizer),
-        compute_metrics=lambda p: adapter.score(adapter.decode(p.predictions), references),
+        compute_metrics=lambda p: adapter.score(adapter.decode(p.predictions), adapter.references(eval_set)),
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # our own display reports progress

@@ -41,6 +41,15 @@ class Strategy:
     def apply(self, model: nn.Module, adapter) -> nn.Module:
         raise NotImplementedError
 
+    def parameter_groups(self, model: nn.Module) -> list[tuple[list[str], float]] | None:
+        """[(parameter names, learning-rate scale)] for the optimizer, or None for every trainable
+        parameter at the base rate. Parameters that start frozen and unfreeze later must be listed."""
+        return None
+
+    def callbacks(self, model: nn.Module) -> list:
+        """TrainerCallbacks that change what trains during training (gradual unfreezing)."""
+        return []
+
 
 def backbone_of(model: nn.Module) -> nn.Module:
     """The pretrained body of an AutoModelFor* model; everything else is its task head."""
@@ -61,3 +70,37 @@ def train_only(model: nn.Module, keep) -> nn.Module:
     for name, param in model.named_parameters():
         param.requires_grad = name in head or keep(name)
     return model
+
+
+def layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The backbone's stack of transformer blocks: its longest ModuleList of same-typed modules
+    (encoder.layer in BERT, model.layers in Llama, h in GPT-2), with its qualified name."""
+    body = {id(m) for m in backbone_of(model).modules()}
+    best: tuple[str, nn.ModuleList] | None = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and id(module) in body and len(module) > 0:
+            if len({type(m) for m in module}) == 1 and (best is None or len(module) > len(best[1])):
+                best = (name, module)
+    if best is None:
+        raise ValueError(f"{type(model).__name__} has no stack of layers")
+    return best
+
+
+def depth_groups(model: nn.Module) -> tuple[list[str], list[list[str]], list[str], list[str]]:
+    """Parameter names by depth: (embeddings, [layer 0 .. layer L-1], above the layers, head).
+
+    'Above the layers' holds what sits between the last block and the head (a final norm, a pooler).
+    """
+    stack, layers = layer_stack(model)
+    head = head_names(model)
+    embeddings, above, by_layer = [], [], [[] for _ in layers]
+    for name, _ in model.named_parameters():
+        if name in head:
+            continue
+        if name.startswith(stack + "."):
+            by_layer[int(name[len(stack) + 1:].split(".", 1)[0])].append(name)
+        elif "embed" in name:
+            embeddings.append(name)
+        else:
+            above.append(name)
+    return embeddings, by_layer, above, sorted(head)

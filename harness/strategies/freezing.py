@@ -1,6 +1,18 @@
-"""The freezing family: strategies that train a subset of the backbone's own parameters."""
+"""The freezing family: strategies that train a subset of the backbone's own parameters.
 
-from harness.strategies import Strategy, train_only
+Depth is read off the model (harness.strategies.depth_groups): embeddings, the stack of layers
+from the bottom, what sits above the stack, and the head.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from transformers import TrainerCallback
+
+from harness.config import Strict
+from harness.strategies import Strategy, depth_groups, layer_stack, train_only
 
 
 class HeadOnly(Strategy):
@@ -10,3 +22,126 @@ class HeadOnly(Strategy):
 
     def apply(self, model, adapter):
         return train_only(model, lambda name: False)
+
+
+def _too_deep(model, k: int, what: str) -> str | None:
+    layers = len(layer_stack(model)[1])
+    return f"{what} is {k} but {type(model).__name__} has {layers} layers" if k > layers else None
+
+
+class FreezeArgs(Strict):
+    layers: int = Field(ge=0, description="bottom layers to freeze")
+    embeddings: bool = Field(True, description="freeze the embeddings too")
+
+
+class Freeze(Strategy):
+    """Freeze the embeddings and the bottom k layers; everything above trains."""
+
+    name = "freeze"
+    Args = FreezeArgs
+
+    def check(self, model):
+        return _too_deep(model, self.args.layers, "layers")
+
+    def apply(self, model, adapter):
+        embeddings, layers, _, _ = depth_groups(model)
+        frozen = {n for layer in layers[: self.args.layers] for n in layer}
+        if self.args.embeddings:
+            frozen |= set(embeddings)
+        for name, param in model.named_parameters():
+            param.requires_grad = name not in frozen
+        return model
+
+
+class TopKArgs(Strict):
+    k: int = Field(ge=0, description="top layers that train, with what is above them and the head")
+
+
+class TopK(Strategy):
+    """Only the top k layers (and what sits above them, and the head) train."""
+
+    name = "top_k"
+    Args = TopKArgs
+
+    def check(self, model):
+        return _too_deep(model, self.args.k, "k")
+
+    def apply(self, model, adapter):
+        _, layers, above, _ = depth_groups(model)
+        keep = set(above) | {n for layer in layers[len(layers) - self.args.k:] for n in layer}
+        return train_only(model, lambda name: name in keep)
+
+
+class GradualArgs(Strict):
+    every: Literal["epoch"] | int = Field("epoch", description="unfreeze the next group every epoch, or every N steps")
+
+
+class GradualUnfreezing(Strategy):
+    """ULMFiT's gradual unfreezing: the head first, then one layer group from the top every epoch
+    (or every N steps), down to the embeddings. The optimizer holds every parameter from the start;
+    frozen ones have no gradient and so do not move."""
+
+    name = "gradual_unfreezing"
+    Args = GradualArgs
+
+    def check(self, model):
+        if isinstance(self.args.every, int) and self.args.every < 1:
+            return "every must be at least 1 step"
+        return None
+
+    def apply(self, model, adapter):
+        _, _, above, _ = depth_groups(model)
+        return train_only(model, lambda name: name in set(above))
+
+    def parameter_groups(self, model):
+        return [([n for n, _ in model.named_parameters()], 1.0)]
+
+    def callbacks(self, model):
+        embeddings, layers, _, _ = depth_groups(model)
+        return [_Unfreeze(model, [*reversed(layers), embeddings], self.args.every)]
+
+
+class _Unfreeze(TrainerCallback):
+    def __init__(self, model, groups: list[list[str]], every):
+        self.params = dict(model.named_parameters())
+        self.groups = groups
+        self.every = every
+        self.unfrozen = 0
+
+    def _advance(self, stage: int) -> None:
+        for group in self.groups[self.unfrozen: min(stage, len(self.groups))]:
+            for name in group:
+                self.params[name].requires_grad = True
+        self.unfrozen = max(self.unfrozen, min(stage, len(self.groups)))
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if self.every == "epoch":
+            self._advance(int(round(state.epoch or 0)))
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.every != "epoch":
+            self._advance(state.global_step // self.every)
+
+
+class LLRDArgs(Strict):
+    decay: float = Field(0.9, gt=0, le=1, description="learning-rate factor per layer, from the head down")
+
+
+class LLRD(Strategy):
+    """Layer-wise learning-rate decay: everything trains; the head (and what is above the layers)
+    at the base rate, layer i of L at decay^(L - i), the embeddings at decay^(L + 1)."""
+
+    name = "llrd"
+    Args = LLRDArgs
+
+    def apply(self, model, adapter):
+        for param in model.parameters():
+            param.requires_grad = True
+        return model
+
+    def parameter_groups(self, model):
+        embeddings, layers, above, head = depth_groups(model)
+        depth = len(layers)
+        groups = [(head + above, 1.0), (embeddings, self.args.decay ** (depth + 1))]
+        groups += [(names, self.args.decay ** (depth - i)) for i, names in enumerate(layers)]
+        return [(names, scale) for names, scale in groups if names]
