@@ -73,11 +73,17 @@ class PeakMemory:
         return round(self.peak_bytes / 2**20, 1)
 
 
-def parameter_counts(model: nn.Module) -> dict[str, int | float]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+def parameter_counts(model: nn.Module, trained: set[str] | None = None) -> dict[str, int | float]:
+    """Trainable and total parameters, and what must be saved to reproduce the fine-tuned model:
+    the trained parameters (the rest is the pretrained backbone, or rebuilt from the seed)."""
+    named = dict(model.named_parameters())
+    trained = trained if trained is not None else {n for n, p in named.items() if p.requires_grad}
+    trainable = sum(named[n].numel() for n in trained)
+    total = sum(p.numel() for p in named.values())
+    saved = sum(named[n].numel() * named[n].element_size() for n in trained)
     return {"trainable_params": trainable, "total_params": total,
-            "trainable_share": round(trainable / total, 6) if total else 0.0}
+            "trainable_share": round(trainable / total, 6) if total else 0.0,
+            "saved_mb": round(saved / 2**20, 3)}
 
 
 @cache

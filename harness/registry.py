@@ -61,6 +61,15 @@ STRATEGIES: Registry[Any] = Registry(
         "ln_tuning": "harness.strategies.norms:LNTuning",
         "bitfit": "harness.strategies.bitfit:BitFit",
         "lora": "harness.strategies.peft_methods:LoRA",
+        "ia3": "harness.strategies.peft_methods:IA3",
+        "loha": "harness.strategies.peft_methods:LoHa",
+        "lokr": "harness.strategies.peft_methods:LoKr",
+        "vera": "harness.strategies.peft_methods:VeRA",
+        "oft": "harness.strategies.peft_methods:OFT",
+        "boft": "harness.strategies.peft_methods:BOFT",
+        "prefix_tuning": "harness.strategies.peft_methods:PrefixTuning",
+        "prompt_tuning": "harness.strategies.peft_methods:PromptTuning",
+        "p_tuning": "harness.strategies.peft_methods:PTuning",
     },
 )
 

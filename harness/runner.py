@@ -83,12 +83,13 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
             eval_set, eval_info = adapter.preprocess(eval_rows, data.eval_source, tokenizer, cfg)
         strategy = spec.build_strategy()
         model = strategy.apply(model, adapter)
-        params = parameter_counts(model)
+        params = parameter_counts(model, strategy.trained(model))
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
             trainer = _trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress, strategy)
             with timer("train"):
                 result = trainer.train()
             with timer("evaluate"):
+                trainer.model = strategy.before_evaluate(trainer.model)
                 output = trainer.predict(eval_set)
     predictions = adapter.decode(output.predictions)
     references = adapter.references(eval_set)

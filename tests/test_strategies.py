@@ -116,3 +116,47 @@ def test_each_learns_the_generated_task(small_suite, strategy, args):
                                                                                "warmup_ratio": 0.1})))[0]
     record = run_cell(spec)
     assert record.metrics["accuracy"] > 70, record.metrics
+
+
+PEFT = ["lora", "ia3", "loha", "lokr", "vera", "oft", "boft", "prefix_tuning", "prompt_tuning", "p_tuning"]
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_every_peft_method_trains_only_its_adapter_on_each_family(small_suite, family):
+    loaded = load_suite(small_suite(models={family: f"tiny:{family}"}, strategies={m: {} for m in PEFT}))
+    specs = expand(loaded)
+    assert preflight(loaded, specs) == {}
+    for spec in specs:
+        before, after, trainable = trained_pair(spec)
+        head = {n for n in trainable if "classifier" in n or "score" in n}
+        adapter = trainable - head
+        assert adapter, spec.strategy
+        assert not any(".base_layer." in n for n in adapter), spec.strategy  # peft froze the wrapped weights
+        for name in set(before) - trainable:
+            assert torch.equal(before[name], after[name].detach()), f"{spec.strategy} changed {name}"
+
+
+def test_merging_gives_the_same_predictions(small_suite):
+    from harness.runner import run_cell
+
+    loaded = load_suite(small_suite(strategies={"lora": {}, "merged": {"use": "lora", "merge": True}},
+                                    train={"epochs": 1}))
+    plain, merged = (run_cell(s) for s in expand(loaded))
+    assert plain.predictions == merged.predictions
+    assert plain.cost["saved_mb"] == merged.cost["saved_mb"] < 0.1 * (plain.cost["total_params"] * 4 / 2**20)
+
+
+def test_peft_arguments_are_checked_before_anything_runs(small_suite):
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="strategies.prefix_tuning.merge: prefix_tuning adapters cannot be merged"):
+        load_suite(small_suite(strategies={"prefix_tuning": {"merge": True}}))
+    with pytest.raises(ConfigError, match="unknown IA3Config key 'r'"):
+        load_suite(small_suite(strategies={"ia3": {"r": 4}}))
+
+
+def test_gradual_unfreezing_counts_every_parameter_it_will_train(small_suite):
+    from harness.runner import run_cell
+
+    record = run_cell(spec_for(small_suite, {"gradual_unfreezing": {"every": "epoch"}}))
+    assert record.cost["trainable_params"] == record.cost["total_params"]

@@ -46,6 +46,17 @@ class Strategy:
         parameter at the base rate. Parameters that start frozen and unfreeze later must be listed."""
         return None
 
+    def trained(self, model: nn.Module) -> set[str]:
+        """Every parameter this strategy trains at some point (what cost figures count)."""
+        groups = self.parameter_groups(model)
+        if groups is not None:
+            return {n for names, _ in groups for n in names}
+        return {n for n, p in model.named_parameters() if p.requires_grad}
+
+    def before_evaluate(self, model: nn.Module) -> nn.Module:
+        """The model to evaluate once training is done (PEFT methods may merge their adapter)."""
+        return model
+
     def callbacks(self, model: nn.Module) -> list:
         """TrainerCallbacks that change what trains during training (gradual unfreezing)."""
         return []

@@ -1,7 +1,11 @@
-"""PEFT methods through the `peft` library: arguments pass through to the method's peft config.
+"""PEFT methods through the `peft` library: each one is its peft config class plus peft's own table
+of target modules per architecture. Arguments pass through to the config and are checked before
+the grid starts; `target_modules: auto` (the default) takes peft's table for the architecture and
+falls back to `all-linear` where peft has none. Preflight tries the injection on a meta-device
+model, so a method that cannot apply to an architecture is refused with peft's own reason.
 
-`target_modules: auto` (the default) takes peft's own table of target modules for the
-architecture, and falls back to peft's `all-linear` for architectures it does not list.
+Harness's own argument: `merge: true` merges the adapter into the weights before evaluation
+(methods that can merge).
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from harness.strategies import Strategy
 # Fields of a peft config that harness sets itself or that do not describe the method.
 _NOT_ARGUMENTS = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path",
                   "revision", "inference_mode", "modules_to_save"}
+HARNESS_ARGUMENTS = {"merge"}
 
 
 class PeftStrategy(Strategy):
     config_class: ClassVar[type]
-    targets_table: ClassVar[dict[str, list[str]]]
+    targets_table: ClassVar[dict[str, list[str]] | None] = None  # None: the method has no target modules
+    feedforward_table: ClassVar[dict[str, list[str]] | None] = None  # IA3's feed-forward modules
+    defaults: ClassVar[dict[str, Any]] = {}
+    can_merge: ClassVar[bool] = True
 
     def __init__(self, args: dict[str, Any]):
         self.args = args
@@ -35,48 +43,73 @@ class PeftStrategy(Strategy):
 
     @classmethod
     def from_suite(cls, raw: dict[str, Any], where: str, key: str) -> PeftStrategy:
-        known = cls.arguments()
+        known = cls.arguments() + sorted(HARNESS_ARGUMENTS)
         for name in raw:
             if name not in known:
                 raise ConfigError(f"{where}: {key}: unknown {cls.config_class.__name__} key {name!r}{did_you_mean(name, known)}")
-        args = {"target_modules": "auto", **raw}
+        if raw.get("merge") and not cls.can_merge:
+            raise ConfigError(f"{where}: {key}.merge: {cls.name} adapters cannot be merged into the weights")
+        args = dict(cls.defaults)
+        if cls.targets_table is not None:
+            args["target_modules"] = "auto"
+        if cls.feedforward_table is not None:
+            args["feedforward_modules"] = "auto"
+        args.update(raw)
         try:
-            cls._config(args, ["placeholder"])
+            cls(args)._config(None)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {key}: {exc}") from None
+            raise ConfigError(f"{where}: {key}: {str(exc).splitlines()[0]}") from None
         return cls(args)
 
-    @classmethod
-    def _config(cls, args: dict[str, Any], targets: list[str] | str, task_type: str | None = None):
-        return cls.config_class(**{**args, "target_modules": targets}, task_type=task_type)
+    def _config(self, model: nn.Module | None, task_type: str | None = None):
+        """The peft config; with no model (validating a suite) target modules are placeholders."""
+        args = {k: v for k, v in self.args.items() if k not in HARNESS_ARGUMENTS}
+        if "target_modules" in args:
+            args["target_modules"] = self._resolve("target_modules", self.targets_table, model)
+        if "feedforward_modules" in args:
+            args["feedforward_modules"] = self._resolve("feedforward_modules", self.feedforward_table, model)
+        return self.config_class(**args, task_type=task_type)
+
+    def _resolve(self, key: str, table: dict[str, list[str]], model: nn.Module | None):
+        wanted = self.args[key]
+        if wanted != "auto":
+            return wanted
+        if model is None:
+            return ["placeholder"]
+        return table.get(model.config.model_type, "all-linear" if key == "target_modules" else [])
 
     def resolved(self) -> dict[str, Any]:
-        config = self._config(self.args, self.args["target_modules"])
+        config = self._config(None)
         values = {f: getattr(config, f) for f in self.arguments()}
-        values["target_modules"] = self.args["target_modules"]
+        for key in ("target_modules", "feedforward_modules"):
+            if key in self.args:
+                values[key] = self.args[key]
+        values["merge"] = bool(self.args.get("merge", False))
         return json.loads(json.dumps(values, sort_keys=True, default=str))
 
-    def targets(self, model: nn.Module) -> list[str] | str:
-        wanted = self.args["target_modules"]
-        if wanted == "auto":
-            return self.targets_table.get(model.config.model_type, "all-linear")
-        return wanted
-
     def check(self, model: nn.Module) -> str | None:
-        targets = self.targets(model)
-        if isinstance(targets, str):
-            return None  # 'all-linear' or a regex: peft resolves it
-        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-        missing = [t for t in targets if t not in names]
-        if missing:
-            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-            return (f"target modules {missing} not found in {type(model).__name__} "
-                    f"(its linear modules: {', '.join(linear)})")
+        targets = self._resolve("target_modules", self.targets_table, model) if "target_modules" in self.args else None
+        if isinstance(targets, list):
+            names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()} | {n for n, _ in model.named_modules()}
+            missing = [t for t in targets if t not in names and not any(n.endswith("." + t) for n in names)]
+            if missing:
+                linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+                return (f"target modules {missing} not found in {type(model).__name__} "
+                        f"(its linear modules: {', '.join(linear)})")
+        try:  # the model is on the meta device: this costs no memory
+            peft.get_peft_model(model, self._config(model, "SEQ_CLS"))
+        except Exception as exc:  # peft raises many types; its message is the reason
+            text = str(exc).strip().splitlines()
+            return f"peft cannot apply {self.name}: {text[0] if text else type(exc).__name__}"
         return None
 
     def apply(self, model: nn.Module, adapter) -> nn.Module:
-        config = self._config(self.args, self.targets(model), adapter.peft_task_type)
-        return peft.get_peft_model(model, config)
+        return peft.get_peft_model(model, self._config(model, adapter.peft_task_type))
+
+    def before_evaluate(self, model: nn.Module) -> nn.Module:
+        if self.args.get("merge"):
+            model.merge_adapter()
+        return model
 
 
 class LoRA(PeftStrategy):
@@ -85,3 +118,70 @@ class LoRA(PeftStrategy):
     name = "lora"
     config_class = peft.LoraConfig
     targets_table = constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+
+class IA3(PeftStrategy):
+    """(IA)^3 (Liu et al., 2022): learned rescaling of keys, values and feed-forward activations."""
+
+    name = "ia3"
+    config_class = peft.IA3Config
+    targets_table = constants.TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING
+    feedforward_table = constants.TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING
+
+
+class LoHa(PeftStrategy):
+    name = "loha"
+    config_class = peft.LoHaConfig
+    targets_table = constants.TRANSFORMERS_MODELS_TO_LOHA_TARGET_MODULES_MAPPING
+
+
+class LoKr(PeftStrategy):
+    name = "lokr"
+    config_class = peft.LoKrConfig
+    targets_table = constants.TRANSFORMERS_MODELS_TO_LOKR_TARGET_MODULES_MAPPING
+
+
+class VeRA(PeftStrategy):
+    name = "vera"
+    config_class = peft.VeraConfig
+    targets_table = constants.TRANSFORMERS_MODELS_TO_VERA_TARGET_MODULES_MAPPING
+
+
+class OFT(PeftStrategy):
+    name = "oft"
+    config_class = peft.OFTConfig
+    targets_table = constants.TRANSFORMERS_MODELS_TO_OFT_TARGET_MODULES_MAPPING
+
+
+class BOFT(PeftStrategy):
+    name = "boft"
+    config_class = peft.BOFTConfig
+    targets_table = constants.TRANSFORMERS_MODELS_TO_BOFT_TARGET_MODULES_MAPPING
+    defaults = {"boft_block_size": 4}
+
+
+class PrefixTuning(PeftStrategy):
+    """Prefix tuning (Li & Liang, 2021): trained key/value prefixes in every layer."""
+
+    name = "prefix_tuning"
+    config_class = peft.PrefixTuningConfig
+    defaults = {"num_virtual_tokens": 20}
+    can_merge = False
+
+
+class PromptTuning(PeftStrategy):
+    """Prompt tuning (Lester et al., 2021): trained soft-prompt embeddings before the input."""
+
+    name = "prompt_tuning"
+    config_class = peft.PromptTuningConfig
+    defaults = {"num_virtual_tokens": 20}
+    can_merge = False
+
+
+class PTuning(PeftStrategy):
+    """P-tuning (Liu et al., 2021): soft prompts produced by a small prompt encoder."""
+
+    name = "p_tuning"
+    config_class = peft.PromptEncoderConfig
+    defaults = {"num_virtual_tokens": 20, "encoder_hidden_size": 128}
+    can_merge = False
