@@ -50,6 +50,9 @@ class TrainConfig(Strict):
     eval_every_steps: int | None = Field(
         None, ge=1, description="also evaluate every N steps during training (logged for curves; early stopping uses it)")
     max_train_samples: int | None = Field(None, ge=1, description="use only the first N training rows")
+    shots: int | None = Field(None, ge=1, description="few-shot: train on k examples per class (k in all for "
+                                                       "other task types), drawn with the run's seed")
+    dropout: float | None = Field(None, ge=0, lt=1, description="override every dropout probability of the backbone")
     max_eval_samples: int | None = Field(None, ge=1, description="use only the first N evaluation rows")
 
 
@@ -96,6 +99,7 @@ class Suite(Strict):
     tasks: list[str] = Field(min_length=1)
     strategies: dict[str, dict[str, Any] | None]
     seeds: list[int] = Field([0], min_length=1)
+    shots: list[int | None] = Field([None], min_length=1, description="few-shot axis: k per class, null for all data")
     train: TrainConfig = TrainConfig()
     overrides: list[Override] = Field(default_factory=list)
     store: str | None = Field(None, description="SQLite store path; results/harness.sqlite if unset")
@@ -117,7 +121,7 @@ class Suite(Strict):
             raise ValueError("at least one strategy is needed")
         return {label: dict(args or {}) for label, args in v.items()}
 
-    @field_validator("tasks", "seeds")
+    @field_validator("tasks", "seeds", "shots")
     @classmethod
     def _unique(cls, values: list) -> list:
         dupes = sorted({str(x) for x in values if values.count(x) > 1})

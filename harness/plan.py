@@ -41,8 +41,9 @@ class RunSpec(Strict):
     card: TaskCard
     card_path: str | None
     data_fingerprint: str
-    strategy: str
-    strategy_name: str
+    strategy: str  # the row label: the suite's key, with '@k' when the suite sweeps shots
+    strategy_key: str  # the suite's key under `strategies`
+    strategy_name: str  # the registered strategy
     strategy_args: dict[str, Any]  # as the suite gives them (build_strategy validates them again)
     strategy_resolved: dict[str, Any]  # every argument, defaults included: what the id hashes
     train: TrainConfig
@@ -155,14 +156,20 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
             adapter = ADAPTERS.get(card.type)(card)
             metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in adapter.signatures().items()}
             for label, (name, raw, strategy) in loaded.strategies.items():
-                train = suite.train_for(alias, task, label)
-                for seed in suite.seeds:
-                    specs.append(RunSpec(
-                        suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
-                        task=task, card=card, card_path=str(card.path) if card.path else None,
-                        data_fingerprint=data_prints[task], strategy=label, strategy_name=name,
-                        strategy_args=raw, strategy_resolved=strategy.resolved(), train=train, seed=seed, metrics=metrics,
-                    ))
+                for shots in suite.shots:
+                    train = suite.train_for(alias, task, label)
+                    if shots is not None:
+                        train = train.model_copy(update={"shots": shots})
+                    # a suite that sweeps shots shows each k as its own row: 'lora@16'
+                    shown = label if len(suite.shots) == 1 else f"{label}@{shots or 'all'}"
+                    for seed in suite.seeds:
+                        specs.append(RunSpec(
+                            suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
+                            task=task, card=card, card_path=str(card.path) if card.path else None,
+                            data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
+                            strategy_args=raw, strategy_resolved=strategy.resolved(), train=train, seed=seed,
+                            metrics=metrics,
+                        ))
     return specs
 
 
@@ -184,9 +191,10 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
         if missing:
             refused[spec.id] = f"task {spec.task!r}: data file missing: {', '.join(missing)}"
             continue
-        key = (spec.model, card.type, json.dumps(ADAPTERS.get(card.type)(card).head(), sort_keys=True, default=str), spec.strategy)
+        head = json.dumps(ADAPTERS.get(card.type)(card).head(), sort_keys=True, default=str)
+        key = (spec.model, card.type, head, spec.strategy_key)
         if key not in checked:
-            checked[key] = _check_cell(backbone, ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy][2])
+            checked[key] = _check_cell(backbone, ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy_key][2])
         if checked[key]:
             refused[spec.id] = checked[key]
     return refused

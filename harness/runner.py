@@ -75,12 +75,16 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
         with timer("load"):
             data = load_splits(card)
             train_rows = _head(data.train, cfg.max_train_samples)
+            if cfg.shots:
+                train_rows = adapter.few_shot(train_rows, cfg.shots, spec.seed)
             eval_rows = _head(data.eval, cfg.max_eval_samples)
             backbone = resolve(spec.model, spec.model_spec)
             model, tokenizer = backbone.load(adapter.model_class, adapter.head(), adapter.texts(train_rows), spec.seed)
         with timer("preprocess"):
             train_set, train_info = adapter.preprocess(train_rows, data.train_source, tokenizer, cfg)
             eval_set, eval_info = adapter.preprocess(eval_rows, data.eval_source, tokenizer, cfg)
+        if cfg.dropout is not None:
+            _set_dropout(model, cfg.dropout)
         strategy = spec.build_strategy()
         model = strategy.apply(model, adapter)
         params = parameter_counts(model, strategy.trained(model))
@@ -124,6 +128,16 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
         signatures=adapter.signatures(), cost=cost, info=info, environment=environment(),
         predictions=predictions, references=references,
     )
+
+
+def _set_dropout(model: torch.nn.Module, p: float) -> None:
+    """Every dropout of the backbone and head: nn.Dropout modules, and the attention-dropout rates
+    that attention implementations read from their module (before a strategy adds its own)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = p
 
 
 def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:

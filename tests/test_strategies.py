@@ -118,7 +118,7 @@ def test_each_learns_the_generated_task(small_suite, strategy, args):
     assert record.metrics["accuracy"] > 70, record.metrics
 
 
-PEFT = ["lora", "ia3", "loha", "lokr", "vera", "oft", "boft", "prefix_tuning", "prompt_tuning", "p_tuning"]
+PEFT = ["lora", "adalora", "ia3", "loha", "lokr", "vera", "oft", "boft", "prefix_tuning", "prompt_tuning", "p_tuning"]
 
 
 @pytest.mark.parametrize("family", ["bert", "llama"])
@@ -160,3 +160,44 @@ def test_gradual_unfreezing_counts_every_parameter_it_will_train(small_suite):
 
     record = run_cell(spec_for(small_suite, {"gradual_unfreezing": {"every": "epoch"}}))
     assert record.cost["trainable_params"] == record.cost["total_params"]
+
+
+def test_shots_are_a_suite_axis_drawn_per_class_with_the_run_seed(small_suite):
+    from harness.runner import run_cell
+
+    loaded = load_suite(small_suite(shots=[4, 16, None], seeds=[0, 1], train={"epochs": 1}))
+    specs = expand(loaded)
+    assert sorted({s.strategy for s in specs}) == ["full@16", "full@4", "full@all"]
+    four = [s for s in specs if s.strategy == "full@4"]
+    records = [run_cell(s) for s in four]
+    assert [r.info["train"]["rows"] for r in records] == [8, 8]  # 4 per class, two classes
+    assert len({s.id for s in specs}) == len(specs)
+
+
+def test_few_shot_draw_depends_on_the_seed(small_suite):
+    from harness.data import load_splits
+    from harness.registry import ADAPTERS
+
+    spec = expand(load_suite(small_suite()))[0]
+    card = spec.task_card()
+    adapter = ADAPTERS.get(card.type)(card)
+    train = load_splits(card).train
+    a, b, again = (adapter.few_shot(train, 3, seed) for seed in (0, 1, 0))
+    assert sorted(a["label"]) == [0, 0, 0, 1, 1, 1]
+    assert list(a["__row__"]) == list(again["__row__"]) != list(b["__row__"])
+
+
+def test_dropout_override_reaches_every_dropout(small_suite):
+    from harness.runner import _set_dropout
+    from harness.backbones import resolve
+    from harness.config import ModelSpec
+    import transformers
+
+    model, _ = resolve("t", ModelSpec(source="tiny:llama")).load(
+        transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b"], 0)
+    _set_dropout(model, 0.3)
+    assert all(m.attention_dropout == 0.3 for m in model.modules() if hasattr(m, "attention_dropout"))
+    bert, _ = resolve("t", ModelSpec(source="tiny:bert")).load(
+        transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b"], 0)
+    _set_dropout(bert, 0.0)
+    assert {m.p for m in bert.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}

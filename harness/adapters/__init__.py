@@ -47,6 +47,10 @@ class Adapter:
     def collator(self, tokenizer):
         raise NotImplementedError
 
+    def few_shot(self, split: datasets.Dataset, k: int, seed: int) -> datasets.Dataset:
+        """k training examples in all, drawn with `seed` (classification draws k per class)."""
+        return split.shuffle(seed=seed).select(range(min(k, len(split))))
+
     def decode(self, predictions: Any) -> list:
         """Per-example predictions from the model's raw outputs on a split."""
         raise NotImplementedError

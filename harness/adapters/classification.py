@@ -104,6 +104,22 @@ class ClassificationAdapter(Adapter):
         dataset = datasets.Dataset.from_dict(features)
         return dataset, {"rows": len(dataset), "truncated": len(long)}
 
+    def few_shot(self, split: datasets.Dataset, k: int, seed: int) -> datasets.Dataset:
+        """k examples of each class (as many as there are, if fewer), drawn with `seed`; for
+        regression, k in all."""
+        if self.regression:
+            return super().few_shot(split, k, seed)
+        shuffled = split.shuffle(seed=seed)
+        taken: dict[int, int] = {}
+        keep = []
+        rows = source_rows(shuffled)
+        for i, value in enumerate(shuffled[self.card.label]):
+            label = self._label(value, self.card.splits.train, rows[i])
+            if taken.get(label, 0) < k:
+                taken[label] = taken.get(label, 0) + 1
+                keep.append(i)
+        return shuffled.select(keep)
+
     def collator(self, tokenizer):
         return transformers.DataCollatorWithPadding(tokenizer)
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import peft
 from peft.utils import constants
 from torch import nn
+from transformers import TrainerCallback
 
 from harness.errors import ConfigError, did_you_mean
 from harness.strategies import Strategy
@@ -185,3 +186,39 @@ class PTuning(PeftStrategy):
     config_class = peft.PromptEncoderConfig
     defaults = {"num_virtual_tokens": 20, "encoder_hidden_size": 128}
     can_merge = False
+
+
+class AdaLoRA(PeftStrategy):
+    """AdaLoRA (Zhang et al., 2023): LoRA whose rank budget is reallocated during training.
+
+    peft needs the total number of steps when the config is built; harness learns it only when
+    training starts, so the config carries a placeholder until then and the callback sets the real
+    count, then reallocates the budget after every optimizer step, as peft prescribes.
+    """
+
+    name = "adalora"
+    config_class = peft.AdaLoraConfig
+    targets_table = constants.TRANSFORMERS_MODELS_TO_ADALORA_TARGET_MODULES_MAPPING
+    defaults = {"total_step": 10**9}  # placeholder, replaced by the run's real step count
+
+    @classmethod
+    def arguments(cls) -> list[str]:
+        return [a for a in super().arguments() if a != "total_step"]
+
+    def callbacks(self, model):
+        return [_AdaLoRABudget(model)]
+
+
+class _AdaLoRABudget(TrainerCallback):
+    def __init__(self, model):
+        self.model = model
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        config = self.model.peft_config["default"]
+        config.total_step = state.max_steps
+        if config.tinit >= config.total_step - config.tfinal:
+            raise ValueError(f"adalora: tinit ({config.tinit}) + tfinal ({config.tfinal}) leave no budgeting "
+                             f"phase in {config.total_step} steps")
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.model.base_model.update_and_allocate(state.global_step)
