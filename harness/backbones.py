@@ -90,12 +90,13 @@ class Backbone:
             self.location, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code, **head
         )
 
-    def load(self, model_class: type, head: dict[str, Any], texts: Iterable[str], seed: int):
-        """(model with the adapter's head, tokenizer). Random parts are initialised from `seed`."""
+    def load(self, model_class: type, head: dict[str, Any], texts: Iterable[str], seed: int, tokenizer=None):
+        """(model with the adapter's head, tokenizer). Random parts are initialised from `seed`.
+        A tiny backbone builds its tokenizer from `texts` unless one is given (reloading a run)."""
         transformers.set_seed(seed)
         if self.tiny:
             vocab = int(self.spec.size.get("vocab_size", 2000))
-            tokenizer = build_tokenizer(texts, vocab, self.tiny.inputs)
+            tokenizer = tokenizer or build_tokenizer(texts, vocab, self.tiny.inputs)
             special = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
                            eos_token_id=tokenizer.sep_token_id)
             config = self.tiny.config(self.spec.size, len(tokenizer), **special, **head)

@@ -53,6 +53,8 @@ class TrainConfig(Strict):
     shots: int | None = Field(None, ge=1, description="few-shot: train on k examples per class (k in all for "
                                                        "other task types), drawn with the run's seed")
     dropout: float | None = Field(None, ge=0, lt=1, description="override every dropout probability of the backbone")
+    save_model: bool = Field(False, description="keep the fine-tuned model (the adapter alone for PEFT methods) "
+                                                "in <store folder>/runs/<run id>/model")
     max_eval_samples: int | None = Field(None, ge=1, description="use only the first N evaluation rows")
 
 

@@ -56,7 +56,7 @@ class RunSpec(Strict):
             "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
             "task": {"card": self.card.model_dump(mode="json", exclude=REPORT_ONLY), "data": self.data_fingerprint},
             "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
-            "train": self.train.model_dump(mode="json"),
+            "train": self.train.model_dump(mode="json", exclude={"save_model"}),  # keeping it changes no result
             "seed": self.seed,
             "metrics": self.metrics,
             "results_version": self.results_version,

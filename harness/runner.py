@@ -11,8 +11,10 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import datasets
+import peft
 import torch
 import transformers
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
@@ -65,7 +67,8 @@ class _ReportSteps(TrainerCallback):
         self.progress(state.global_step, state.max_steps)
 
 
-def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
+def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | None = None) -> RunRecord:
+    """Train and score one cell. With `train.save_model`, the model goes to <artifacts>/<run id>/model."""
     started = time.perf_counter()
     card = spec.task_card()
     adapter = ADAPTERS.get(card.type)(card)
@@ -95,6 +98,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
             with timer("evaluate"):
                 trainer.model = strategy.before_evaluate(trainer.model)
                 output = trainer.predict(eval_set)
+            saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model") if cfg.save_model and artifacts else None
     predictions = adapter.decode(output.predictions)
     references = adapter.references(eval_set)
     metrics = adapter.score(predictions, references)
@@ -122,12 +126,35 @@ def run_cell(spec: RunSpec, progress: Progress | None = None) -> RunRecord:
         "selected_on": data.eval_source if cfg.early_stopping else None,  # checkpoint chosen on it
         "best_step": _best_step(trainer) if cfg.early_stopping else None,
         "log_history": trainer.state.log_history,
+        "saved_to": str(saved) if saved else None,
     }
     return RunRecord(
         id=spec.id, spec=spec.model_dump(mode="json"), status="done", metrics=metrics,
         signatures=adapter.signatures(), cost=cost, info=info, environment=environment(),
         predictions=predictions, references=references,
     )
+
+
+def _save(model, tokenizer, folder: Path) -> Path:
+    """The fine-tuned model as load_finetuned reads it back: a PEFT model saves its adapter (and
+    trained head) only, anything else the whole model; the tokenizer goes beside it."""
+    if isinstance(model, peft.PeftModel) and any(getattr(m, "merged", False) for m in model.modules()):
+        model.unmerge_adapter()  # save the adapter as trained, not folded into the weights
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def load_finetuned(spec: RunSpec, folder: Path):
+    """(model, tokenizer) of a run saved with `train.save_model`, ready to predict."""
+    card = spec.task_card()
+    adapter = ADAPTERS.get(card.type)(card)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    if (folder / "adapter_config.json").exists():
+        backbone = resolve(spec.model, spec.model_spec)
+        base, _ = backbone.load(adapter.model_class, adapter.head(), [], spec.seed, tokenizer=tokenizer)
+        return peft.PeftModel.from_pretrained(base, folder), tokenizer
+    return adapter.model_class.from_pretrained(folder), tokenizer
 
 
 def _set_dropout(model: torch.nn.Module, p: float) -> None:

@@ -66,11 +66,11 @@ def test_ctrl_c_keeps_completed_records_and_leaves_no_partial_one(small_suite):
     specs = expand(loaded)
     calls = []
 
-    def run(spec, progress):
+    def run(spec, progress, artifacts):
         calls.append(spec.id)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return run_cell(spec, progress)
+        return run_cell(spec, progress, artifacts)
 
     with Store(loaded.store_path) as store:
         try:

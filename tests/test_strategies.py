@@ -201,3 +201,36 @@ def test_dropout_override_reaches_every_dropout(small_suite):
         transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b"], 0)
     _set_dropout(bert, 0.0)
     assert {m.p for m in bert.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
+
+
+@pytest.mark.parametrize("strategy,family", [("full", "bert"), ("lora", "bert"), ("prefix_tuning", "llama"),
+                                             ("bitfit", "bert"), ("lora", "llama")])
+def test_a_saved_run_reloads_with_identical_predictions(small_suite, tmp_path, strategy, family):
+    from transformers import Trainer, TrainingArguments
+
+    from harness.data import load_splits
+    from harness.registry import ADAPTERS
+    from harness.runner import load_finetuned, run_cell
+
+    args = {"merge": True} if strategy == "lora" and family == "bert" else {}
+    spec = expand(load_suite(small_suite(models={family: f"tiny:{family}"}, strategies={strategy: args},
+                                         train={"epochs": 1, "save_model": True})))[0]
+    record = run_cell(spec, artifacts=tmp_path / "runs")
+    folder = tmp_path / "runs" / spec.id / "model"
+    assert record.info["saved_to"] == str(folder)
+    model, tokenizer = load_finetuned(spec, folder)
+    card = spec.task_card()
+    adapter = ADAPTERS.get(card.type)(card)
+    eval_set, _ = adapter.preprocess(load_splits(card).eval, "validation", tokenizer, spec.train)
+    trainer = Trainer(model=model, args=TrainingArguments(str(tmp_path / "t"), report_to="none", use_cpu=True),
+                      data_collator=adapter.collator(tokenizer))
+    assert adapter.decode(trainer.predict(eval_set).predictions) == record.predictions
+    if strategy in ("lora", "prefix_tuning"):
+        assert (folder / "adapter_config.json").exists() and not (folder / "model.safetensors").exists()
+
+
+def test_keeping_the_model_does_not_change_the_run_id(small_suite):
+    plain = expand(load_suite(small_suite()))[0]
+    kept = expand(load_suite(small_suite(train={**{"epochs": 3, "learning_rate": 2.0e-3, "batch_size": 32,
+                                                   "max_length": 48, "warmup_ratio": 0.1}, "save_model": True})))[0]
+    assert plain.id == kept.id

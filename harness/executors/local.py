@@ -41,7 +41,8 @@ def failure(spec: RunSpec, exc: BaseException) -> RunRecord:
 
 
 def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) -> Summary:
-    """Run every spec not already done; `run` (spec, progress) -> RunRecord defaults to run_cell."""
+    """Run every spec not already done; `run` (spec, progress, artifacts folder) -> RunRecord
+    defaults to run_cell."""
     if run is None:
         from harness.runner import run_cell as run
     summary = Summary()
@@ -61,7 +62,7 @@ def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) ->
 
             cell_start = time.perf_counter()
             try:
-                record = run(spec, report)
+                record = run(spec, report, store.path.parent / "runs")
             except Exception as exc:  # the grid goes on; the record says why this cell failed
                 record = failure(spec, exc)
             store.write(record)
