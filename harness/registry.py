@@ -61,6 +61,7 @@ STRATEGIES: Registry[Any] = Registry(
         "ln_tuning": "harness.strategies.norms:LNTuning",
         "bitfit": "harness.strategies.bitfit:BitFit",
         "lora": "harness.strategies.peft_methods:LoRA",
+        "adapters": "harness.strategies.adapters:BottleneckAdapters",
         "adalora": "harness.strategies.peft_methods:AdaLoRA",
         "ia3": "harness.strategies.peft_methods:IA3",
         "loha": "harness.strategies.peft_methods:LoHa",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import datasets
 import peft
+import safetensors.torch
 import torch
 import transformers
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
@@ -98,7 +99,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             with timer("evaluate"):
                 trainer.model = strategy.before_evaluate(trainer.model)
                 output = trainer.predict(eval_set)
-            saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model") if cfg.save_model and artifacts else None
+            saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model", strategy) if cfg.save_model and artifacts else None
     predictions = adapter.decode(output.predictions)
     references = adapter.references(eval_set)
     metrics = adapter.score(predictions, references)
@@ -135,26 +136,43 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
     )
 
 
-def _save(model, tokenizer, folder: Path) -> Path:
-    """The fine-tuned model as load_finetuned reads it back: a PEFT model saves its adapter (and
-    trained head) only, anything else the whole model; the tokenizer goes beside it."""
-    if isinstance(model, peft.PeftModel) and any(getattr(m, "merged", False) for m in model.modules()):
-        model.unmerge_adapter()  # save the adapter as trained, not folded into the weights
-    model.save_pretrained(folder)
+def _save(model, tokenizer, folder: Path, strategy) -> Path:
+    """What load_finetuned needs to rebuild the fine-tuned model, and no more: a PEFT model's
+    adapter (with its trained head), or else the parameters the strategy trained; the rest is the
+    backbone, which the run spec rebuilds. The tokenizer goes beside it."""
+    if isinstance(model, peft.PeftModel):
+        if any(getattr(m, "merged", False) for m in model.modules()):
+            model.unmerge_adapter()  # save the adapter as trained, not folded into the weights
+        model.save_pretrained(folder)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        trained = strategy.trained(model)
+        state = {n: p.detach().contiguous() for n, p in model.named_parameters() if n in trained}
+        safetensors.torch.save_file(state, folder / TRAINED)
     tokenizer.save_pretrained(folder)
     return folder
 
 
+TRAINED = "trained.safetensors"
+
+
 def load_finetuned(spec: RunSpec, folder: Path):
-    """(model, tokenizer) of a run saved with `train.save_model`, ready to predict."""
+    """(model, tokenizer) of a run saved with `train.save_model`, ready to predict: the backbone
+    rebuilt from the spec, the strategy applied, and the saved parameters loaded into it."""
     card = spec.task_card()
     adapter = ADAPTERS.get(card.type)(card)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    backbone = resolve(spec.model, spec.model_spec)
+    model, _ = backbone.load(adapter.model_class, adapter.head(), [], spec.seed, tokenizer=tokenizer)
     if (folder / "adapter_config.json").exists():
-        backbone = resolve(spec.model, spec.model_spec)
-        base, _ = backbone.load(adapter.model_class, adapter.head(), [], spec.seed, tokenizer=tokenizer)
-        return peft.PeftModel.from_pretrained(base, folder), tokenizer
-    return adapter.model_class.from_pretrained(folder), tokenizer
+        return peft.PeftModel.from_pretrained(model, folder), tokenizer
+    model = spec.build_strategy().apply(model, adapter)
+    state = safetensors.torch.load_file(folder / TRAINED)
+    missing = set(state) - set(dict(model.named_parameters()))
+    if missing:
+        raise ValueError(f"{folder}: saved parameters the rebuilt model lacks: {sorted(missing)[:3]}")
+    model.load_state_dict(state, strict=False)
+    return model, tokenizer
 
 
 def _set_dropout(model: torch.nn.Module, p: float) -> None:

@@ -204,7 +204,8 @@ def test_dropout_override_reaches_every_dropout(small_suite):
 
 
 @pytest.mark.parametrize("strategy,family", [("full", "bert"), ("lora", "bert"), ("prefix_tuning", "llama"),
-                                             ("bitfit", "bert"), ("lora", "llama")])
+                                             ("bitfit", "bert"), ("lora", "llama"), ("adapters", "llama"),
+                                             ("gradual_unfreezing", "bert")])
 def test_a_saved_run_reloads_with_identical_predictions(small_suite, tmp_path, strategy, family):
     from transformers import Trainer, TrainingArguments
 
@@ -227,6 +228,8 @@ def test_a_saved_run_reloads_with_identical_predictions(small_suite, tmp_path, s
     assert adapter.decode(trainer.predict(eval_set).predictions) == record.predictions
     if strategy in ("lora", "prefix_tuning"):
         assert (folder / "adapter_config.json").exists() and not (folder / "model.safetensors").exists()
+    if strategy in ("bitfit", "adapters"):  # only what trained is kept
+        assert (folder / "trained.safetensors").stat().st_size < 0.2 * 4 * record.cost["total_params"]
 
 
 def test_keeping_the_model_does_not_change_the_run_id(small_suite):
@@ -234,3 +237,34 @@ def test_keeping_the_model_does_not_change_the_run_id(small_suite):
     kept = expand(load_suite(small_suite(train={**{"epochs": 3, "learning_rate": 2.0e-3, "batch_size": 32,
                                                    "max_length": 48, "warmup_ratio": 0.1}, "save_model": True})))[0]
     assert plain.id == kept.id
+
+
+@pytest.mark.parametrize("placement,per_layer", [("houlsby", 2), ("pfeiffer", 1)])
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_bottleneck_adapters_start_as_identity_and_train_alone(small_suite, family, placement, per_layer):
+    spec = expand(load_suite(small_suite(models={family: f"tiny:{family}"},
+                                         strategies={"adapters": {"placement": placement, "reduction": 8}},
+                                         train={"epochs": 1})))[0]
+    before, after, trainable = trained_pair(spec)
+    adapters = {n for n in trainable if ".adapter." in n}
+    assert len(adapters) == 2 * 4 * per_layer  # two layers, down/up weight and bias
+    assert trainable - adapters <= {"classifier.weight", "classifier.bias", "score.weight"}
+    for name in set(before) - trainable:
+        assert torch.equal(before[name], after[name].detach())
+    assert any(".adapter.up." in n and moved(before, after, n) for n in adapters)
+
+
+def test_bottleneck_adapters_do_not_change_the_function_before_training():
+    import transformers
+
+    from harness.backbones import resolve
+    from harness.config import ModelSpec
+    from harness.strategies.adapters import BottleneckAdapters, BottleneckArgs
+
+    model, tokenizer = resolve("t", ModelSpec(source="tiny:bert")).load(
+        transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["good film", "bad film"], 0)
+    model.eval()
+    inputs = tokenizer(["good film", "bad film"], return_tensors="pt", padding=True)
+    before = model(**inputs).logits
+    BottleneckAdapters(BottleneckArgs()).apply(model, None)
+    assert torch.allclose(before, model(**inputs).logits)
