@@ -62,6 +62,7 @@ STRATEGIES: Registry[Any] = Registry(
         "bitfit": "harness.strategies.bitfit:BitFit",
         "lora": "harness.strategies.peft_methods:LoRA",
         "adapters": "harness.strategies.adapters:BottleneckAdapters",
+        "distill": "harness.strategies.distill:Distill",
         "adalora": "harness.strategies.peft_methods:AdaLoRA",
         "ia3": "harness.strategies.peft_methods:IA3",
         "loha": "harness.strategies.peft_methods:LoHa",

@@ -26,6 +26,7 @@ from harness.data import load_splits
 from harness.plan import RunSpec
 from harness.registry import ADAPTERS
 from harness.store import RunRecord
+from harness.strategies import Context
 
 Progress = Callable[[int, int], None]  # (steps done, total steps)
 
@@ -42,6 +43,13 @@ class HarnessTrainer(Trainer):
     def __init__(self, *args, strategy, **kwargs):
         self.strategy = strategy
         super().__init__(*args, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        loss = self.strategy.loss(inputs, outputs)
+        if loss is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None):
         groups = self.strategy.parameter_groups(self.model)
@@ -90,6 +98,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
         if cfg.dropout is not None:
             _set_dropout(model, cfg.dropout)
         strategy = spec.build_strategy()
+        strategy.prepare(Context(spec, adapter, tokenizer, artifacts))
         model = strategy.apply(model, adapter)
         params = parameter_counts(model, strategy.trained(model))
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
@@ -99,7 +108,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             with timer("evaluate"):
                 trainer.model = strategy.before_evaluate(trainer.model)
                 output = trainer.predict(eval_set)
-            saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model", strategy) if cfg.save_model and artifacts else None
+            saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model", strategy, spec) if cfg.save_model and artifacts else None
     predictions = adapter.decode(output.predictions)
     references = adapter.references(eval_set)
     metrics = adapter.score(predictions, references)
@@ -136,7 +145,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
     )
 
 
-def _save(model, tokenizer, folder: Path, strategy) -> Path:
+def _save(model, tokenizer, folder: Path, strategy, spec: RunSpec) -> Path:
     """What load_finetuned needs to rebuild the fine-tuned model, and no more: a PEFT model's
     adapter (with its trained head), or else the parameters the strategy trained; the rest is the
     backbone, which the run spec rebuilds. The tokenizer goes beside it."""
@@ -150,15 +159,19 @@ def _save(model, tokenizer, folder: Path, strategy) -> Path:
         state = {n: p.detach().contiguous() for n, p in model.named_parameters() if n in trained}
         safetensors.torch.save_file(state, folder / TRAINED)
     tokenizer.save_pretrained(folder)
+    (folder / "run_spec.json").write_text(spec.model_dump_json(), encoding="utf-8")
     return folder
 
 
 TRAINED = "trained.safetensors"
 
 
-def load_finetuned(spec: RunSpec, folder: Path):
+def load_finetuned(spec: RunSpec | None, folder: Path):
     """(model, tokenizer) of a run saved with `train.save_model`, ready to predict: the backbone
-    rebuilt from the spec, the strategy applied, and the saved parameters loaded into it."""
+    rebuilt from the spec (the one saved beside the model if None), the strategy applied, and the
+    saved parameters loaded into it."""
+    if spec is None:
+        spec = RunSpec.model_validate_json((folder / "run_spec.json").read_text(encoding="utf-8"))
     card = spec.task_card()
     adapter = ADAPTERS.get(card.type)(card)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)

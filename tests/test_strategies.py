@@ -268,3 +268,35 @@ def test_bottleneck_adapters_do_not_change_the_function_before_training():
     before = model(**inputs).logits
     BottleneckAdapters(BottleneckArgs()).apply(model, None)
     assert torch.allclose(before, model(**inputs).logits)
+
+
+def test_distillation_moves_the_student_toward_the_teacher(small_suite, tmp_path):
+    from harness.runner import run_cell
+
+    runs = tmp_path / "runs"
+    teacher = expand(load_suite(small_suite(train={"epochs": 3, "learning_rate": 2e-3, "warmup_ratio": 0.1,
+                                                   "save_model": True})))[0]
+    taught = run_cell(teacher, artifacts=runs)
+    assert taught.metrics["accuracy"] > 85
+    student = {"source": "tiny:bert", "size": {"hidden_size": 64, "num_heads": 2, "intermediate_size": 128}}
+    # alpha 0: the student never sees a label, only the teacher's soft predictions
+    specs = expand(load_suite(small_suite(
+        models={"student": student},
+        strategies={"kd": {"use": "distill", "teacher": f"run:{teacher.id}", "alpha": 0.0}, "untrained": {"use": "full"}},
+        train={"epochs": 3, "learning_rate": 2e-3, "warmup_ratio": 0.1})))
+    kd = run_cell(specs[0], artifacts=runs)
+    untrained = run_cell(specs[1].model_copy(update={"train": specs[1].train.model_copy(update={"max_steps": 1})}),
+                         artifacts=runs)
+
+    def agreement(record):
+        return sum(a == b for a, b in zip(record.predictions, taught.predictions)) / len(taught.predictions)
+
+    assert agreement(kd) > 0.85 and agreement(kd) > agreement(untrained) + 0.2
+
+
+def test_distillation_needs_a_kept_teacher(small_suite, tmp_path):
+    from harness.runner import run_cell
+
+    spec = expand(load_suite(small_suite(strategies={"distill": {"teacher": "run:0123456789abcdef"}})))[0]
+    with pytest.raises(ValueError, match="no kept model for run:0123456789abcdef"):
+        run_cell(spec, artifacts=tmp_path / "runs")

@@ -7,8 +7,11 @@ the meta device, so no weights are loaded) before anything runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from harness.config import Strict, parse
@@ -16,6 +19,16 @@ from harness.config import Strict, parse
 
 class NoArgs(Strict):
     pass
+
+
+@dataclass
+class Context:
+    """What a cell hands a strategy's `prepare`: its spec, task adapter, tokenizer, artifacts folder."""
+
+    spec: Any
+    adapter: Any
+    tokenizer: Any
+    artifacts: Path | None
 
 
 class Strategy:
@@ -44,6 +57,13 @@ class Strategy:
     def parameter_groups(self, model: nn.Module) -> list[tuple[list[str], float]] | None:
         """[(parameter names, learning-rate scale)] for the optimizer, or None for every trainable
         parameter at the base rate. Parameters that start frozen and unfreeze later must be listed."""
+        return None
+
+    def prepare(self, context: Context) -> None:
+        """Load what the strategy needs beyond the model (a teacher) before `apply`."""
+
+    def loss(self, inputs: dict, outputs) -> torch.Tensor | None:
+        """The training loss, if the strategy has its own (distillation); None for the model's."""
         return None
 
     def trained(self, model: nn.Module) -> set[str]:

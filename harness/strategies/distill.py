@@ -1,0 +1,74 @@
+"""Knowledge distillation (Hinton et al., 2015): the student (all of it) trains on
+alpha * cross-entropy + (1 - alpha) * T^2 * KL(teacher || student) over temperature-softened logits.
+
+The teacher is either a fine-tuned run kept in the store (`teacher: run:<run id>`, from a suite
+run with `train: {save_model: true}`), or a model already fine-tuned for the task
+(`teacher: <hub id | local folder | package:...>`). Teacher and student read the same token ids,
+so they must share a vocabulary; a mismatch is an error naming both.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from harness.config import ModelSpec, Strict
+from harness.strategies import Context, Strategy
+
+
+class DistillArgs(Strict):
+    teacher: str = Field(description="run:<run id> of a kept run, or a fine-tuned model's source")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the cross-entropy on the labels")
+    temperature: float = Field(2.0, gt=0)
+
+
+class Distill(Strategy):
+    name = "distill"
+    Args = DistillArgs
+
+    def check(self, model):
+        if getattr(model.config, "problem_type", None) == "regression":
+            return "distillation on logits needs a task with classes, not regression"
+        return None
+
+    def prepare(self, context: Context) -> None:
+        from harness.runner import load_finetuned  # the runner imports strategies, not the reverse
+
+        teacher = self.args.teacher
+        if teacher.startswith("run:"):
+            if context.artifacts is None:
+                raise ValueError("distill: a run teacher needs the store's runs folder")
+            folder = context.artifacts / teacher.removeprefix("run:") / "model"
+            if not folder.exists():
+                raise ValueError(f"distill: no kept model for {teacher} in {context.artifacts} "
+                                 "(run the teacher's suite with train: {save_model: true})")
+            model, tokenizer = load_finetuned(None, folder)
+        else:
+            from harness.backbones import resolve
+
+            backbone = resolve("teacher", ModelSpec(source=teacher))
+            model, tokenizer = backbone.load(context.adapter.model_class, context.adapter.head(), [], 0)
+        if tokenizer.get_vocab() != context.tokenizer.get_vocab():
+            raise ValueError(f"distill: teacher {teacher!r} and the student tokenize differently; "
+                             "distillation on token ids needs a shared vocabulary")
+        self.teacher = model.eval()
+        for param in self.teacher.parameters():
+            param.requires_grad = False
+
+    def apply(self, model, adapter):
+        for param in model.parameters():
+            param.requires_grad = True
+        return model
+
+    def loss(self, inputs, outputs):
+        student = outputs.logits
+        if next(self.teacher.parameters()).device != student.device:
+            self.teacher.to(student.device)
+        with torch.no_grad():
+            teacher = self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+        t = self.args.temperature
+        soft = F.kl_div(F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1),
+                        reduction="batchmean", log_target=True) * t * t
+        hard = F.cross_entropy(student.view(-1, student.size(-1)), inputs["labels"].view(-1))
+        return self.args.alpha * hard + (1 - self.args.alpha) * soft
