@@ -86,9 +86,13 @@ class Backbone:
         """The model config, without loading weights (preflight uses it)."""
         if self.tiny:
             return self.tiny.config(self.spec.size, self.spec.size.get("vocab_size", 2000), **head)
-        return transformers.AutoConfig.from_pretrained(
-            self.location, revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code, **head
-        )
+        return transformers.AutoConfig.from_pretrained(self.location, **self._common(), **head)
+
+    def _common(self) -> dict[str, Any]:
+        common: dict[str, Any] = dict(revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
+        if self.spec.gguf_file:
+            common["gguf_file"] = self.spec.gguf_file
+        return common
 
     def load(self, model_class: type, head: dict[str, Any], texts: Iterable[str], seed: int, tokenizer=None):
         """(model with the adapter's head, tokenizer). Random parts are initialised from `seed`.
@@ -101,7 +105,7 @@ class Backbone:
                            eos_token_id=tokenizer.sep_token_id)
             config = self.tiny.config(self.spec.size, len(tokenizer), **special, **head)
             return model_class.from_config(config), tokenizer
-        common = dict(revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
+        common = self._common()
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
         model = model_class.from_pretrained(self.location, **common, **head)
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
@@ -124,26 +128,27 @@ def resolve(alias: str, spec: ModelSpec) -> Backbone:
         basis = json.dumps({"tiny": family, "size": spec.size, "defaults": TINY[family].defaults}, sort_keys=True)
         return Backbone(alias, spec, "tiny", family, _digest(basis))
     if source.startswith("package:"):
-        folder, version = _package_folder(alias, source.removeprefix("package:"))
+        folder, version = _package_folder(alias, source.removeprefix("package:"), spec.gguf_file)
         return Backbone(alias, spec, "package", str(folder), _folder_fingerprint(folder, version))
     path = Path(source).expanduser()
     if source.startswith((".", "/", "~")) or path.exists():
-        if not (path / "config.json").exists():
+        if not (path / (spec.gguf_file or "config.json")).exists():
             raise ConfigError(f"model {alias!r}: {source} is not a model folder (no config.json there)")
         return Backbone(alias, spec, "local", str(path.resolve()), _folder_fingerprint(path, ""))
     basis = json.dumps({"hub": source, "revision": spec.revision or "unpinned"})
     return Backbone(alias, spec, "hub", source, _digest(basis))
 
 
-def _package_folder(alias: str, ref: str) -> tuple[Path, str]:
+def _package_folder(alias: str, ref: str, gguf_file: str | None = None) -> tuple[Path, str]:
     module, _, sub = ref.partition("/")
     found = importlib.util.find_spec(module) if module else None
     if found is None or not found.submodule_search_locations:
         hint = module.replace("_", "-")
         raise ConfigError(f"model {alias!r}: Python package {module!r} is not installed (pip install {hint})")
     folder = Path(list(found.submodule_search_locations)[0]) / sub
-    if not (folder / "config.json").exists():
-        raise ConfigError(f"model {alias!r}: package {module!r} has no model folder {sub!r} (no config.json)")
+    needed = gguf_file or "config.json"
+    if not (folder / needed).exists():
+        raise ConfigError(f"model {alias!r}: package {module!r} has no {needed} in {sub or 'its folder'!r}")
     try:
         version = importlib.metadata.version(module.replace("_", "-"))
     except importlib.metadata.PackageNotFoundError:
@@ -153,7 +158,8 @@ def _package_folder(alias: str, ref: str) -> tuple[Path, str]:
 
 def _folder_fingerprint(folder: Path, version: str) -> str:
     """Config content plus the name and size of every weight file: cheap, and changes with the weights."""
-    parts = [version, (folder / "config.json").read_text(encoding="utf-8")]
+    config = folder / "config.json"
+    parts = [version, config.read_text(encoding="utf-8") if config.exists() else ""]
     for f in sorted(folder.iterdir()):
         if f.suffix in {".safetensors", ".bin", ".gguf", ".pt"}:
             parts.append(f"{f.name}:{f.stat().st_size}")

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     # Library deprecation notices are for harness's developers, not for the user reading a grid.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
     try:
         return COMMANDS[args.command](args)
     except HarnessError as exc:

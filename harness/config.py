@@ -67,6 +67,7 @@ class ModelSpec(Strict):
     source: str
     revision: str | None = None
     trust_remote_code: bool = False
+    gguf_file: str | None = Field(None, description="a GGUF file in the source folder (transformers de-quantizes it)")
     size: dict[str, int | float | str] = Field(
         default_factory=dict, description="config overrides for tiny built backbones (hidden_size, num_layers ...)"
     )

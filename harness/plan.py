@@ -206,9 +206,9 @@ def _missing_files(card: TaskCard) -> list[str]:
 
 def _check_cell(backbone: Backbone, adapter, strategy: Strategy) -> str | None:
     try:
-        config = backbone.config(**adapter.head())
+        config = backbone.config(**strategy.head(adapter))
         with torch.device("meta"):
-            model = adapter.model_class.from_config(config)
+            model = strategy.model_class(adapter).from_config(config)
     except HarnessError as exc:
         return str(exc)
     except Exception as exc:

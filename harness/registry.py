@@ -63,6 +63,8 @@ STRATEGIES: Registry[Any] = Registry(
         "lora": "harness.strategies.peft_methods:LoRA",
         "adapters": "harness.strategies.adapters:BottleneckAdapters",
         "distill": "harness.strategies.distill:Distill",
+        "zero_shot": "harness.strategies.prompting:ZeroShot",
+        "in_context": "harness.strategies.prompting:InContext",
         "adalora": "harness.strategies.peft_methods:AdaLoRA",
         "ia3": "harness.strategies.peft_methods:IA3",
         "loha": "harness.strategies.peft_methods:LoHa",

@@ -77,12 +77,15 @@ class _ReportSteps(TrainerCallback):
 
 
 def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | None = None) -> RunRecord:
-    """Train and score one cell. With `train.save_model`, the model goes to <artifacts>/<run id>/model."""
+    """Train and score one cell. With `train.save_model`, the model goes to <artifacts>/<run id>/model.
+    A strategy that does not train (zero-shot, in-context) predicts instead of the Trainer."""
     started = time.perf_counter()
     card = spec.task_card()
     adapter = ADAPTERS.get(card.type)(card)
     cfg = spec.train
+    strategy = spec.build_strategy()
     timer = PhaseTimer()
+    info: dict = {}
     with PeakMemory() as memory:
         with timer("load"):
             data = load_splits(card)
@@ -91,53 +94,60 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 train_rows = adapter.few_shot(train_rows, cfg.shots, spec.seed)
             eval_rows = _head(data.eval, cfg.max_eval_samples)
             backbone = resolve(spec.model, spec.model_spec)
-            model, tokenizer = backbone.load(adapter.model_class, adapter.head(), adapter.texts(train_rows), spec.seed)
-        with timer("preprocess"):
-            train_set, train_info = adapter.preprocess(train_rows, data.train_source, tokenizer, cfg)
-            eval_set, eval_info = adapter.preprocess(eval_rows, data.eval_source, tokenizer, cfg)
-        if cfg.dropout is not None:
-            _set_dropout(model, cfg.dropout)
-        strategy = spec.build_strategy()
-        strategy.prepare(Context(spec, adapter, tokenizer, artifacts))
-        model = strategy.apply(model, adapter)
-        params = parameter_counts(model, strategy.trained(model))
-        with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-            trainer = _trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress, strategy)
-            with timer("train"):
-                result = trainer.train()
+            model, tokenizer = backbone.load(strategy.model_class(adapter), strategy.head(adapter),
+                                             adapter.texts(train_rows), spec.seed)
+        if not strategy.trains:
+            params = parameter_counts(model, set())
             with timer("evaluate"):
-                trainer.model = strategy.before_evaluate(trainer.model)
-                output = trainer.predict(eval_set)
-            saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model", strategy, spec) if cfg.save_model and artifacts else None
-    predictions = adapter.decode(output.predictions)
-    references = adapter.references(eval_set)
+                predictions, info = strategy.predict(model, tokenizer, adapter, eval_rows, train_rows, spec.seed)
+            references = adapter.references_of(eval_rows, data.eval_source)
+            tokens, result_metrics = 0, {}
+        else:
+            with timer("preprocess"):
+                train_set, train_info = adapter.preprocess(train_rows, data.train_source, tokenizer, cfg)
+                eval_set, eval_info = adapter.preprocess(eval_rows, data.eval_source, tokenizer, cfg)
+            if cfg.dropout is not None:
+                _set_dropout(model, cfg.dropout)
+            strategy.prepare(Context(spec, adapter, tokenizer, artifacts))
+            model = strategy.apply(model, adapter)
+            params = parameter_counts(model, strategy.trained(model))
+            with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
+                trainer = _trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress, strategy)
+                with timer("train"):
+                    result = trainer.train()
+                with timer("evaluate"):
+                    trainer.model = strategy.before_evaluate(trainer.model)
+                    output = trainer.predict(eval_set)
+                saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model", strategy, spec) \
+                    if cfg.save_model and artifacts else None
+            predictions = adapter.decode(output.predictions)
+            references = adapter.references(eval_set)
+            tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
+            info = {
+                "train": train_info,
+                "eval": eval_info,
+                "steps": trainer.state.global_step,
+                "epochs": round(trainer.state.epoch or 0.0, 3),
+                "train_loss": round(result.training_loss, 6) if math.isfinite(result.training_loss) else None,
+                "tokens_seen": tokens,
+                "selected_on": data.eval_source if cfg.early_stopping else None,  # checkpoint chosen on it
+                "best_step": _best_step(trainer) if cfg.early_stopping else None,
+                "log_history": trainer.state.log_history,
+                "saved_to": str(saved) if saved else None,
+            }
     metrics = adapter.score(predictions, references)
-    train_seconds = timer.seconds["train"]
-    tokens = int(trainer.state.num_input_tokens_seen or 0)
+    train_seconds = timer.seconds.get("train", 0.0)
     cost = {
         **params,
         "peak_memory_mb": memory.megabytes,
         "memory_kind": memory.kind,
-        "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+        "seconds": {k: round(timer.seconds.get(k, 0.0), 3) for k in ("load", "preprocess", "train", "evaluate")},
         "wall_seconds": round(time.perf_counter() - started, 3),  # the whole cell, phases and the rest
-        "train_samples_per_second": round(result.metrics.get("train_samples_per_second", 0.0), 2),
+        "train_samples_per_second": round(result_metrics.get("train_samples_per_second", 0.0), 2),
         "train_tokens_per_second": round(tokens / train_seconds, 1) if train_seconds else 0.0,
-        "eval_samples_per_second": round(len(eval_set) / timer.seconds["evaluate"], 2),
+        "eval_samples_per_second": round(len(eval_rows) / timer.seconds["evaluate"], 2),
     }
-    info = {
-        "train": train_info,
-        "eval": eval_info,
-        "steps": trainer.state.global_step,
-        "epochs": round(trainer.state.epoch or 0.0, 3),
-        "train_loss": round(result.training_loss, 6) if math.isfinite(result.training_loss) else None,
-        "tokens_seen": tokens,
-        "trained_on": data.train_source,
-        "reported_on": data.eval_source,
-        "selected_on": data.eval_source if cfg.early_stopping else None,  # checkpoint chosen on it
-        "best_step": _best_step(trainer) if cfg.early_stopping else None,
-        "log_history": trainer.state.log_history,
-        "saved_to": str(saved) if saved else None,
-    }
+    info |= {"trained_on": data.train_source, "reported_on": data.eval_source}
     return RunRecord(
         id=spec.id, spec=spec.model_dump(mode="json"), status="done", metrics=metrics,
         signatures=adapter.signatures(), cost=cost, info=info, environment=environment(),

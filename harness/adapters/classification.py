@@ -132,3 +132,11 @@ class ClassificationAdapter(Adapter):
 
     def references(self, split: datasets.Dataset) -> list:
         return list(split["labels"])
+
+    def references_of(self, rows: datasets.Dataset, name: str) -> list:
+        """References straight from raw rows (strategies that predict without preprocessing)."""
+        return [self._label(v, name, r) for v, r in zip(list(rows[self.card.label]), source_rows(rows))]
+
+    def prompt_input(self, row: dict) -> str:
+        """A row's text for a prompt: its input columns, one per line."""
+        return "\n".join(str(row[c]).strip() for c in self.card.inputs)

@@ -34,6 +34,7 @@ class Context:
 class Strategy:
     name: ClassVar[str]
     Args: ClassVar[type[Strict]] = NoArgs
+    trains: ClassVar[bool] = True  # False: the strategy predicts without training (prompting)
 
     def __init__(self, args: Strict):
         self.args = args
@@ -46,6 +47,13 @@ class Strategy:
     def resolved(self) -> dict[str, Any]:
         """Every argument, defaults included: what the run id hashes."""
         return self.args.model_dump(mode="json")
+
+    def model_class(self, adapter) -> type:
+        """Which AutoModelFor* class the backbone is loaded as: the task adapter's head by default."""
+        return adapter.model_class
+
+    def head(self, adapter) -> dict[str, Any]:
+        return adapter.head()
 
     def check(self, model: nn.Module) -> str | None:
         """Why this strategy cannot apply to `model` (a meta-device instance), or None."""

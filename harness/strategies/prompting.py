@@ -1,0 +1,108 @@
+"""Zero-shot and in-context prediction with a decoder-only backbone: no training.
+
+Each evaluation example becomes a prompt from `template` (after `demonstrations` solved training
+examples, drawn with the run's seed); each class is scored by the log-probability the model gives
+its verbalizer (the label's name unless `verbalizers` maps it) as the continuation, and the most
+probable class is the prediction.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import transformers
+from pydantic import Field
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+from harness.config import Strict
+from harness.strategies import Strategy
+
+
+class PromptArgs(Strict):
+    template: str = Field("{input}\nAnswer:", description="the prompt; {input} is the example's text, "
+                                                           "and any column can be named, e.g. {sentence1}")
+    verbalizers: dict[str, str] | None = Field(None, description="label -> the word the model should say")
+    instruction: str = Field("", description="text before everything else")
+    batch_size: int = Field(16, ge=1)
+
+
+class InContextArgs(PromptArgs):
+    demonstrations: int = Field(4, ge=0, description="solved training examples before each query")
+
+
+class ZeroShot(Strategy):
+    name = "zero_shot"
+    Args = PromptArgs
+    trains = False
+
+    @property
+    def demonstrations(self) -> int:
+        return getattr(self.args, "demonstrations", 0)
+
+    def model_class(self, adapter) -> type:
+        return transformers.AutoModelForCausalLM
+
+    def head(self, adapter) -> dict:
+        return {}
+
+    def check(self, model):
+        model_type = model.config.model_type
+        if getattr(model.config, "is_encoder_decoder", False) or model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES \
+                or model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+            return f"needs a decoder-only backbone; {model_type!r} is not one"
+        return None
+
+    def predict(self, model, tokenizer, adapter, rows, train_rows, seed: int):
+        labels = adapter.card.labels
+        if labels is None:
+            raise ValueError(f"{self.name}: scoring verbalizers needs a task with classes, not regression")
+        words = [(self.args.verbalizers or {}).get(label, label) for label in labels]
+        prefix = self.args.instruction + self._demonstrations(adapter, train_rows, words, seed)
+        prompts = [prefix + self._query(adapter, row) for row in rows]
+        scores = _continuation_logprobs(model, tokenizer, prompts, [" " + w for w in words], self.args.batch_size)
+        predictions = [int(torch.tensor(s).argmax()) for s in scores]
+        return predictions, {"prompt_example": prompts[0] if prompts else "", "verbalizers": dict(zip(labels, words)),
+                             "demonstrations": self.demonstrations}
+
+    def _query(self, adapter, row) -> str:
+        return self.args.template.format(input=adapter.prompt_input(row), **row)
+
+    def _demonstrations(self, adapter, train_rows, words, seed: int) -> str:
+        if not self.demonstrations:
+            return ""
+        picked = random.Random(seed).sample(range(len(train_rows)), min(self.demonstrations, len(train_rows)))
+        references = adapter.references_of(train_rows.select(picked), "train")
+        return "".join(f"{self._query(adapter, train_rows[i])} {words[label]}\n\n" for i, label in zip(picked, references))
+
+
+class InContext(ZeroShot):
+    name = "in_context"
+    Args = InContextArgs
+
+
+@torch.no_grad()
+def _continuation_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int):
+    """For each prompt, the summed log-probability of each continuation's tokens."""
+    model.eval()
+    device = next(model.parameters()).device
+    pairs = [(p, c) for p in prompts for c in continuations]
+    out: list[float] = []
+    for start in range(0, len(pairs), batch_size):
+        batch = pairs[start:start + batch_size]
+        prompt_ids = [tokenizer(p, add_special_tokens=True)["input_ids"] for p, _ in batch]
+        full_ids = [tokenizer(p + c, add_special_tokens=True)["input_ids"] for p, c in batch]
+        width = max(len(f) for f in full_ids)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, f in enumerate(full_ids):
+            ids[i, : len(f)] = torch.tensor(f)
+            mask[i, : len(f)] = 1
+        logprobs = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1)
+        for i, (p, f) in enumerate(zip(prompt_ids, full_ids)):
+            first = min(len(p), len(f) - 1)  # the continuation's first token (tokenization may merge at the seam)
+            targets = torch.tensor(f[first:], device=device)
+            out.append(float(logprobs[i, first - 1: len(f) - 1].gather(-1, targets[:, None]).sum()))
+    k = len(continuations)
+    return [out[i:i + k] for i in range(0, len(out), k)]
