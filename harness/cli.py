@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     # Library deprecation notices are for harness's developers, not for the user reading a grid.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="Failed to load the CUDA extension")  # peft's BOFT on CPU
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -276,8 +277,12 @@ def cmd_list(args) -> int:
         catalogue = TaskCatalogue()
         for name in catalogue.names():
             console.print(f"{name:24} {catalogue.paths[name]}")
+    elif args.what == "strategies":
+        for name in STRATEGIES.names():
+            doc = (STRATEGIES.get(name).__doc__ or "").strip().splitlines()
+            console.print(f"{name:20} {doc[0] if doc else ''}")
     else:
-        names = {"strategies": STRATEGIES.names(), "metrics": METRICS.names(), "tiny": sorted(TINY)}[args.what]
+        names = {"metrics": METRICS.names(), "tiny": sorted(TINY)}[args.what]
         console.print("\n".join(names))
     return 0
 

@@ -194,7 +194,8 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
         head = json.dumps(ADAPTERS.get(card.type)(card).head(), sort_keys=True, default=str)
         key = (spec.model, card.type, head, spec.strategy_key)
         if key not in checked:
-            checked[key] = _check_cell(backbone, ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy_key][2])
+            checked[key] = _check_cell(backbone, ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy_key][2],
+                                       spec.strategy_key)
         if checked[key]:
             refused[spec.id] = checked[key]
     return refused
@@ -204,7 +205,7 @@ def _missing_files(card: TaskCard) -> list[str]:
     return [str(card.resolve(p)) for p in (card.source.files or {}).values() if not card.resolve(p).exists()]
 
 
-def _check_cell(backbone: Backbone, adapter, strategy: Strategy) -> str | None:
+def _check_cell(backbone: Backbone, adapter, strategy: Strategy, label: str) -> str | None:
     try:
         config = backbone.config(**strategy.head(adapter))
         with torch.device("meta"):
@@ -214,4 +215,4 @@ def _check_cell(backbone: Backbone, adapter, strategy: Strategy) -> str | None:
     except Exception as exc:
         return f"model {backbone.alias!r}: cannot build a {adapter.type} model: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     reason = strategy.check(model)
-    return f"strategy {strategy.name!r} on {backbone.alias!r}: {reason}" if reason else None
+    return f"strategy {label!r} on {backbone.alias!r}: {reason}" if reason else None

@@ -63,6 +63,8 @@ class BottleneckArgs(Strict):
 
 
 class BottleneckAdapters(Strategy):
+    """Bottleneck adapters after each layer's output projections (Houlsby or Pfeiffer); backbone frozen."""
+
     name = "adapters"
     Args = BottleneckArgs
 

@@ -4,6 +4,8 @@ from harness.strategies import Strategy, backbone_of, train_only
 
 
 class BitFit(Strategy):
+    """BitFit: only the bias terms and the task head train."""
+
     name = "bitfit"
 
     def check(self, model):

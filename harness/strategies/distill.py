@@ -24,6 +24,8 @@ class DistillArgs(Strict):
 
 
 class Distill(Strategy):
+    """Knowledge distillation: the student trains on alpha*CE + (1-alpha)*T^2*KL to a teacher's logits."""
+
     name = "distill"
     Args = DistillArgs
 

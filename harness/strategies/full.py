@@ -4,6 +4,8 @@ from harness.strategies import Strategy
 
 
 class Full(Strategy):
+    """Full fine-tuning: every parameter trains."""
+
     name = "full"
 
     def apply(self, model, adapter):

@@ -14,6 +14,8 @@ def norm_parameters(model: nn.Module) -> set[str]:
 
 
 class LNTuning(Strategy):
+    """LayerNorm tuning: only the normalisation layers and the task head train."""
+
     name = "ln_tuning"
 
     def check(self, model):

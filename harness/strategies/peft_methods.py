@@ -131,30 +131,40 @@ class IA3(PeftStrategy):
 
 
 class LoHa(PeftStrategy):
+    """LoHa: low-rank Hadamard-product adapters (LyCORIS)."""
+
     name = "loha"
     config_class = peft.LoHaConfig
     targets_table = constants.TRANSFORMERS_MODELS_TO_LOHA_TARGET_MODULES_MAPPING
 
 
 class LoKr(PeftStrategy):
+    """LoKr: low-rank Kronecker-product adapters (LyCORIS)."""
+
     name = "lokr"
     config_class = peft.LoKrConfig
     targets_table = constants.TRANSFORMERS_MODELS_TO_LOKR_TARGET_MODULES_MAPPING
 
 
 class VeRA(PeftStrategy):
+    """VeRA (Kopiczko et al., 2024): shared frozen random matrices with trained scaling vectors."""
+
     name = "vera"
     config_class = peft.VeraConfig
     targets_table = constants.TRANSFORMERS_MODELS_TO_VERA_TARGET_MODULES_MAPPING
 
 
 class OFT(PeftStrategy):
+    """OFT (Qiu et al., 2023): orthogonal fine-tuning of the weight matrices."""
+
     name = "oft"
     config_class = peft.OFTConfig
     targets_table = constants.TRANSFORMERS_MODELS_TO_OFT_TARGET_MODULES_MAPPING
 
 
 class BOFT(PeftStrategy):
+    """BOFT (Liu et al., 2024): orthogonal fine-tuning with butterfly factorisation."""
+
     name = "boft"
     config_class = peft.BOFTConfig
     targets_table = constants.TRANSFORMERS_MODELS_TO_BOFT_TARGET_MODULES_MAPPING

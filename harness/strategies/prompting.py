@@ -32,6 +32,8 @@ class InContextArgs(PromptArgs):
 
 
 class ZeroShot(Strategy):
+    """Zero-shot prompting of a decoder-only backbone: classes scored by their verbalizers, no training."""
+
     name = "zero_shot"
     Args = PromptArgs
     trains = False
@@ -77,6 +79,8 @@ class ZeroShot(Strategy):
 
 
 class InContext(ZeroShot):
+    """In-context learning: n solved training examples before each query, then verbalizer scoring."""
+
     name = "in_context"
     Args = InContextArgs
 
