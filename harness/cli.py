@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="Failed to load the CUDA extension")  # peft's BOFT on CPU
+    warnings.filterwarnings("ignore", message="Setting boft_n_butterfly_factor")
     import transformers
 
     transformers.logging.set_verbosity_error()
