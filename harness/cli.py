@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError, unknown
-
-VIEWS = ("overall", "strategies", "backbones", "task", "cost")  # harness.report.leaderboard.VIEWS
+from harness.report.leaderboard import VIEWS
 
 # Piped output (CI logs, `| tee`) gets room for a whole leaderboard row instead of 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
