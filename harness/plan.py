@@ -191,11 +191,10 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
         if missing:
             refused[spec.id] = f"task {spec.task!r}: data file missing: {', '.join(missing)}"
             continue
-        head = json.dumps(ADAPTERS.get(card.type)(card).head(), sort_keys=True, default=str)
-        key = (spec.model, card.type, head, spec.strategy_key)
+        adapter = ADAPTERS.get(card.type)(card)
+        key = (spec.model, card.type, json.dumps(adapter.head(), sort_keys=True, default=str), spec.strategy_key)
         if key not in checked:
-            checked[key] = _check_cell(backbone, ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy_key][2],
-                                       spec.strategy_key)
+            checked[key] = _check_cell(backbone, adapter, loaded.strategies[spec.strategy_key][2], spec.strategy_key)
         if checked[key]:
             refused[spec.id] = checked[key]
     return refused

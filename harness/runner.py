@@ -45,10 +45,10 @@ class HarnessTrainer(Trainer):
         super().__init__(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not self.strategy.own_loss:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         outputs = model(**inputs)
         loss = self.strategy.loss(inputs, outputs)
-        if loss is None:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None):
@@ -184,12 +184,13 @@ def load_finetuned(spec: RunSpec | None, folder: Path):
         spec = RunSpec.model_validate_json((folder / "run_spec.json").read_text(encoding="utf-8"))
     card = spec.task_card()
     adapter = ADAPTERS.get(card.type)(card)
+    strategy = spec.build_strategy()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     backbone = resolve(spec.model, spec.model_spec)
-    model, _ = backbone.load(adapter.model_class, adapter.head(), [], spec.seed, tokenizer=tokenizer)
+    model, _ = backbone.load(strategy.model_class(adapter), strategy.head(adapter), [], spec.seed, tokenizer=tokenizer)
     if (folder / "adapter_config.json").exists():
         return peft.PeftModel.from_pretrained(model, folder), tokenizer
-    model = spec.build_strategy().apply(model, adapter)
+    model = strategy.apply(model, adapter)
     state = safetensors.torch.load_file(folder / TRAINED)
     missing = set(state) - set(dict(model.named_parameters()))
     if missing:
@@ -213,7 +214,7 @@ def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
 
 
 def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None,
-             strategy=None) -> Trainer:
+             strategy) -> Trainer:
     cfg = spec.train
     stopping = cfg.early_stopping
     every = "steps" if cfg.eval_every_steps else "epoch" if stopping else "no"
@@ -248,7 +249,6 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    strategy = strategy or spec.build_strategy()
     callbacks: list[TrainerCallback] = list(strategy.callbacks(model))
     if stopping:
         callbacks.append(EarlyStoppingCallback(stopping.patience, stopping.threshold))

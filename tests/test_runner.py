@@ -49,13 +49,14 @@ def trained_pair(spec):
     backbone = resolve(spec.model, spec.model_spec)
     model, tokenizer = backbone.load(adapter.model_class, adapter.head(), adapter.texts(data.train), spec.seed)
     train, _ = adapter.preprocess(data.train.select(range(128)), "train", tokenizer, spec.train)
-    model = spec.build_strategy().apply(model, adapter)
+    strategy = spec.build_strategy()
+    model = strategy.apply(model, adapter)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     import tempfile
 
     with tempfile.TemporaryDirectory() as workdir:
-        _trainer(spec, model, tokenizer, adapter, train, train, workdir, None).train()
+        _trainer(spec, model, tokenizer, adapter, train, train, workdir, None, strategy).train()
     after = dict(model.named_parameters())
     return before, after, trainable
 

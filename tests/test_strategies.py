@@ -81,9 +81,10 @@ def test_llrd_learning_rates_per_depth(small_suite):
     adapter = ADAPTERS.get(card.type)(card)
     model, tokenizer = resolve(spec.model, spec.model_spec).load(
         adapter.model_class, adapter.head(), adapter.texts(load_splits(card).train), 0)
-    model = spec.build_strategy().apply(model, adapter)
+    strategy = spec.build_strategy()
+    model = strategy.apply(model, adapter)
     with tempfile.TemporaryDirectory() as workdir:
-        optimizer = _trainer(spec, model, tokenizer, adapter, None, None, workdir, None).create_optimizer()
+        optimizer = _trainer(spec, model, tokenizer, adapter, None, None, workdir, None, strategy).create_optimizer()
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     params = dict(model.named_parameters())
     base = spec.train.learning_rate

@@ -93,7 +93,7 @@ def _by(*keys: str, **fixed: str):
 
 def _score_board(results: Results, title: str, index: list[str], rows: list[tuple], select) -> Board:
     runs = results.runs
-    columns, task_scores, tests = [], [], {}
+    columns, tests = [], {}
     for task in results.task_names:
         metric = results.tasks[task]["primary"]
         groups = [select(runs, row, task) for row in rows]
@@ -107,16 +107,12 @@ def _score_board(results: Results, title: str, index: list[str], rows: list[tupl
                     if test is not None:
                         tests[(task, i)] = test.p_value
         columns.append(Column(task, f"{task} ({metric})", "score", cells))
-        task_scores.append([stats.summarize(list(g.task_score)).mean for g in groups])
     adjusted = stats.holm(tests)
     for (task, i), p in adjusted.items():
         cell = next(c for c in columns if c.key == task).cells[i]
         cell.p_value, cell.tied = p, (not math.isnan(p)) and p >= ALPHA
-    table = np.array(task_scores, dtype=float).T if task_scores else np.zeros((len(rows), 0))
-    complete = ~np.isnan(table).any(axis=1) if table.size else np.zeros(len(rows), bool)
-    average = [Cell(mean=float(table[i].mean()), n=1) if complete[i] and table.shape[1] else Cell() for i in range(len(rows))]
-    _place(average)
-    columns.append(Column("average", "average", "score", average))
+    table = _task_scores(results, rows, select)
+    columns.append(Column("average", "average", "score", _averages(table)))
     if len(results.task_names) > 1:
         rank = stats.ranks(table).mean(axis=1) if table.size else np.full(len(rows), np.nan)
         rate = stats.win_rates(table) if table.size else np.full(len(rows), np.nan)
@@ -130,6 +126,21 @@ def _score_board(results: Results, title: str, index: list[str], rows: list[tupl
     board = Board(title, index, rows, columns)
     board.notes = _notes(results, board)
     return board
+
+
+def _task_scores(results: Results, rows: list[tuple], select) -> np.ndarray:
+    """rows x tasks: the mean over seeds of each task's combined score (its card's `average` metrics)."""
+    runs = results.runs
+    table = [[stats.summarize(list(select(runs, row, task).task_score)).mean for task in results.task_names]
+             for row in rows]
+    return np.array(table, dtype=float).reshape(len(rows), len(results.task_names))
+
+
+def _averages(table: np.ndarray) -> list[Cell]:
+    """The average over tasks of each row that has every task, placed best and second best."""
+    cells = [Cell(mean=float(row.mean()), n=1) if row.size and not np.isnan(row).any() else Cell() for row in table]
+    _place(cells)
+    return cells
 
 
 def _task_board(results: Results, task: str) -> Board:
@@ -155,11 +166,10 @@ def _cost_board(results: Results) -> Board:
              ("trainable_share", "trainable", "share", "trainable_share"),
              ("peak_memory_mb", "peak memory", "megabytes", "peak_memory_mb"),
              ("train_seconds", "train time", "seconds", "train_seconds")]
-    overall = _score_board(results, "", ["model", "strategy"], rows, _by("model", "strategy")).column("average")
     columns = []
     for key, title, kind, field_name in specs:
-        if field_name is None:
-            columns.append(Column(key, title, kind, overall.cells))
+        if field_name is None:  # no paired tests here: the cost view only needs the averages
+            columns.append(Column(key, title, kind, _averages(_task_scores(results, rows, _by("model", "strategy")))))
             continue
         cells = []
         for model, strategy in rows:

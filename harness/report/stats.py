@@ -102,7 +102,7 @@ def holm(p_values: dict) -> dict:
     for i, (p, key) in enumerate(items):
         running = max(running, min(1.0, (m - i) * p))
         adjusted[key] = running
-    for key, p in p_values.items():
+    for key in p_values:
         adjusted.setdefault(key, math.nan)
     return adjusted
 

@@ -35,6 +35,7 @@ class Strategy:
     name: ClassVar[str]
     Args: ClassVar[type[Strict]] = NoArgs
     trains: ClassVar[bool] = True  # False: the strategy predicts without training (prompting)
+    own_loss: ClassVar[bool] = False  # True: `loss` replaces the model's loss (distillation)
 
     def __init__(self, args: Strict):
         self.args = args
@@ -70,9 +71,9 @@ class Strategy:
     def prepare(self, context: Context) -> None:
         """Load what the strategy needs beyond the model (a teacher) before `apply`."""
 
-    def loss(self, inputs: dict, outputs) -> torch.Tensor | None:
-        """The training loss, if the strategy has its own (distillation); None for the model's."""
-        return None
+    def loss(self, inputs: dict, outputs) -> torch.Tensor:
+        """The training loss of a strategy with `own_loss` (distillation)."""
+        raise NotImplementedError
 
     def trained(self, model: nn.Module) -> set[str]:
         """Every parameter this strategy trains at some point (what cost figures count)."""

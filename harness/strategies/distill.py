@@ -28,6 +28,7 @@ class Distill(Strategy):
 
     name = "distill"
     Args = DistillArgs
+    own_loss = True
 
     def check(self, model):
         if getattr(model.config, "problem_type", None) == "regression":
