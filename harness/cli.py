@@ -282,7 +282,7 @@ def cmd_list(args) -> int:
             doc = (STRATEGIES.get(name).__doc__ or "").strip().splitlines()
             console.print(f"{name:20} {doc[0] if doc else ''}")
     else:
-        names = {"metrics": METRICS.names(), "tiny": sorted(TINY)}[args.what]
+        names = {"metrics": METRICS.names() + METRICS.families(), "tiny": sorted(TINY)}[args.what]
         console.print("\n".join(names))
     return 0
 

@@ -31,6 +31,16 @@ class EarlyStopping(Strict):
     threshold: float = Field(0.0, ge=0, description="minimum improvement that counts")
 
 
+class Generation(Strict):
+    """How generation tasks (summarization, translation) decode; recorded with their scores."""
+
+    num_beams: int = Field(1, ge=1)
+    max_new_tokens: int = Field(64, ge=1)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    prefix: str = Field("", description="text put before every source (T5's 'summarize: ')")
+
+
 class TrainConfig(Strict):
     """How every cell trains. One training path reads these for every strategy."""
 
@@ -56,6 +66,9 @@ class TrainConfig(Strict):
     save_model: bool = Field(False, description="keep the fine-tuned model (the adapter alone for PEFT methods) "
                                                 "in <store folder>/runs/<run id>/model")
     max_eval_samples: int | None = Field(None, ge=1, description="use only the first N evaluation rows")
+    max_target_length: int = Field(128, ge=4, description="target tokens of generation tasks; longer targets "
+                                                          "are truncated and counted")
+    generation: Generation = Generation()
 
 
 # --------------------------------------------------------------------------- models
@@ -164,8 +177,9 @@ class Source(Strict):
     config: str | None = Field(None, description="dataset configuration (hub only)")
     revision: str | None = Field(None, description="pinned dataset revision (hub only)")
     files: dict[str, str] | None = Field(None, description="split -> local csv / tsv / jsonl / json / parquet file")
-    format: Literal["csv", "tsv", "json", "jsonl", "parquet"] | None = Field(
-        None, description="file format; taken from the file extension if unset"
+    format: Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "squad"] | None = Field(
+        None, description="file format; taken from the file extension if unset (conll: CoNLL columns, "
+                          "one token per line; squad: the official SQuAD JSON layout)"
     )
     generate: str | None = Field(None, description="name of a generated task (harness/data.py)")
     options: dict[str, Any] = Field(default_factory=dict, description="generator arguments")
@@ -206,6 +220,8 @@ class TaskCard(Strict):
     splits: Splits = Splits()
     metrics: list[str] = Field(min_length=1)
     primary: str
+    options: dict[str, Any] = Field(default_factory=dict, description="settings of the task type's adapter "
+                                    "(tag scheme, doc stride, target column ...); `harness list tasks` shows them")
     average: list[str] | None = Field(
         None, description="metrics averaged into the task's score for averages over tasks, as GLUE does "
                           "(MRPC: [f1, accuracy]); the primary metric if unset")

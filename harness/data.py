@@ -21,7 +21,8 @@ ROW = "__row__"  # column holding each row's index in its source split
 GENERATOR_VERSION = 1  # bump when a generator's output changes, so run ids change with it
 
 _BUILDERS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
-_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet",
+               ".conll": "conll"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,14 @@ def _load_files(card: TaskCard) -> datasets.DatasetDict:
         if not path.exists():
             raise DataError(f"{_where(card)}: source.files.{split}: no such file {path}")
     fmt = source.format or _format_of(card, next(iter(paths.values())))
+    if fmt in _READERS:  # layouts no datasets builder reads: parsed here into the hub dataset's columns
+        rows = {}
+        for split, path in paths.items():
+            try:
+                rows[split] = datasets.Dataset.from_list(_READERS[fmt](path))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DataError(f"{_where(card)}: source.files.{split}: {path.name}: {_first_line(exc)}") from None
+        return datasets.DatasetDict(rows)
     kwargs: dict = {}
     if fmt in ("csv", "tsv"):
         kwargs = {"encoding": "utf-8-sig"}  # GLUE files start with a byte-order mark
@@ -94,6 +103,58 @@ def _load_files(card: TaskCard) -> datasets.DatasetDict:
         )
     except Exception as exc:
         raise DataError(f"{_where(card)}: cannot read {fmt} files: {_first_line(exc)}") from exc
+
+
+def read_conll(path: Path) -> list[dict]:
+    """CoNLL columns, one token per line and a blank line after each sentence; -DOCSTART- lines
+    are skipped. The first column is `tokens` and the last `ner_tags`; with four columns the middle
+    ones are `pos_tags` and `chunk_tags` (CoNLL-2003, as the hub's conll2003 names them)."""
+    rows: list[dict] = []
+    sentence: list[list[str]] = []
+    width = None
+
+    def close(line_number: int) -> None:
+        if sentence:
+            names = ["tokens", "pos_tags", "chunk_tags", "ner_tags"] if width == 4 else \
+                ["tokens", *[f"column_{i}" for i in range(1, width - 1)], "ner_tags"]
+            rows.append({name: [fields[i] for fields in sentence] for i, name in enumerate(names)})
+            sentence.clear()
+
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                close(number)
+            elif fields[0] == "-DOCSTART-":
+                close(number)
+            else:
+                if width is None:
+                    width = len(fields)
+                if len(fields) != width or width < 2:
+                    raise ValueError(f"line {number}: expected {width} columns, got {len(fields)}: {line.strip()!r}")
+                sentence.append(fields)
+    close(0)
+    return rows
+
+
+def read_squad(path: Path) -> list[dict]:
+    """The official SQuAD JSON layout ({"data": [articles]}) as the hub's squad columns: id, title,
+    context, question, answers {text, answer_start}. SQuAD 2.0's unanswerable questions have no
+    answers (their plausible answers are not answers)."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    rows = []
+    for article in data:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                answers = [] if qa.get("is_impossible") else qa["answers"]
+                rows.append({"id": str(qa["id"]), "title": article.get("title", ""), "context": paragraph["context"],
+                             "question": qa["question"],
+                             "answers": {"text": [a["text"] for a in answers],
+                                         "answer_start": [int(a["answer_start"]) for a in answers]}})
+    return rows
+
+
+_READERS = {"conll": read_conll, "squad": read_squad}
 
 
 def _format_of(card: TaskCard, path: Path) -> str:

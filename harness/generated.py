@@ -72,3 +72,40 @@ def similarity(seed: int, n_train: int = 2000, n_eval: int = 400, words: int = 4
 
     return _splits(make, seed, n_train, n_eval)
 
+
+
+# --------------------------------------------------------------------------- token classification
+
+FIRST_NAMES = "anna ben carla david elena frank grace henry iris jonas kemal lena".split()
+LAST_NAMES = "smith garcia novak okafor berg tanaka rossi dubois".split()
+CITIES = ["paris", "lagos", "new york", "oslo", "lima", "san jose", "cairo", "hanoi"]
+COMPANIES = ["acme corp", "globex", "initech", "umbrella group", "stark industries", "wayne enterprises"]
+NER_TEMPLATES = [
+    "{PER} visited {LOC} last week",
+    "{ORG} hired {PER} in {LOC}",
+    "yesterday {PER} left {ORG}",
+    "the office of {ORG} in {LOC} is closed",
+    "{PER} and {PER} met in {LOC}",
+    "shares of {ORG} rose after {PER} spoke",
+    "it rained in {LOC} all day",
+]
+
+
+def entities(seed: int, n_train: int = 1500, n_eval: int = 300) -> dict[str, list[dict]]:
+    """Templated sentences with people, places and companies from small gazetteers, tagged IOB2."""
+
+    def make(rng: random.Random) -> dict:
+        tokens, tags = [], []
+        for part in rng.choice(NER_TEMPLATES).split():
+            if part.startswith("{"):
+                kind = part[1:4]
+                name = {"PER": lambda: f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                        "LOC": lambda: rng.choice(CITIES), "ORG": lambda: rng.choice(COMPANIES)}[kind]().split()
+                tokens += name
+                tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(name) - 1)
+            else:
+                tokens.append(part)
+                tags.append("O")
+        return {"tokens": tokens, "ner_tags": tags}
+
+    return _splits(make, seed, n_train, n_eval)

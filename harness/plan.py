@@ -52,11 +52,15 @@ class RunSpec(Strict):
     results_version: int = RESULTS_VERSION
 
     def identity(self) -> dict[str, Any]:
+        # Settings that cannot change this cell's result are not hashed: keeping the model, and the
+        # settings a task type never reads (generation settings for a classifier). Editing them reruns nothing.
+        unused = {"save_model"} | ADAPTERS.get(self.card.type).unused_train
+        card = self.card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not self.card.options else set()))
         return {
             "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
-            "task": {"card": self.card.model_dump(mode="json", exclude=REPORT_ONLY), "data": self.data_fingerprint},
+            "task": {"card": card, "data": self.data_fingerprint},
             "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
-            "train": self.train.model_dump(mode="json", exclude={"save_model"}),  # keeping it changes no result
+            "train": self.train.model_dump(mode="json", exclude=unused),
             "seed": self.seed,
             "metrics": self.metrics,
             "results_version": self.results_version,

@@ -21,13 +21,24 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, entries: dict[str, str]):
+    """Named entries, plus optional families named `<prefix>:<argument>` whose entry is a factory
+    called with the argument (`evaluate:sacrebleu` for metrics)."""
+
+    def __init__(self, kind: str, entries: dict[str, str], families: dict[str, str] | None = None):
         self.kind = kind
         self._entries = dict(entries)
+        self._families = dict(families or {})
         self._loaded: dict[str, T] = {}
 
+    def _family(self, name: object) -> str | None:
+        if isinstance(name, str) and ":" in name:
+            prefix, _, argument = name.partition(":")
+            if prefix in self._families and argument:
+                return prefix
+        return None
+
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or self._family(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._entries))
@@ -35,18 +46,28 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def families(self) -> list[str]:
+        return sorted(f"{prefix}:<...>" for prefix in self._families)
+
     def get(self, name: str) -> T:
-        if name not in self._entries:
+        family = self._family(name)
+        if name not in self._entries and family is None:
             raise HarnessError(unknown(self.kind, name, self._entries))
         if name not in self._loaded:
-            module, _, attr = self._entries[name].partition(":")
-            self._loaded[name] = getattr(importlib.import_module(module), attr)
+            module, _, attr = (self._entries.get(name) or self._families[family]).partition(":")
+            found = getattr(importlib.import_module(module), attr)
+            self._loaded[name] = found(name.partition(":")[2]) if family else found
         return self._loaded[name]
 
 
 ADAPTERS: Registry[Any] = Registry(
     "task type",
-    {"classification": "harness.adapters.classification:ClassificationAdapter"},
+    {
+        "classification": "harness.adapters.classification:ClassificationAdapter",
+        "token_classification": "harness.adapters.tokens:TokenClassificationAdapter",
+        "question_answering": "harness.adapters.qa:QuestionAnsweringAdapter",
+        "seq2seq": "harness.adapters.seq2seq:Seq2SeqAdapter",
+    },
 )
 
 STRATEGIES: Registry[Any] = Registry(
@@ -87,7 +108,23 @@ METRICS: Registry[Any] = Registry(
         "mcc": "harness.metrics.classification:MCC",
         "pearson": "harness.metrics.classification:PEARSON",
         "spearman": "harness.metrics.classification:SPEARMAN",
+        "seqeval_f1": "harness.metrics.ner:SEQEVAL_F1",
+        "seqeval_precision": "harness.metrics.ner:SEQEVAL_PRECISION",
+        "seqeval_recall": "harness.metrics.ner:SEQEVAL_RECALL",
+        "seqeval_f1_strict": "harness.metrics.ner:SEQEVAL_F1_STRICT",
+        "token_accuracy": "harness.metrics.ner:TOKEN_ACCURACY",
+        "squad_exact": "harness.metrics.squad:SQUAD_EXACT",
+        "squad_f1": "harness.metrics.squad:SQUAD_F1",
+        "squad_v2_exact": "harness.metrics.squad:SQUAD_V2_EXACT",
+        "squad_v2_f1": "harness.metrics.squad:SQUAD_V2_F1",
+        "rouge1": "harness.metrics.generation:ROUGE1",
+        "rouge2": "harness.metrics.generation:ROUGE2",
+        "rougeL": "harness.metrics.generation:ROUGEL",
+        "rougeLsum": "harness.metrics.generation:ROUGELSUM",
+        "bleu": "harness.metrics.generation:BLEU",
+        "chrf": "harness.metrics.generation:CHRF",
     },
+    families={"evaluate": "harness.metrics.external:load"},
 )
 
 GENERATORS: Registry[Any] = Registry(
@@ -96,6 +133,10 @@ GENERATORS: Registry[Any] = Registry(
         "sentiment": "harness.generated:sentiment",
         "same_subject": "harness.generated:same_subject",
         "similarity": "harness.generated:similarity",
+        "entities": "harness.generated:entities",
+        "facts": "harness.generated:facts",
+        "headline": "harness.generated:headline",
+        "reorder": "harness.generated:reorder",
     },
 )
 
@@ -159,6 +200,7 @@ def load_card(path: Path) -> TaskCard:
         for key in card.source.options:
             if key not in accepted:
                 raise ConfigError(f"{path}: source.options: unknown key {key!r}{did_you_mean(key, accepted)}")
+    parse(adapter.Options, card.options, str(path), prefix=("options",))
     problem = adapter.check_card(card)
     if problem:
         raise ConfigError(f"{path}: {problem}")

@@ -40,9 +40,30 @@ class HarnessTrainer(Trainer):
     """Trainer whose optimizer takes the strategy's parameter groups (learning-rate scales, and
     parameters that unfreeze later) while keeping Trainer's weight-decay rules. Nothing else changes."""
 
-    def __init__(self, *args, strategy, **kwargs):
+    def __init__(self, *args, strategy, adapter, train_config, **kwargs):
         self.strategy = strategy
+        self.adapter = adapter
+        self.train_config = train_config
         super().__init__(*args, **kwargs)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        """Generation tasks are scored on generated text, not on one forward pass's logits."""
+        if not self.adapter.generates:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        features = eval_dataset if eval_dataset is not None else self.eval_dataset
+        predictions = self.adapter.generate(self.model, self.processing_class, features, self.train_config)
+        scores = self.adapter.score(predictions, self.adapter.references(features))
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in scores.items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def predictions(self, features) -> list:
+        """Per-example predictions on preprocessed `features`."""
+        if self.adapter.generates:
+            self.model.eval()
+            return self.adapter.generate(self.model, self.processing_class, features, self.train_config)
+        return self.adapter.decode(self.predict(features).predictions, features)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.strategy.own_loss:
@@ -117,10 +138,9 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                     result = trainer.train()
                 with timer("evaluate"):
                     trainer.model = strategy.before_evaluate(trainer.model)
-                    output = trainer.predict(eval_set)
+                    predictions = trainer.predictions(eval_set)
                 saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model", strategy, spec) \
                     if cfg.save_model and artifacts else None
-            predictions = adapter.decode(output.predictions)
             references = adapter.references(eval_set)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
             info = {
@@ -136,6 +156,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 "saved_to": str(saved) if saved else None,
             }
     metrics = adapter.score(predictions, references)
+    if breakdown := adapter.breakdown(predictions, references):
+        info["breakdown"] = breakdown
     train_seconds = timer.seconds.get("train", 0.0)
     cost = {
         **params,
@@ -246,6 +268,7 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
         report_to="none",
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
+        label_names=list(adapter.label_names),
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
@@ -257,12 +280,14 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
     trainer = HarnessTrainer(
         model=model,
         strategy=strategy,
+        adapter=adapter,
+        train_config=cfg,
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
         data_collator=adapter.collator(tokenizer),
-        compute_metrics=lambda p: adapter.score(adapter.decode(p.predictions), adapter.references(eval_set)),
+        compute_metrics=lambda p: adapter.score(adapter.decode(p.predictions, eval_set), adapter.references(eval_set)),
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # our own display reports progress

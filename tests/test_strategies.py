@@ -226,7 +226,7 @@ def test_a_saved_run_reloads_with_identical_predictions(small_suite, tmp_path, s
     eval_set, _ = adapter.preprocess(load_splits(card).eval, "validation", tokenizer, spec.train)
     trainer = Trainer(model=model, args=TrainingArguments(str(tmp_path / "t"), report_to="none", use_cpu=True),
                       data_collator=adapter.collator(tokenizer))
-    assert adapter.decode(trainer.predict(eval_set).predictions) == record.predictions
+    assert adapter.decode(trainer.predict(eval_set).predictions, eval_set) == record.predictions
     if strategy in ("lora", "prefix_tuning"):
         assert (folder / "adapter_config.json").exists() and not (folder / "model.safetensors").exists()
     if strategy in ("bitfit", "adapters"):  # only what trained is kept

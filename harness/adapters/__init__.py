@@ -12,16 +12,25 @@ from typing import Any, ClassVar
 
 import datasets
 
-from harness.config import TaskCard, TrainConfig
+from harness.config import Strict, TaskCard, TrainConfig
 from harness.registry import METRICS
+
+
+class NoOptions(Strict):
+    pass
 
 
 class Adapter:
     type: ClassVar[str]
-    peft_task_type: ClassVar[str]  # peft's TaskType for this head
+    Options: ClassVar[type[Strict]] = NoOptions  # the card's `options:` for this task type
+    label_names: ClassVar[list[str]] = ["labels"]  # the model inputs that hold the targets
+    generates: ClassVar[bool] = False  # predictions come from `generate`, not from one forward pass
+    # TrainConfig fields this task type never reads: not hashed into its run ids
+    unused_train: ClassVar[set[str]] = {"generation", "max_target_length"}
 
     def __init__(self, card: TaskCard):
         self.card = card
+        self.options = self.Options.model_validate(card.options)
 
     @classmethod
     def check_card(cls, card: TaskCard) -> str | None:
@@ -51,12 +60,21 @@ class Adapter:
         """k training examples in all, drawn with `seed` (classification draws k per class)."""
         return split.shuffle(seed=seed).select(range(min(k, len(split))))
 
-    def decode(self, predictions: Any) -> list:
-        """Per-example predictions from the model's raw outputs on a split."""
+    def decode(self, predictions: Any, features: datasets.Dataset) -> list:
+        """Per-example predictions from the model's raw outputs on preprocessed `features`."""
         raise NotImplementedError
 
-    def references(self, split: datasets.Dataset) -> list:
+    def generate(self, model, tokenizer, features: datasets.Dataset, train: TrainConfig) -> list:
+        """Per-example predictions by generation (adapters with `generates`)."""
         raise NotImplementedError
+
+    def references(self, features: datasets.Dataset) -> list:
+        """Per-example references, aligned with `decode`'s predictions."""
+        raise NotImplementedError
+
+    def breakdown(self, predictions: Sequence, references: Sequence) -> dict:
+        """Finer scores kept with the run (per entity type, answerable or not), beyond the card's metrics."""
+        return {}
 
     def score(self, predictions: Sequence, references: Sequence) -> dict[str, float]:
         return {name: METRICS.get(name)(predictions, references) for name in self.card.metrics}

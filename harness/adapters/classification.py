@@ -19,7 +19,6 @@ REGRESSION_METRICS = {"pearson", "spearman"}
 
 class ClassificationAdapter(Adapter):
     type = "classification"
-    peft_task_type = "SEQ_CLS"
 
     @classmethod
     def check_card(cls, card: TaskCard) -> str | None:
@@ -123,15 +122,15 @@ class ClassificationAdapter(Adapter):
     def collator(self, tokenizer):
         return transformers.DataCollatorWithPadding(tokenizer)
 
-    def decode(self, predictions: Any) -> list:
+    def decode(self, predictions: Any, features: datasets.Dataset) -> list:
         logits = predictions[0] if isinstance(predictions, tuple) else predictions
         logits = np.asarray(logits)
         if self.regression:
             return [float(x) for x in logits.reshape(-1)]
         return [int(x) for x in logits.argmax(axis=-1)]
 
-    def references(self, split: datasets.Dataset) -> list:
-        return list(split["labels"])
+    def references(self, features: datasets.Dataset) -> list:
+        return list(features["labels"])
 
     def references_of(self, rows: datasets.Dataset, name: str) -> list:
         """References straight from raw rows (strategies that predict without preprocessing)."""

@@ -25,6 +25,11 @@ class Metric:
     # The same metric over many resamples at once: (R x n predictions, R x n references) -> R values,
     # unscaled. Paired bootstraps use it; tests hold it equal to `compute` on every row.
     batch: Callable[[object, object], object] | None = None
+    # Corpus-level metrics (BLEU, entity F1) as sums: `stats(predictions, references)` gives each
+    # example's sufficient statistics (n x k) and `from_stats` turns summed rows (R x k) into R unscaled
+    # values, so a resample's score is `from_stats` of its examples' summed statistics.
+    stats: Callable[[Sequence, Sequence], object] | None = None
+    from_stats: Callable[[object], object] | None = None
 
     @property
     def signature(self) -> str:

@@ -83,10 +83,16 @@ def paired_test(a: list[Run], b: list[Run], metric: Metric, resamples: int = RES
                                         alternative="two-sided", random_state=seed)
         return PairedTest("permutation", diff, float(result.pvalue), len(pairs), n)
     rng = np.random.default_rng(seed)
-    ref = np.asarray(refs)
     idx = rng.integers(0, n, (resamples, n))  # the same resampled examples for both cells and every seed
-    deltas = np.mean([metric.many(np.asarray(pa)[idx], ref[idx]) - metric.many(np.asarray(pb)[idx], ref[idx])
-                      for pa, pb, _ in pairs], axis=0)
+    if metric.stats is not None:  # corpus-level metrics: resample each example's sufficient statistics
+        def resampled(p):
+            return np.asarray(metric.from_stats(np.asarray(metric.stats(p, refs))[idx].sum(axis=1))) * metric.scale
+    else:
+        ref = np.asarray(refs)
+
+        def resampled(p):
+            return metric.many(np.asarray(p)[idx], ref[idx])
+    deltas = np.mean([resampled(pa) - resampled(pb) for pa, pb, _ in pairs], axis=0)
     deltas = deltas[~np.isnan(deltas)]
     # two-sided: how often the resampled difference falls on either side of zero, never exactly 0
     k = len(deltas)

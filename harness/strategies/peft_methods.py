@@ -98,19 +98,31 @@ class PeftStrategy(Strategy):
                 return (f"target modules {missing} not found in {type(model).__name__} "
                         f"(its linear modules: {', '.join(linear)})")
         try:  # the model is on the meta device: this costs no memory
-            peft.get_peft_model(model, self._config(model, "SEQ_CLS"))
+            peft.get_peft_model(model, self._config(model, peft_task(model)))
         except Exception as exc:  # peft raises many types; its message is the reason
             text = str(exc).strip().splitlines()
             return f"peft cannot apply {self.name}: {text[0] if text else type(exc).__name__}"
         return None
 
     def apply(self, model: nn.Module, adapter) -> nn.Module:
-        return peft.get_peft_model(model, self._config(model, adapter.peft_task_type))
+        return peft.get_peft_model(model, self._config(model, peft_task(model)))
 
     def before_evaluate(self, model: nn.Module) -> nn.Module:
         if self.args.get("merge"):
             model.merge_adapter()
         return model
+
+
+def peft_task(model: nn.Module) -> str:
+    """peft's TaskType for a model, read off its head class."""
+    name = type(model).__name__
+    for suffix, task in (("ForSequenceClassification", "SEQ_CLS"), ("ForTokenClassification", "TOKEN_CLS"),
+                         ("ForQuestionAnswering", "QUESTION_ANS"), ("ForCausalLM", "CAUSAL_LM")):
+        if name.endswith(suffix):
+            return task
+    if getattr(model.config, "is_encoder_decoder", False):
+        return "SEQ_2_SEQ_LM"
+    raise ValueError(f"no peft task type for {name}")
 
 
 class LoRA(PeftStrategy):
