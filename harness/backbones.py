@@ -64,6 +64,12 @@ TINY: dict[str, TinyFamily] = {
              intermediate_size=256, max_position_embeddings=512),
         sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
     ),
+    "t5": TinyFamily(
+        "T5Config",
+        dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4, dropout_rate=0.1,
+             feed_forward_proj="relu", tie_word_embeddings=True),
+        sizes={"hidden_size": "d_model", "intermediate_size": "d_ff", "num_heads": "num_heads"},
+    ),
 }
 TINY_SIZE_KEYS = {"vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size"}
 
@@ -102,7 +108,7 @@ class Backbone:
             vocab = int(self.spec.size.get("vocab_size", 2000))
             tokenizer = tokenizer or build_tokenizer(texts, vocab, self.tiny.inputs)
             special = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
-                           eos_token_id=tokenizer.sep_token_id)
+                           eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id)
             config = self.tiny.config(self.spec.size, len(tokenizer), **special, **head)
             return model_class.from_config(config), tokenizer
         common = self._common()
@@ -202,6 +208,7 @@ def build_tokenizer(
     return transformers.PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        bos_token="[CLS]", eos_token="[SEP]",  # generation stops at [SEP]
         model_max_length=512,
         model_input_names=list(inputs),
     )

@@ -109,3 +109,93 @@ def entities(seed: int, n_train: int = 1500, n_eval: int = 300) -> dict[str, lis
         return {"tokens": tokens, "ner_tags": tags}
 
     return _splits(make, seed, n_train, n_eval)
+
+
+# --------------------------------------------------------------------------- question answering
+
+PEOPLE = "anna ben carla david elena frank grace henry iris jonas kemal lena maria nils olga paul".split()
+FACTS = {
+    "city": ("lives in", "where does {p} live ?", ["paris", "lagos", "oslo", "lima", "cairo", "hanoi", "quito", "rome"]),
+    "job": ("works as a", "what is the job of {p} ?", ["baker", "pilot", "nurse", "farmer", "judge", "tailor", "chef"]),
+    "pet": ("owns a", "what pet does {p} own ?", ["cat", "dog", "parrot", "horse", "goat", "rabbit", "turtle"]),
+    "sport": ("plays", "which sport does {p} play ?", ["tennis", "chess", "rugby", "golf", "hockey", "polo"]),
+}
+
+
+def facts(seed: int, n_train: int = 1500, n_eval: int = 300, unanswerable: float = 0.0) -> dict[str, list[dict]]:
+    """A few facts about people ('anna lives in oslo . ben works as a pilot .') and a question about
+    one of them; with `unanswerable` > 0 that share of questions asks a fact the context lacks
+    (SQuAD 2.0 style, no answer)."""
+
+    def make(rng: random.Random) -> dict:
+        people = rng.sample(PEOPLE, 3)
+        kinds = rng.sample(sorted(FACTS), 3)
+        sentences, told = [], []
+        for person, kind in zip(people, kinds):
+            verb, _, values = FACTS[kind]
+            value = rng.choice(values)
+            sentences.append((f"{person} {verb} ", value, " ."))
+            told.append((person, kind, value))
+        context, spans = "", []
+        for before, value, after in sentences:
+            spans.append(len(context) + len(before))
+            context += before + value + after + " "
+        context = context.strip()
+        if rng.random() < unanswerable:
+            person, kind, _ = told[0]
+            missing = next(k for k in sorted(FACTS) if k not in kinds)
+            return {"id": f"q{rng.getrandbits(40):x}", "context": context,
+                    "question": FACTS[missing][1].format(p=person), "answers": {"text": [], "answer_start": []}}
+        i = rng.randrange(3)
+        person, kind, value = told[i]
+        return {"id": f"q{rng.getrandbits(40):x}", "context": context, "question": FACTS[kind][1].format(p=person),
+                "answers": {"text": [value], "answer_start": [spans[i]]}}
+
+    return _splits(make, seed, n_train, n_eval)
+
+
+# --------------------------------------------------------------------------- summarization, translation
+
+
+def _clause(rng: random.Random) -> str:
+    return f"the {rng.choice(ADJECTIVES)} {rng.choice(ANIMALS)} {rng.choice(VERBS)} {rng.choice(PLACES)}"
+
+
+def headline(seed: int, n_train: int = 1500, n_eval: int = 200) -> dict[str, list[dict]]:
+    """Documents of three to five sentences, one of them flagged 'in short :'; the summary is that
+    sentence (a copy task: find the flag, copy what follows)."""
+
+    def make(rng: random.Random) -> dict:
+        sentences = [_clause(rng) for _ in range(rng.randint(3, 5))]
+        key = rng.randrange(len(sentences))
+        document = " ".join(("in short : " if i == key else "") + s + " ." for i, s in enumerate(sentences))
+        return {"document": document, "summary": sentences[key] + " ."}
+
+    return _splits(make, seed, n_train, n_eval)
+
+
+# An invented language: each English word has a fixed translation, and the word order changes:
+# adjectives follow their noun and the verb goes to the end of the clause (SOV).
+LEXICON = {
+    "the": "lo", "red": "rusa", "small": "pikku", "old": "vanha", "quick": "nopa", "lazy": "laiska",
+    "young": "nuori", "brown": "rusko", "grey": "harma", "tall": "pitka", "quiet": "hilja",
+    "fox": "kettu", "dog": "koira", "cat": "kissa", "horse": "hevo", "bird": "lintu", "mouse": "hiiri",
+    "rabbit": "jano", "wolf": "susi", "bear": "karhu", "goat": "vuohi",
+    "sees": "nakee", "follows": "seuraa", "likes": "tykkaa", "chases": "jahtaa", "helps": "auttaa",
+}
+TRANSITIVE = ["sees", "follows", "likes", "chases", "helps"]
+
+
+def reorder(seed: int, n_train: int = 2000, n_eval: int = 200) -> dict[str, list[dict]]:
+    """'the red fox sees the small bird' -> 'lo kettu rusa lo lintu pikku nakee': word-by-word
+    translation with the adjective after its noun and the verb last."""
+
+    def make(rng: random.Random) -> dict:
+        subject = (rng.choice(ADJECTIVES), rng.choice(ANIMALS))
+        obj = (rng.choice(ADJECTIVES), rng.choice(ANIMALS))
+        verb = rng.choice(TRANSITIVE)
+        source = f"the {subject[0]} {subject[1]} {verb} the {obj[0]} {obj[1]}"
+        words = ["the", subject[1], subject[0], "the", obj[1], obj[0], verb]
+        return {"source": source, "target": " ".join(LEXICON[w] for w in words)}
+
+    return _splits(make, seed, n_train, n_eval)

@@ -124,6 +124,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             references = adapter.references_of(eval_rows, data.eval_source)
             tokens, result_metrics = 0, {}
         else:
+            adapter.bind(model)
             with timer("preprocess"):
                 train_set, train_info = adapter.preprocess(train_rows, data.train_source, tokenizer, cfg)
                 eval_set, eval_info = adapter.preprocess(eval_rows, data.eval_source, tokenizer, cfg)

@@ -41,6 +41,9 @@ class Adapter:
     def model_class(self) -> type:
         raise NotImplementedError
 
+    def bind(self, model) -> None:
+        """See the loaded backbone before preprocessing (seq2seq lays rows out by architecture)."""
+
     def head(self) -> dict[str, Any]:
         """Keyword arguments for the model config that shape the head."""
         raise NotImplementedError
