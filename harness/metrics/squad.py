@@ -77,7 +77,7 @@ def has_answer_breakdown(predictions, references) -> dict[str, float]:
     """evaluate-v2.0.py's HasAns_* and NoAns_* figures (points, and counts)."""
     out: dict[str, float] = {}
     for name, keep in (("HasAns", lambda r: bool(r)), ("NoAns", lambda r: not r)):
-        chosen = [(p, r) for p, r in zip(predictions, references) if keep([g for g in r if normalize_answer(g)])]
+        chosen = [(p, r) for p, r in zip(predictions, references) if keep(r)]  # as the script: any gold answer
         if chosen:
             out[f"{name}_exact"] = round(100 * float(np.mean([exact_v2(p, r) for p, r in chosen])), 4)
             out[f"{name}_f1"] = round(100 * float(np.mean([f1_v2(p, r) for p, r in chosen])), 4)

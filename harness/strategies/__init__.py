@@ -94,6 +94,9 @@ class Strategy:
 def backbone_of(model: nn.Module) -> nn.Module:
     """The pretrained body of an AutoModelFor* model; everything else is its task head."""
     body = getattr(model, model.base_model_prefix, None)
+    if not isinstance(body, nn.Module) and getattr(model.config, "is_encoder_decoder", False):
+        # encoder-decoder LMs (T5) hold their body on the model itself: everything but the LM head
+        body = nn.ModuleDict({n: m for n, m in model.named_children() if n != "lm_head"})
     if not isinstance(body, nn.Module):
         raise ValueError(f"{type(model).__name__} has no backbone attribute {model.base_model_prefix!r}")
     return body

@@ -12,13 +12,18 @@ from pydantic import Field
 from transformers import TrainerCallback
 
 from harness.config import Strict
-from harness.strategies import Strategy, depth_groups, layer_stack, train_only
+from harness.strategies import Strategy, depth_groups, head_names, layer_stack, train_only
 
 
 class HeadOnly(Strategy):
     """Linear probe: the backbone is frozen, only the task head trains."""
 
     name = "head_only"
+
+    def check(self, model):
+        if not head_names(model):
+            return "the head shares its weights with the input embeddings (tied); there is no separate head to train"
+        return None
 
     def apply(self, model, adapter):
         return train_only(model, lambda name: False)
