@@ -118,6 +118,7 @@ class Suite(Strict):
     shots: list[int | None] = Field([None], min_length=1, description="few-shot axis: k per class, null for all data")
     train: TrainConfig = TrainConfig()
     overrides: list[Override] = Field(default_factory=list)
+    exclude: list[When] = Field(default_factory=list, description="cells left out of the grid (model, task, strategy)")
     store: str | None = Field(None, description="SQLite store path; results/harness.sqlite if unset")
 
     # Set by load_suite, not by the file.
@@ -144,6 +145,11 @@ class Suite(Strict):
         if dupes:
             raise ValueError(f"{', '.join(dupes)} listed more than once")
         return values
+
+    def excluded(self, model: str, task: str, strategy: str) -> bool:
+        cell = {"model": model, "task": task, "strategy": strategy}
+        return any(all((names := rule.names(axis)) is None or cell[axis] in names for axis in cell)
+                   for rule in self.exclude)
 
     def train_for(self, model: str, task: str, strategy: str) -> TrainConfig:
         """The base training settings with every matching override applied in file order."""

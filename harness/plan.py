@@ -126,11 +126,14 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> Load
         strategies[label] = (name, raw, STRATEGIES.get(name).from_suite(raw, where, f"strategies.{label}"))
 
     axes = {"model": list(suite.models), "task": list(cards), "strategy": list(strategies)}
-    for i, override in enumerate(suite.overrides):
+    rules = [(f"overrides.{i}.when", o.when) for i, o in enumerate(suite.overrides)]
+    rules += [(f"exclude.{i}", rule) for i, rule in enumerate(suite.exclude)]
+    for key, when in rules:
         for axis, known in axes.items():
-            for name in override.when.names(axis) or []:
+            for name in when.names(axis) or []:
                 if name not in known:
-                    raise ConfigError(f"{where}: overrides.{i}.when.{axis}: {unknown(axis, name, known)}")
+                    raise ConfigError(f"{where}: {key}.{axis}: {unknown(axis, name, known)}")
+    for i, override in enumerate(suite.overrides):
         for model in suite.models:
             for task in cards:
                 for label in strategies:
@@ -160,6 +163,8 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
             adapter = ADAPTERS.get(card.type)(card)
             metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in adapter.signatures().items()}
             for label, (name, raw, strategy) in loaded.strategies.items():
+                if suite.excluded(alias, task, label):
+                    continue
                 for shots in suite.shots:
                     train = suite.train_for(alias, task, label)
                     if shots is not None:
@@ -209,6 +214,8 @@ def _missing_files(card: TaskCard) -> list[str]:
 
 
 def _check_cell(backbone: Backbone, adapter, strategy: Strategy, label: str) -> str | None:
+    if strategy.task_types is not None and adapter.type not in strategy.task_types:
+        return f"strategy {label!r} applies to {', '.join(sorted(strategy.task_types))} tasks, not {adapter.type}"
     try:
         config = backbone.config(**strategy.head(adapter))
         with torch.device("meta"):
@@ -217,5 +224,8 @@ def _check_cell(backbone: Backbone, adapter, strategy: Strategy, label: str) -> 
         return str(exc)
     except Exception as exc:
         return f"model {backbone.alias!r}: cannot build a {adapter.type} model: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    reason = adapter.check_model(model)
+    if reason:
+        return f"task type {adapter.type!r} on {backbone.alias!r}: {reason}"
     reason = strategy.check(model)
     return f"strategy {label!r} on {backbone.alias!r}: {reason}" if reason else None

@@ -120,7 +120,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
         if not strategy.trains:
             params = parameter_counts(model, set())
             with timer("evaluate"):
-                predictions, info = strategy.predict(model, tokenizer, adapter, eval_rows, train_rows, spec.seed)
+                predictions, info = strategy.predict(model, tokenizer, adapter, eval_rows, train_rows, spec.seed, cfg)
             references = adapter.references_of(eval_rows, data.eval_source)
             tokens, result_metrics = 0, {}
         else:

@@ -41,6 +41,10 @@ class Adapter:
     def model_class(self) -> type:
         raise NotImplementedError
 
+    def check_model(self, model) -> str | None:
+        """Why this task type cannot use `model` (a meta-device instance), or None."""
+        return None
+
     def bind(self, model) -> None:
         """See the loaded backbone before preprocessing (seq2seq lays rows out by architecture)."""
 

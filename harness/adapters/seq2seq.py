@@ -21,7 +21,8 @@ import datasets
 import torch
 import transformers
 from pydantic import Field
-from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import (MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+                                                    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES)
 
 from harness.adapters import Adapter, source_rows
 from harness.config import Strict, TaskCard, TrainConfig
@@ -85,6 +86,13 @@ class Seq2SeqAdapter(Adapter):
     def head(self) -> dict[str, Any]:
         return {}
 
+    def check_model(self, model) -> str | None:
+        config = model.config
+        if not is_encoder_decoder(model) and config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES \
+                and not getattr(config, "is_decoder", False):
+            return f"{config.model_type!r} is an encoder-only backbone; generation needs an encoder-decoder or a decoder"
+        return None
+
     def _text(self, value: Any, lang: str | None, column: str, name: str, row: int) -> str:
         if isinstance(value, dict):
             if lang is None or lang not in value:
@@ -111,17 +119,19 @@ class Seq2SeqAdapter(Adapter):
         yield from sources
         yield from targets
 
-    def _prompt(self, source: str, train: TrainConfig) -> str:
+    def prompt(self, source: str, train: TrainConfig) -> str:
+        """A decoder-only backbone's prompt for one source."""
         return self.options.prompt.format(source=train.generation.prefix + source)
 
-    def preprocess(self, split: datasets.Dataset, name: str, tokenizer, train: TrainConfig):
+    def preprocess(self, split: datasets.Dataset, name: str, tokenizer, train: TrainConfig, preamble: str = ""):
+        """Model-ready rows; `preamble` goes before each decoder-only prompt (in-context demonstrations)."""
         sources, targets = self.pairs(split, name)
         target_ids = tokenizer(text_target=targets, add_special_tokens=False)["input_ids"] if self.decoder_only \
             else tokenizer(text_target=targets)["input_ids"]
         cut_targets = sum(len(t) > train.max_target_length for t in target_ids)
         target_ids = [t[: train.max_target_length] for t in target_ids]
         if self.decoder_only:
-            prompts = [self._prompt(s, train) for s in sources]
+            prompts = [preamble + self.prompt(s, train) for s in sources]
             prompt_ids = tokenizer(prompts)["input_ids"]
             cut_sources = sum(len(p) > train.max_length for p in prompt_ids)
             prompt_ids = [p[: train.max_length] for p in prompt_ids]

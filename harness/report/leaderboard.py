@@ -64,12 +64,12 @@ class Board:
 def boards(results: Results, view: str = "overall", task: str | None = None) -> list[Board]:
     if view == "overall":
         return [_score_board(results, results.name, ["model", "strategy"],
-                             [(m, s) for m in results.models for s in results.strategies], _by("model", "strategy"))]
+                             results.pairs(), _by("model", "strategy"))]
     if view == "strategies":
-        return [_score_board(results, f"{results.name} · {m}", ["strategy"], [(s,) for s in results.strategies],
+        return [_score_board(results, f"{results.name} · {m}", ["strategy"], [(s,) for _, s in results.pairs(model=m)],
                              _by("strategy", model=m)) for m in results.models]
     if view == "backbones":
-        return [_score_board(results, f"{results.name} · {s}", ["model"], [(m,) for m in results.models],
+        return [_score_board(results, f"{results.name} · {s}", ["model"], [(m,) for m, _ in results.pairs(strategy=s)],
                              _by("model", strategy=s)) for s in results.strategies]
     if view == "task":
         names = [task] if task else results.task_names
@@ -144,7 +144,7 @@ def _averages(table: np.ndarray) -> list[Cell]:
 
 
 def _task_board(results: Results, task: str) -> Board:
-    rows = [(m, s) for m in results.models for s in results.strategies]
+    rows = results.pairs()
     runs = results.runs[results.runs.task == task]
     columns = []
     for metric in results.tasks[task]["metrics"]:
@@ -160,7 +160,7 @@ def _task_board(results: Results, task: str) -> Board:
 
 
 def _cost_board(results: Results) -> Board:
-    rows = [(m, s) for m in results.models for s in results.strategies]
+    rows = results.pairs()
     runs = results.runs
     specs = [("average", "average score", "score", None), ("trainable_params", "trainable params", "count", "trainable_params"),
              ("trainable_share", "trainable", "share", "trainable_share"),

@@ -80,7 +80,7 @@ def score_against(results: Results, x: str, label: str, task: str | None = None,
 
 
 def task_bars(results: Results):
-    rows = [(m, s) for m in results.models for s in results.strategies]
+    rows = results.pairs()
     tasks = results.task_names
     fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * len(tasks) + 2), 4.4))
     width = 0.8 / max(len(rows), 1)
@@ -108,7 +108,7 @@ def eval_curves(results: Results):
     """Evaluation score against training step, one line per run; None when nothing was logged."""
     fig, axes = plt.subplots(1, len(results.task_names), figsize=(5 * len(results.task_names), 3.8), squeeze=False)
     drawn = False
-    rows = [(m, s) for m in results.models for s in results.strategies]
+    rows = results.pairs()
     for ax, task in zip(axes[0], results.task_names):
         key = f"eval_{results.tasks[task]['primary']}"
         for i, (model, strategy) in enumerate(rows):

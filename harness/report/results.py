@@ -31,6 +31,7 @@ class Results:
     _store: Any = field(default=None, repr=False)
     histories: dict[str, list[dict]] = field(default_factory=dict, repr=False)  # run id -> Trainer log
     order: dict[str, list[str]] = field(default_factory=dict)  # "model" / "strategy" -> the suite's order
+    planned: set[tuple[str, str]] | None = None  # (model, strategy) pairs the suite's grid holds; None: all
 
     # ------------------------------------------------------------------ constructors
 
@@ -42,7 +43,9 @@ class Results:
         labels = {i: (s.model, s.strategy, s.task, s.seed) for i, s in by_id.items()}
         cards = {name: card.model_dump(mode="json") for name, card in loaded.cards.items()}
         results = cls._build(frame, labels, cards, loaded.name, store)
-        results.order = {"model": list(loaded.suite.models), "strategy": list(loaded.strategies)}
+        results.planned = {(s.model, s.strategy) for s in specs}  # pairs a suite's `exclude` removed are not rows
+        results.order = {"model": [m for m in loaded.suite.models if any(m == p[0] for p in results.planned)],
+                         "strategy": list(dict.fromkeys(s.strategy for s in specs))}
         return results
 
     @classmethod
@@ -95,6 +98,12 @@ class Results:
     @property
     def strategies(self) -> list[str]:
         return self.order.get("strategy") or list(dict.fromkeys(self.runs.strategy))
+
+    def pairs(self, model: str | None = None, strategy: str | None = None) -> list[tuple[str, str]]:
+        """(model, strategy) rows in order, only those the grid holds, optionally for one model or strategy."""
+        return [(m, s) for m in self.models for s in self.strategies
+                if (self.planned is None or (m, s) in self.planned)
+                and model in (None, m) and strategy in (None, s)]
 
     @property
     def task_names(self) -> list[str]:

@@ -29,6 +29,7 @@ class Distill(Strategy):
     name = "distill"
     Args = DistillArgs
     own_loss = True
+    task_types = frozenset({"classification", "token_classification"})
 
     def check(self, model):
         if getattr(model.config, "problem_type", None) == "regression":
@@ -71,7 +72,11 @@ class Distill(Strategy):
         with torch.no_grad():
             teacher = self.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
         t = self.args.temperature
+        labels = inputs["labels"].view(-1)
+        student, teacher = student.view(-1, student.size(-1)), teacher.view(-1, teacher.size(-1))
+        kept = labels != -100  # token classification: only the positions that carry a tag
+        student, teacher, labels = student[kept], teacher[kept], labels[kept]
         soft = F.kl_div(F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1),
                         reduction="batchmean", log_target=True) * t * t
-        hard = F.cross_entropy(student.view(-1, student.size(-1)), inputs["labels"].view(-1))
+        hard = F.cross_entropy(student, labels)
         return self.args.alpha * hard + (1 - self.args.alpha) * soft

@@ -37,6 +37,7 @@ class ZeroShot(Strategy):
     name = "zero_shot"
     Args = PromptArgs
     trains = False
+    task_types = frozenset({"classification", "seq2seq"})
 
     @property
     def demonstrations(self) -> int:
@@ -55,7 +56,9 @@ class ZeroShot(Strategy):
             return f"needs a decoder-only backbone; {model_type!r} is not one"
         return None
 
-    def predict(self, model, tokenizer, adapter, rows, train_rows, seed: int):
+    def predict(self, model, tokenizer, adapter, rows, train_rows, seed: int, train=None):
+        if adapter.generates:
+            return self._generate(model, tokenizer, adapter, rows, train_rows, seed, train)
         labels = adapter.card.labels
         if labels is None:
             raise ValueError(f"{self.name}: scoring verbalizers needs a task with classes, not regression")
@@ -66,6 +69,20 @@ class ZeroShot(Strategy):
         predictions = [int(torch.tensor(s).argmax()) for s in scores]
         return predictions, {"prompt_example": prompts[0] if prompts else "", "verbalizers": dict(zip(labels, words)),
                              "demonstrations": self.demonstrations}
+
+    def _generate(self, model, tokenizer, adapter, rows, train_rows, seed: int, train):
+        """Generation tasks: the card's prompt after the instruction and solved examples; the model
+        generates the rest with the suite's generation settings."""
+        adapter.bind(model)
+        preamble = self.args.instruction
+        if self.demonstrations:
+            picked = random.Random(seed).sample(range(len(train_rows)), min(self.demonstrations, len(train_rows)))
+            sources, targets = adapter.pairs(train_rows.select(picked), "train")
+            preamble += "".join(f"{adapter.prompt(s, train)} {t}\n\n" for s, t in zip(sources, targets))
+        features, info = adapter.preprocess(rows, "eval", tokenizer, train, preamble=preamble)
+        predictions = adapter.generate(model, tokenizer, features, train)
+        prompt = tokenizer.decode(features[0]["prompt_ids"], skip_special_tokens=True) if len(features) else ""
+        return predictions, {"prompt_example": prompt, "demonstrations": self.demonstrations, "eval": info}
 
     def _query(self, adapter, row) -> str:
         return self.args.template.format(input=adapter.prompt_input(row), **row)
