@@ -211,6 +211,8 @@ class Splits(Strict):
     train: str = "train"
     eval: str | None = Field("validation", description="reported split; carved from train when absent")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off when eval is absent")
+    group: str | None = Field(None, description="carve whole groups by this column (SQuAD's title: no article "
+                                                "in both splits)")
 
 
 class TaskCard(Strict):

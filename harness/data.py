@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,11 +58,29 @@ def _load_splits(card: TaskCard) -> TaskData:
     if splits.train not in raw:
         raise DataError(f"{where}: no split {splits.train!r} for train{did_you_mean(splits.train, raw)}")
     if splits.eval is None or (splits.eval not in raw and splits.eval == "validation" and len(raw) == 1):
-        carved = raw[splits.train].train_test_split(test_size=splits.validation_fraction, seed=card.source.seed)
+        train = raw[splits.train]
+        if splits.group:
+            return _carve_groups(train, splits.group, splits.validation_fraction, card.source.seed, where, splits.train)
+        carved = train.train_test_split(test_size=splits.validation_fraction, seed=card.source.seed)
         return TaskData(carved["train"], carved["test"], splits.train, f"{splits.train} (carved)")
     if splits.eval not in raw:
         raise DataError(f"{where}: no split {splits.eval!r} for eval{did_you_mean(splits.eval, raw)}")
     return TaskData(raw[splits.train], raw[splits.eval], splits.train, splits.eval)
+
+
+def _carve_groups(split: datasets.Dataset, column: str, fraction: float, seed: int, where: str, name: str) -> TaskData:
+    """Hold out a seeded `fraction` of the groups (at least one), whole."""
+    if column not in split.column_names:
+        raise DataError(f"{where}: splits.group: no column {column!r}{did_you_mean(column, split.column_names)}")
+    values = split[column]
+    groups = sorted(set(values), key=str)
+    if len(groups) < 2:
+        raise DataError(f"{where}: splits.group: {column!r} has {len(groups)} group; two are needed to carve")
+    random.Random(seed).shuffle(groups)
+    held = set(groups[: max(1, round(fraction * len(groups)))])
+    keep = [i for i, v in enumerate(values) if v not in held]
+    out = [i for i, v in enumerate(values) if v in held]
+    return TaskData(split.select(keep), split.select(out), name, f"{name} (carved by {column})")
 
 
 def _load_source(card: TaskCard) -> datasets.DatasetDict:

