@@ -114,6 +114,12 @@ class Backbone:
         common = self._common()
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
         model = model_class.from_pretrained(self.location, **common, **head)
+        if self.spec.gguf_file:
+            # transformers de-quantizes GGUF weights into ordinary float tensors when it loads them; the
+            # quantizer it leaves on the model only makes Trainer refuse to train those float weights
+            model.hf_quantizer, model.is_quantized = None, False
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token  # decoder-only tokenizers often have none
         if getattr(model.config, "pad_token_id", None) is None:

@@ -132,7 +132,7 @@ def read_conll(path: Path) -> list[dict]:
     sentence: list[list[str]] = []
     width = None
 
-    def close(line_number: int) -> None:
+    def close() -> None:
         if sentence:
             names = ["tokens", "pos_tags", "chunk_tags", "ner_tags"] if width == 4 else \
                 ["tokens", *[f"column_{i}" for i in range(1, width - 1)], "ner_tags"]
@@ -142,17 +142,15 @@ def read_conll(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             fields = line.split()
-            if not fields:
-                close(number)
-            elif fields[0] == "-DOCSTART-":
-                close(number)
+            if not fields or fields[0] == "-DOCSTART-":
+                close()
             else:
                 if width is None:
                     width = len(fields)
                 if len(fields) != width or width < 2:
                     raise ValueError(f"line {number}: expected {width} columns, got {len(fields)}: {line.strip()!r}")
                 sentence.append(fields)
-    close(0)
+    close()
     return rows
 
 

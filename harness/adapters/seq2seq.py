@@ -15,14 +15,16 @@ targets past their length limits are truncated and counted.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 import torch
 import transformers
 from pydantic import Field
-from transformers.models.auto.modeling_auto import (MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-                                                    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+)
 
 from harness.adapters import Adapter, source_rows
 from harness.config import Strict, TaskCard, TrainConfig
@@ -63,7 +65,7 @@ class Seq2SeqAdapter(Adapter):
     type = "seq2seq"
     Options = Seq2SeqOptions
     generates = True
-    unused_train: set[str] = set()
+    unused_train: ClassVar[set[str]] = set()
 
     def __init__(self, card: TaskCard):
         super().__init__(card)
@@ -155,7 +157,7 @@ class Seq2SeqAdapter(Adapter):
             raise RuntimeError("seq2seq adapter: call bind(model) before preprocessing")
         return self._decoder_only
 
-    def bind(self, model) -> None:  # noqa: D102
+    def bind(self, model) -> None:
         """Learn whether the backbone is decoder-only: it decides how rows are laid out."""
         self._decoder_only = not is_encoder_decoder(model)
 

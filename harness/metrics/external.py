@@ -23,7 +23,7 @@ def _module(path: str):
         raise ConfigError(f"metric 'evaluate:{path}' needs the evaluate package (pip install evaluate)") from None
     try:
         return evaluate.load(path)
-    except Exception as exc:  # evaluate raises many types for a missing module or no network
+    except Exception as exc:  # noqa: BLE001 -- evaluate raises many types for a missing module or no network
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"metric 'evaluate:{path}': cannot load it: {first}") from None
 
