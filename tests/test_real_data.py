@@ -78,7 +78,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "suites" / "samples"
 def test_conll_and_squad_samples_load_as_their_cards_say():
     conll = load_splits(load_card(SAMPLES / "conll2003_sample.yaml"))
     assert len(conll.train) + len(conll.eval) == 2000
-    assert sum(len(t) for t in conll.train["tokens"] + conll.eval["tokens"]) == 29031  # as the README says
+    assert sum(len(t) for t in list(conll.train["tokens"]) + list(conll.eval["tokens"])) == 29031  # as its README says
     squad = load_splits(load_card(SAMPLES / "squad_sample.yaml"))
     assert len(squad.train) + len(squad.eval) == 2804
     assert not set(squad.train["title"]) & set(squad.eval["title"])  # no article on both sides
