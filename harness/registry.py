@@ -84,6 +84,7 @@ STRATEGIES: Registry[Any] = Registry(
         "lora": "harness.strategies.peft_methods:LoRA",
         "adapters": "harness.strategies.adapters:BottleneckAdapters",
         "distill": "harness.strategies.distill:Distill",
+        "augment": "harness.strategies.augment:Augment",
         "zero_shot": "harness.strategies.prompting:ZeroShot",
         "in_context": "harness.strategies.prompting:InContext",
         "adalora": "harness.strategies.peft_methods:AdaLoRA",

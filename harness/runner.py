@@ -113,6 +113,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             train_rows = _head(data.train, cfg.max_train_samples)
             if cfg.shots:
                 train_rows = adapter.few_shot(train_rows, cfg.shots, spec.seed)
+            train_rows, augmented = strategy.augment(train_rows, adapter, spec.seed)  # data augmentation
             eval_rows = _head(data.eval, cfg.max_eval_samples)
             backbone = resolve(spec.model, spec.model_spec)
             model, tokenizer = backbone.load(strategy.model_class(adapter), strategy.head(adapter),
@@ -156,6 +157,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 "log_history": trainer.state.log_history,
                 "saved_to": str(saved) if saved else None,
             }
+            if augmented:
+                info["augmentation"] = augmented
     metrics = adapter.score(predictions, references)
     if breakdown := adapter.breakdown(predictions, references):
         info["breakdown"] = breakdown

@@ -301,3 +301,46 @@ def test_distillation_needs_a_kept_teacher(small_suite, tmp_path):
     spec = expand(load_suite(small_suite(strategies={"distill": {"teacher": "run:0123456789abcdef"}})))[0]
     with pytest.raises(ValueError, match="no kept model for run:0123456789abcdef"):
         run_cell(spec, artifacts=tmp_path / "runs")
+
+
+# --------------------------------------------------------------------------- data augmentation
+
+WORDNET = __import__("pathlib").Path("/usr/share/wordnet/data.noun").exists()
+
+
+def test_eda_operations_are_seeded_and_counted():
+    import random
+
+    from harness.strategies.augment import Operations, eda
+
+    lexicon = {"good": ["beneficial", "estimable"], "movie": ["film"]}
+    counts = {"swap": 0, "delete": 0, "insert": 0, "synonym": 0}
+    text = "the movie was really good and the acting was great"
+    once = eda(text, Operations(), lexicon, random.Random(3), counts)
+    assert once == eda(text, Operations(), lexicon, random.Random(3), {k: 0 for k in counts})
+    assert counts["synonym"] == 1 and counts["insert"] == 1 and counts["swap"] == 1
+    assert len(once.split()) == len(text.split()) + 1 - counts["delete"]
+    only_swaps = eda(text, Operations(swap=0.3, delete=0, insert=0, synonym=0), {}, random.Random(0), dict(counts))
+    assert sorted(only_swaps.split()) == sorted(text.split()) and only_swaps != text
+
+
+def test_augmentation_without_a_lexicon_is_refused_with_the_reason(small_suite):
+    from harness.plan import preflight
+
+    loaded = load_suite(small_suite(strategies={"augment": {"lexicon": "/nowhere"}}))
+    specs = expand(loaded)
+    assert "no WordNet lexicon in /nowhere" in preflight(loaded, specs)[specs[0].id]
+
+
+def test_augmented_training_records_what_it_did_and_leaves_evaluation_alone(small_suite):
+    from harness.runner import run_cell
+
+    ops = {"swap": 0.1, "delete": 0.1, "insert": 0.1 if WORDNET else 0, "synonym": 0.1 if WORDNET else 0}
+    spec = expand(load_suite(small_suite(strategies={"augment": {"operations": ops, "fraction": 0.5, "copies": 2}})))[0]
+    record = run_cell(spec)
+    done = record.info["augmentation"]
+    assert done["rows"] == 600 and done["augmented_rows"] == 300 and done["copies"] == 600
+    assert record.info["train"]["rows"] == 1200 and record.info["eval"]["rows"] == 200
+    assert done["operations"]["swap"] > 0 and done["operations"]["delete"] > 0
+    assert (done["operations"]["synonym"] > 0) == WORDNET
+    assert record.metrics["accuracy"] > 75, record.metrics

@@ -72,6 +72,10 @@ class Strategy:
     def prepare(self, context: Context) -> None:
         """Load what the strategy needs beyond the model (a teacher) before `apply`."""
 
+    def augment(self, rows, adapter, seed: int) -> tuple[Any, dict | None]:
+        """The training rows the model sees, and what was done to them (data augmentation)."""
+        return rows, None
+
     def loss(self, inputs: dict, outputs) -> torch.Tensor:
         """The training loss of a strategy with `own_loss` (distillation)."""
         raise NotImplementedError

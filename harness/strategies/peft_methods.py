@@ -183,31 +183,41 @@ class BOFT(PeftStrategy):
     defaults = {"boft_block_size": 4}
 
 
-class PrefixTuning(PeftStrategy):
+class PromptLearning(PeftStrategy):
+    """peft's prompt-learning methods: virtual tokens before the input."""
+
+    can_merge = False
+
+    def check(self, model: nn.Module) -> str | None:
+        # peft prepends virtual tokens through the model's input embeddings (or past key values);
+        # encoder-decoder classification heads (T5ForSequenceClassification) take neither
+        if getattr(model.config, "is_encoder_decoder", False) and peft_task(model) != "SEQ_2_SEQ_LM":
+            return f"peft's prompt learning cannot feed virtual tokens to {type(model).__name__}"
+        return super().check(model)
+
+
+class PrefixTuning(PromptLearning):
     """Prefix tuning (Li & Liang, 2021): trained key/value prefixes in every layer."""
 
     name = "prefix_tuning"
     config_class = peft.PrefixTuningConfig
     defaults = {"num_virtual_tokens": 20}
-    can_merge = False
 
 
-class PromptTuning(PeftStrategy):
+class PromptTuning(PromptLearning):
     """Prompt tuning (Lester et al., 2021): trained soft-prompt embeddings before the input."""
 
     name = "prompt_tuning"
     config_class = peft.PromptTuningConfig
     defaults = {"num_virtual_tokens": 20}
-    can_merge = False
 
 
-class PTuning(PeftStrategy):
+class PTuning(PromptLearning):
     """P-tuning (Liu et al., 2021): soft prompts produced by a small prompt encoder."""
 
     name = "p_tuning"
     config_class = peft.PromptEncoderConfig
     defaults = {"num_virtual_tokens": 20, "encoder_hidden_size": 128}
-    can_merge = False
 
 
 class AdaLoRA(PeftStrategy):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 
 import torch
-import transformers
 from pydantic import Field
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
@@ -44,7 +43,9 @@ class ZeroShot(Strategy):
         return getattr(self.args, "demonstrations", 0)
 
     def model_class(self, adapter) -> type:
-        return transformers.AutoModelForCausalLM
+        from harness.adapters.seq2seq import GenerationModel  # builds encoder-decoders too, so `check` can say why not
+
+        return GenerationModel
 
     def head(self, adapter) -> dict:
         return {}
