@@ -23,7 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import transformers
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES as SEQ_TO_SEQ,
+)
 
 from harness.config import ModelSpec
 from harness.errors import ConfigError, unknown
@@ -125,6 +135,27 @@ class Backbone:
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
         return model, tokenizer
+
+
+class GenerationModel:
+    """Loads an encoder-decoder as AutoModelForSeq2SeqLM and anything else as AutoModelForCausalLM."""
+
+    @staticmethod
+    def _class(config) -> type:
+        if config.model_type in SEQ_TO_SEQ or getattr(config, "is_encoder_decoder", False):
+            return transformers.AutoModelForSeq2SeqLM
+        return transformers.AutoModelForCausalLM
+
+    @classmethod
+    def from_config(cls, config, **kwargs):
+        return cls._class(config).from_config(config, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, location, **kwargs):
+        keys = ("revision", "trust_remote_code", "gguf_file")
+        config = transformers.AutoConfig.from_pretrained(location, **{k: v for k, v in kwargs.items() if k in keys})
+        return cls._class(config).from_pretrained(location, **kwargs)
+
 
 
 def resolve(alias: str, spec: ModelSpec) -> Backbone:

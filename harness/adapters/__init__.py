@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import datasets
 
 from harness.config import Strict, TaskCard, TrainConfig
+from harness.errors import DataError
 from harness.registry import METRICS
 
 
@@ -88,6 +89,12 @@ class Adapter:
 
     def signatures(self) -> dict[str, str]:
         return {name: METRICS.get(name).signature for name in self.card.metrics}
+
+    def require_columns(self, split: datasets.Dataset, name: str) -> None:
+        """The card's input and label columns must be in the split."""
+        for column in [*self.card.inputs, self.card.label]:
+            if column not in split.column_names:
+                raise DataError(f"{self.where(name)}: no column {column!r} (columns: {', '.join(split.column_names)})")
 
     def where(self, split: str, row: int | None = None) -> str:
         at = f", row {row}" if row is not None else ""

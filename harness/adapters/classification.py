@@ -60,11 +60,6 @@ class ClassificationAdapter(Adapter):
                 if isinstance(text, str):
                     yield text
 
-    def _check_columns(self, split: datasets.Dataset, name: str) -> None:
-        for column in [*self.card.inputs, self.card.label]:
-            if column not in split.column_names:
-                raise DataError(f"{self.where(name)}: no column {column!r} (columns: {', '.join(split.column_names)})")
-
     def _label(self, value: Any, name: str, row: int) -> float | int:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             raise DataError(f"{self.where(name, row)}: label is empty")
@@ -83,7 +78,7 @@ class ClassificationAdapter(Adapter):
         raise DataError(f"{self.where(name, row)}: label {value!r} is not one of {labels} nor an index into them")
 
     def preprocess(self, split: datasets.Dataset, name: str, tokenizer, train: TrainConfig):
-        self._check_columns(split, name)
+        self.require_columns(split, name)
         rows = source_rows(split)
         columns = [list(split[c]) for c in self.card.inputs]
         for column_name, column in zip(self.card.inputs, columns):

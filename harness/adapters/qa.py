@@ -70,10 +70,8 @@ class QuestionAnsweringAdapter(Adapter):
 
     def answers(self, split: datasets.Dataset, name: str) -> list[tuple[list[str], list[int]]]:
         """(texts, character starts) of every row's answers, each checked against its context."""
-        question, context = self.card.inputs
-        for c in (question, context, self.card.label):
-            if c not in split.column_names:
-                raise DataError(f"{self.where(name)}: no column {c!r} (columns: {', '.join(split.column_names)})")
+        self.require_columns(split, name)
+        context = self.card.inputs[1]
         out = []
         for row, text, answers in zip(source_rows(split), split[context], split[self.card.label]):
             if not isinstance(text, str) or not text.strip():

@@ -23,10 +23,10 @@ import transformers
 from pydantic import Field
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
 from harness.adapters import Adapter, source_rows
+from harness.backbones import GenerationModel
 from harness.config import Strict, TaskCard, TrainConfig
 from harness.errors import DataError
 
@@ -35,26 +35,6 @@ class Seq2SeqOptions(Strict):
     source_lang: str | None = Field(None, description="key of the source text when a column holds {lang: text}")
     target_lang: str | None = Field(None, description="key of the target text when a column holds {lang: text}")
     prompt: str = Field("{source}\n", description="decoder-only backbones: the prompt before the target")
-
-
-class GenerationModel:
-    """Loads an encoder-decoder as AutoModelForSeq2SeqLM and anything else as AutoModelForCausalLM."""
-
-    @staticmethod
-    def _class(config) -> type:
-        if config.model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES or getattr(config, "is_encoder_decoder", False):
-            return transformers.AutoModelForSeq2SeqLM
-        return transformers.AutoModelForCausalLM
-
-    @classmethod
-    def from_config(cls, config, **kwargs):
-        return cls._class(config).from_config(config, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, location, **kwargs):
-        keys = ("revision", "trust_remote_code", "gguf_file")
-        config = transformers.AutoConfig.from_pretrained(location, **{k: v for k, v in kwargs.items() if k in keys})
-        return cls._class(config).from_pretrained(location, **kwargs)
 
 
 def is_encoder_decoder(model) -> bool:
@@ -106,10 +86,8 @@ class Seq2SeqAdapter(Adapter):
         return value.strip()
 
     def pairs(self, split: datasets.Dataset, name: str) -> tuple[list[str], list[str]]:
+        self.require_columns(split, name)
         source, target = self.card.inputs[0], self.card.label
-        for c in (source, target):
-            if c not in split.column_names:
-                raise DataError(f"{self.where(name)}: no column {c!r} (columns: {', '.join(split.column_names)})")
         rows = source_rows(split)
         sources = [self._text(v, self.options.source_lang, source, name, r) for v, r in zip(split[source], rows)]
         targets = [self._text(v, self.options.target_lang, target, name, r) for v, r in zip(split[target], rows)]
@@ -146,7 +124,7 @@ class Seq2SeqAdapter(Adapter):
             encoded = tokenizer([train.generation.prefix + s for s in sources])
             cut_sources = sum(len(x) > train.max_length for x in encoded["input_ids"])
             features = {k: [x[: train.max_length] for x in v] for k, v in encoded.items()}
-            features |= {"labels": target_ids, "prompt_ids": features["input_ids"]}
+            features["labels"] = target_ids
         features["target"] = targets
         info = {"rows": len(sources), "truncated": cut_sources, "targets_truncated": cut_targets}
         return datasets.Dataset.from_dict(features), info
@@ -167,7 +145,7 @@ class Seq2SeqAdapter(Adapter):
     @torch.no_grad()
     def generate(self, model, tokenizer, features: datasets.Dataset, train: TrainConfig) -> list:
         settings = train.generation
-        prompts = list(features["prompt_ids"])
+        prompts = list(features["prompt_ids" if self.decoder_only else "input_ids"])
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         device = next(model.parameters()).device
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

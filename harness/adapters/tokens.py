@@ -76,10 +76,8 @@ class TokenClassificationAdapter(Adapter):
 
     def tags(self, split: datasets.Dataset, name: str) -> tuple[list[list[str]], list[list[str]]]:
         """(words, tags as names) of every row, checked."""
+        self.require_columns(split, name)
         column, label = self.card.inputs[0], self.card.label
-        for c in (column, label):
-            if c not in split.column_names:
-                raise DataError(f"{self.where(name)}: no column {c!r} (columns: {', '.join(split.column_names)})")
         labels = self.card.labels
         words_all, tags_all = [], []
         for row, words, tags in zip(source_rows(split), split[column], split[label]):

@@ -12,8 +12,12 @@ import random
 
 import torch
 from pydantic import Field
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
 
+from harness.backbones import GenerationModel
 from harness.config import Strict
 from harness.strategies import Strategy
 
@@ -43,9 +47,7 @@ class ZeroShot(Strategy):
         return getattr(self.args, "demonstrations", 0)
 
     def model_class(self, adapter) -> type:
-        from harness.adapters.seq2seq import GenerationModel  # builds encoder-decoders too, so `check` can say why not
-
-        return GenerationModel
+        return GenerationModel  # builds encoder-decoders too, so `check` can say why they cannot be prompted
 
     def head(self, adapter) -> dict:
         return {}
@@ -57,7 +59,7 @@ class ZeroShot(Strategy):
             return f"needs a decoder-only backbone; {model_type!r} is not one"
         return None
 
-    def predict(self, model, tokenizer, adapter, rows, train_rows, seed: int, train=None):
+    def predict(self, model, tokenizer, adapter, rows, train_rows, seed: int, train):
         if adapter.generates:
             return self._generate(model, tokenizer, adapter, rows, train_rows, seed, train)
         labels = adapter.card.labels
