@@ -32,6 +32,21 @@ from harness.strategies import Strategy
 REPORT_ONLY = {"description", "average"}
 
 
+class Partner(Strict):
+    """A task that a joint strategy (multitask) trains together with the cell's own task."""
+
+    card: TaskCard
+    card_path: str | None
+    data_fingerprint: str
+
+    def task_card(self) -> TaskCard:
+        return self.card.model_copy(update={"path": Path(self.card_path) if self.card_path else None})
+
+
+def _card_identity(card: TaskCard) -> dict[str, Any]:
+    return card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not card.options else set()))
+
+
 class RunSpec(Strict):
     suite: str
     model: str
@@ -49,22 +64,27 @@ class RunSpec(Strict):
     train: TrainConfig
     seed: int
     metrics: dict[str, str]  # name -> variant (library versions are recorded with the result, not hashed)
+    # joint strategies: every task trained together in one model, this cell's own included
+    partners: dict[str, Partner] = {}
     results_version: int = RESULTS_VERSION
 
     def identity(self) -> dict[str, Any]:
         # Settings that cannot change this cell's result are not hashed: keeping the model, and the
         # settings a task type never reads (generation settings for a classifier). Editing them reruns nothing.
         unused = {"save_model"} | ADAPTERS.get(self.card.type).unused_train
-        card = self.card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not self.card.options else set()))
-        return {
+        identity = {
             "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
-            "task": {"card": card, "data": self.data_fingerprint},
+            "task": {"card": _card_identity(self.card), "data": self.data_fingerprint},
             "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
             "train": self.train.model_dump(mode="json", exclude=unused),
             "seed": self.seed,
             "metrics": self.metrics,
             "results_version": self.results_version,
         }
+        if self.partners:  # a joint model's result depends on every task it trained on
+            identity["joint"] = {name: {"card": _card_identity(p.card), "data": p.data_fingerprint}
+                                 for name, p in sorted(self.partners.items())}
+        return identity
 
     @cached_property
     def id(self) -> str:
@@ -125,6 +145,12 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> Load
             raise ConfigError(f"{where}: strategies.{label}: {unknown('strategy', name, STRATEGIES.names())}")
         strategies[label] = (name, raw, STRATEGIES.get(name).from_suite(raw, where, f"strategies.{label}"))
 
+    for label, (_, _, strategy) in strategies.items():
+        named = (strategy.args.tasks or []) if strategy.joint else []
+        for i, task in enumerate(named):
+            if task not in cards:
+                raise ConfigError(f"{where}: strategies.{label}.tasks.{i}: {unknown('suite task', task, list(cards))}")
+
     axes = {"model": list(suite.models), "task": list(cards), "strategy": list(strategies)}
     rules = [(f"overrides.{i}.when", o.when) for i, o in enumerate(suite.overrides)]
     rules += [(f"exclude.{i}", rule) for i, rule in enumerate(suite.exclude)]
@@ -165,6 +191,15 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
             for label, (name, raw, strategy) in loaded.strategies.items():
                 if suite.excluded(alias, task, label):
                     continue
+                partners = {}
+                if strategy.joint:
+                    if strategy.args.tasks is not None and task not in strategy.args.tasks:
+                        continue  # the suite's `tasks:` for this strategy leaves this task out
+                    members = joint_members(loaded, alias, label)
+                    if task in members:
+                        partners = {t: Partner(card=loaded.cards[t], data_fingerprint=data_prints[t],
+                                               card_path=str(loaded.cards[t].path) if loaded.cards[t].path else None)
+                                    for t in members}
                 for shots in suite.shots:
                     train = suite.train_for(alias, task, label)
                     if shots is not None:
@@ -177,9 +212,31 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
                             task=task, card=card, card_path=str(card.path) if card.path else None,
                             data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
                             strategy_args=raw, strategy_resolved=strategy.resolved(), train=train, seed=seed,
-                            metrics=metrics,
+                            metrics=metrics, partners=partners,
                         ))
     return specs
+
+
+def joint_members(loaded: LoadedSuite, model: str, label: str) -> list[str]:
+    """The tasks a joint strategy trains together on `model`: those it names (else all the
+    suite's tasks) of the types it applies to, less the cells the suite excludes."""
+    strategy = loaded.strategies[label][2]
+    named = strategy.args.tasks
+    return [t for t, card in loaded.cards.items()
+            if (named is None or t in named) and card.type in strategy.task_types
+            and not loaded.suite.excluded(model, t, label)]
+
+
+def jobs(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """Specs grouped into what one worker runs at once: a cell alone, or every cell of one joint
+    model (same backbone, strategy row, seed and training settings), in first-seen order."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        key = (spec.model, spec.strategy, spec.seed, spec.train.model_dump_json(exclude={"max_eval_samples"}),
+               tuple(spec.partners)) \
+            if spec.partners else (spec.id,)
+        groups.setdefault(key, []).append(spec)
+    return list(groups.values())
 
 
 def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
@@ -190,7 +247,12 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
     """
     refused: dict[str, str] = {}
     checked: dict[tuple, str | None] = {}
+    for group in jobs(specs):
+        if group[0].partners and (reason := _check_joint(loaded, group[0])):
+            refused |= {spec.id: reason for spec in group}
     for spec in specs:
+        if spec.id in refused:
+            continue
         backbone = loaded.backbones.get(spec.model)
         if isinstance(backbone, str):
             refused[spec.id] = backbone
@@ -207,6 +269,38 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
         if checked[key]:
             refused[spec.id] = checked[key]
     return refused
+
+
+def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
+    """Why the tasks of one joint model cannot train together, or None."""
+    label, members = spec.strategy_key, list(spec.partners)
+    if len(members) < 2:
+        return f"strategy {label!r} on {spec.model!r}: joint training needs two tasks or more, has {members}"
+    train = spec.train.model_dump(exclude={"max_eval_samples"})
+    for task in members:
+        other = loaded.suite.train_for(spec.model, task, label).model_dump(exclude={"max_eval_samples", "shots"})
+        if other | {"shots": train["shots"]} != train:
+            changed = sorted(k for k in train if train[k] != (other | {"shots": train["shots"]}).get(k))
+            return (f"strategy {label!r} on {spec.model!r}: tasks {spec.task!r} and {task!r} train with different "
+                    f"settings ({', '.join(changed)}); one joint model needs one set of train settings")
+    backbone, strategy = loaded.backbones.get(spec.model), loaded.strategies[label][2]
+    if isinstance(backbone, Backbone):
+        bodies = {}
+        for task in members:
+            adapter = ADAPTERS.get(loaded.cards[task].type)(loaded.cards[task])
+            try:
+                with torch.device("meta"):
+                    model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
+            except Exception:
+                continue  # the cell's own check says why this head cannot be built
+            bodies[task] = type(getattr(model, model.base_model_prefix, model)).__name__
+        if len(set(bodies.values())) > 1:
+            shown = ", ".join(f"{t}: {b}" for t, b in bodies.items())
+            return f"strategy {label!r} on {spec.model!r}: the tasks' models have different backbones ({shown}); joint training shares one"
+    if spec.train.early_stopping or spec.train.eval_every_steps:
+        return (f"strategy {label!r}: early_stopping / eval_every_steps select on one task's validation split; "
+                f"joint training does not support them")
+    return None
 
 
 def _missing_files(card: TaskCard) -> list[str]:

@@ -85,6 +85,8 @@ STRATEGIES: Registry[Any] = Registry(
         "adapters": "harness.strategies.adapters:BottleneckAdapters",
         "distill": "harness.strategies.distill:Distill",
         "augment": "harness.strategies.augment:Augment",
+        "back_translation": "harness.strategies.back_translation:BackTranslation",
+        "multitask": "harness.strategies.multitask:MultiTask",
         "zero_shot": "harness.strategies.prompting:ZeroShot",
         "in_context": "harness.strategies.prompting:InContext",
         "adalora": "harness.strategies.peft_methods:AdaLoRA",

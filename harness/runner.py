@@ -109,12 +109,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
     info: dict = {}
     with PeakMemory() as memory:
         with timer("load"):
-            data = load_splits(card)
-            train_rows = _head(data.train, cfg.max_train_samples)
-            if cfg.shots:
-                train_rows = adapter.few_shot(train_rows, cfg.shots, spec.seed)
-            train_rows, augmented = strategy.augment(train_rows, adapter, spec.seed)  # data augmentation
-            eval_rows = _head(data.eval, cfg.max_eval_samples)
+            data, train_rows, eval_rows, augmented = rows_of(card, adapter, strategy, cfg, spec.seed)
             backbone = resolve(spec.model, spec.model_spec)
             model, tokenizer = backbone.load(strategy.model_class(adapter), strategy.head(adapter),
                                              adapter.texts(train_rows), spec.seed)
@@ -145,25 +140,44 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                     if cfg.save_model and artifacts else None
             references = adapter.references(eval_set)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
-            info = {
-                "train": train_info,
-                "eval": eval_info,
-                "steps": trainer.state.global_step,
-                "epochs": round(trainer.state.epoch or 0.0, 3),
-                "train_loss": round(result.training_loss, 6) if math.isfinite(result.training_loss) else None,
-                "tokens_seen": tokens,
-                "selected_on": data.eval_source if cfg.early_stopping else None,  # checkpoint chosen on it
-                "best_step": _best_step(trainer) if cfg.early_stopping else None,
-                "log_history": trainer.state.log_history,
-                "saved_to": str(saved) if saved else None,
-            }
+            info = training_info(trainer, result, train_info, eval_info, data, cfg, saved)
             if augmented:
                 info["augmentation"] = augmented
-    metrics = adapter.score(predictions, references)
-    if breakdown := adapter.breakdown(predictions, references):
-        info["breakdown"] = breakdown
+    cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(eval_rows), timer.seconds["evaluate"])
+    return record_of(spec, adapter, data, predictions, references, cost, info)
+
+
+def rows_of(card, adapter, strategy, cfg, seed: int):
+    """(splits, training rows, evaluation rows, what augmentation did) of one task for one cell:
+    the first N rows if asked, the few-shot draw, the strategy's data augmentation."""
+    data = load_splits(card)
+    train_rows = _head(data.train, cfg.max_train_samples)
+    if cfg.shots:
+        train_rows = adapter.few_shot(train_rows, cfg.shots, seed)
+    train_rows, augmented = strategy.augment(train_rows, adapter, seed)
+    return data, train_rows, _head(data.eval, cfg.max_eval_samples), augmented
+
+
+def training_info(trainer, result, train_info: dict, eval_info: dict, data, cfg, saved) -> dict:
+    """What a training run did, for the record: preprocessing counts, steps, loss, selection."""
+    return {
+        "train": train_info,
+        "eval": eval_info,
+        "steps": trainer.state.global_step,
+        "epochs": round(trainer.state.epoch or 0.0, 3),
+        "train_loss": round(result.training_loss, 6) if math.isfinite(result.training_loss) else None,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen or 0),
+        "selected_on": data.eval_source if cfg.early_stopping else None,  # checkpoint chosen on it
+        "best_step": _best_step(trainer) if cfg.early_stopping else None,
+        "log_history": trainer.state.log_history,
+        "saved_to": str(saved) if saved else None,
+    }
+
+
+def cost_of(params: dict, memory: PeakMemory, timer: PhaseTimer, started: float, result_metrics: dict,
+            tokens: int, eval_rows: int, eval_seconds: float) -> dict:
     train_seconds = timer.seconds.get("train", 0.0)
-    cost = {
+    return {
         **params,
         "peak_memory_mb": memory.megabytes,
         "memory_kind": memory.kind,
@@ -171,14 +185,30 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
         "wall_seconds": round(time.perf_counter() - started, 3),  # the whole cell, phases and the rest
         "train_samples_per_second": round(result_metrics.get("train_samples_per_second", 0.0), 2),
         "train_tokens_per_second": round(tokens / train_seconds, 1) if train_seconds else 0.0,
-        "eval_samples_per_second": round(len(eval_rows) / timer.seconds["evaluate"], 2),
+        "eval_samples_per_second": round(eval_rows / eval_seconds, 2) if eval_seconds else 0.0,
     }
+
+
+def record_of(spec: RunSpec, adapter, data, predictions: list, references: list, cost: dict, info: dict) -> RunRecord:
+    """The finished record of one cell: its predictions scored with the card's metrics."""
+    metrics = adapter.score(predictions, references)
+    if breakdown := adapter.breakdown(predictions, references):
+        info["breakdown"] = breakdown
     info |= {"trained_on": data.train_source, "reported_on": data.eval_source}
     return RunRecord(
         id=spec.id, spec=spec.model_dump(mode="json"), status="done", metrics=metrics,
         signatures=adapter.signatures(), cost=cost, info=info, environment=environment(),
         predictions=predictions, references=references,
     )
+
+
+def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
+    """The records of one job (see plan.jobs): one cell, or every cell of one joint model."""
+    if specs[0].partners:
+        from harness.joint import run_joint
+
+        return run_joint(specs, progress, artifacts)
+    return [run_cell(specs[0], progress, artifacts)]
 
 
 def _save(model, tokenizer, folder: Path, strategy, spec: RunSpec) -> Path:
@@ -240,7 +270,7 @@ def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
 
 
 def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None,
-             strategy) -> Trainer:
+             strategy, trainer_class: type[HarnessTrainer] | None = None, **extra) -> Trainer:
     cfg = spec.train
     stopping = cfg.early_stopping
     every = "steps" if cfg.eval_every_steps else "epoch" if stopping else "no"
@@ -281,7 +311,8 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
         callbacks.append(EarlyStoppingCallback(stopping.patience, stopping.threshold))
     if progress:
         callbacks.append(_ReportSteps(progress))
-    trainer = HarnessTrainer(
+    trainer = (trainer_class or HarnessTrainer)(
+        **extra,
         model=model,
         strategy=strategy,
         adapter=adapter,

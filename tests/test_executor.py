@@ -66,11 +66,11 @@ def test_ctrl_c_keeps_completed_records_and_leaves_no_partial_one(small_suite):
     specs = expand(loaded)
     calls = []
 
-    def run(spec, progress, artifacts):
-        calls.append(spec.id)
+    def run(job, progress, artifacts):
+        calls.append(job[0].id)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return run_cell(spec, progress, artifacts)
+        return [run_cell(job[0], progress, artifacts)]
 
     with Store(loaded.store_path) as store:
         try:

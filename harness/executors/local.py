@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cost import environment
-from harness.plan import RunSpec
+from harness.plan import RunSpec, jobs
 from harness.store import RunRecord, Store
 
 
@@ -41,10 +41,10 @@ def failure(spec: RunSpec, exc: BaseException) -> RunRecord:
 
 
 def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) -> Summary:
-    """Run every spec not already done; `run` (spec, progress, artifacts folder) -> RunRecord
-    defaults to run_cell."""
+    """Run every spec not already done, job by job (see plan.jobs); `run` (specs, progress,
+    artifacts folder) -> [RunRecord] defaults to runner.run_job."""
     if run is None:
-        from harness.runner import run_cell as run
+        from harness.runner import run_job as run
     summary = Summary()
     done = store.done([s.id for s in specs])
     todo = [s for s in specs if s.id not in done]
@@ -54,26 +54,32 @@ def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) ->
     with Progress(*columns, console=console, transient=True) as progress:
         grid = progress.add_task("grid", total=len(todo))
         cell = progress.add_task("", total=None)
-        for spec in todo:
-            progress.update(cell, description=f"  {spec.label}", completed=0, total=None)
+        for job in jobs(todo):
+            shown = job[0].label if len(job) == 1 else f"{job[0].label} (joint: {len(job)} tasks)"
+            progress.update(cell, description=f"  {shown}", completed=0, total=None)
 
             def report(step: int, total: int, _cell=cell) -> None:
                 progress.update(_cell, completed=step, total=total)
 
-            cell_start = time.perf_counter()
+            job_start = time.perf_counter()
             try:
-                record = run(spec, report, store.path.parent / "runs")
+                records = run(job, report, store.path.parent / "runs")
             except Exception as exc:  # the grid goes on; the record says why this cell failed
-                record = failure(spec, exc)
-            store.write(record)
-            seconds = time.perf_counter() - cell_start
-            if record.status == "done":
-                summary.done.append(spec.id)
-                primary = spec.card.primary
-                console.print(f"[green]✓[/] {spec.label}  {primary} {record.metrics[primary]:.1f}  [dim]({seconds:.1f}s)[/]")
-            else:
-                summary.failed.append((spec.label, record.error or "failed"))
-                console.print(f"[red]✗[/] {spec.label}  [red]{record.error}[/]")
-            progress.advance(grid)
+                records = [failure(spec, exc) for spec in job]
+            for spec, record in zip(job, records):
+                keep(store, spec, record, time.perf_counter() - job_start, summary, console)
+                progress.advance(grid)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def keep(store: Store, spec: RunSpec, record: RunRecord, seconds: float, summary: Summary, console: Console) -> None:
+    """Write one finished record and say how the cell went."""
+    store.write(record)
+    if record.status == "done":
+        summary.done.append(spec.id)
+        primary = spec.card.primary
+        console.print(f"[green]✓[/] {spec.label}  {primary} {record.metrics[primary]:.1f}  [dim]({seconds:.1f}s)[/]")
+    else:
+        summary.failed.append((spec.label, record.error or "failed"))
+        console.print(f"[red]✗[/] {spec.label}  [red]{record.error}[/]")

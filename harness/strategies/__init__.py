@@ -36,6 +36,7 @@ class Strategy:
     Args: ClassVar[type[Strict]] = NoArgs
     trains: ClassVar[bool] = True  # False: the strategy predicts without training (prompting)
     own_loss: ClassVar[bool] = False  # True: `loss` replaces the model's loss (distillation)
+    joint: ClassVar[bool] = False  # True: the suite's tasks train together as one model (multitask)
     task_types: ClassVar[frozenset[str] | None] = None  # the task types it applies to; None: all
 
     def __init__(self, args: Strict):
