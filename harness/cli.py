@@ -28,7 +28,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--store", help="SQLite store (default: the suite's `store`, else results/harness.sqlite)")
         return p
 
-    with_suite("run", "run every cell of a suite that is not done yet")
+    runner = with_suite("run", "run every cell of a suite that is not done yet")
+    runner.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local (default): cells one after another in this process; ray: cells as Ray tasks")
+    runner.add_argument("--address", help="with --executor ray: the cluster's address (default: start a local Ray)")
+    runner.add_argument("--max-retries", type=int, default=2,
+                        help="with --executor ray: reruns of a cell whose worker died (default 2)")
+    runner.add_argument("--gpus-per-cell", type=float,
+                        help="with --executor ray: GPUs per cell, fractions allowed (default: by backbone size)")
+    runner.add_argument("--cpus-per-cell", type=float, default=1.0, help="with --executor ray: CPUs per cell (default 1)")
+    runner.add_argument("--workers", type=int,
+                        help="with --executor ray and no --address: CPUs of the local Ray (default: all)")
     with_suite("plan", "show the grid: which cells are done, to do, or cannot run and why")
     board = with_suite("leaderboard", "print a leaderboard view and write it as Markdown, CSV, JSON and LaTeX")
     board.add_argument("--view", default="overall", choices=VIEWS,
@@ -98,6 +108,7 @@ def _load(args):
 def cmd_plan(args) -> int:
     loaded, specs, store, refused = _load(args)
     statuses = store.statuses([s.id for s in specs])
+    running = store.claimed_elsewhere([s.id for s in specs])
     table = Table(title=f"{loaded.name}: {len(specs)} cells", title_justify="left")
     for column in ("model", "task", "strategy", "seed", "id", "status"):
         table.add_column(column)
@@ -108,6 +119,8 @@ def cmd_plan(args) -> int:
             shown, kind = f"[yellow]cannot run[/]: {refused[spec.id]}", "cannot run"
         elif status == "done":
             shown, kind = "[green]done[/]", "done"
+        elif spec.id in running:
+            shown, kind = f"[cyan]running[/] ({running[spec.id]})", "running"
         elif status == "failed":
             shown, kind = f"[red]failed[/] (will retry): {error}", "failed"
         else:
@@ -120,18 +133,26 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness.executors.local import run_local
-
     loaded, specs, store, refused = _load(args)
     runnable = [s for s in specs if s.id not in refused]
-    console.print(f"[bold]{loaded.name}[/]: {len(specs)} cells ({len(refused)} cannot run); store {store.path}")
-    summary = run_local(runnable, store, console)
+    where = f" on Ray{f' at {args.address}' if args.address else ''}" if args.executor == "ray" else ""
+    console.print(f"[bold]{loaded.name}[/]: {len(specs)} cells ({len(refused)} cannot run); store {store.path}{where}")
+    if args.executor == "ray":
+        from harness.executors.ray import run_ray
+
+        summary = run_ray(runnable, store, console, address=args.address, max_retries=args.max_retries,
+                          gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell, num_cpus=args.workers)
+    else:
+        from harness.executors.local import run_local
+
+        summary = run_local(runnable, store, console)
     reasons = sorted({refused[s.id] for s in specs if s.id in refused})
     for reason in reasons:
         console.print(f"[yellow]cannot run[/]: {reason}")
+    elsewhere = f", {len(summary.elsewhere)} running in another process" if summary.elsewhere else ""
     console.print(
         f"{len(summary.done)} ran, {summary.skipped} already done, {len(summary.failed)} failed, "
-        f"{len(refused)} cannot run, in {summary.seconds:.1f}s"
+        f"{len(refused)} cannot run{elsewhere}, in {summary.seconds:.1f}s"
     )
     if summary.done or summary.skipped:
         _print_board(loaded, specs, store, None)

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import ConfigError, did_you_mean
 
@@ -69,6 +76,14 @@ class TrainConfig(Strict):
     max_target_length: int = Field(128, ge=4, description="target tokens of generation tasks; longer targets "
                                                           "are truncated and counted")
     generation: Generation = Generation()
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on a GPU that supports it (with TF32 matmuls), else fp32")
+    group_by_length: bool = Field(False, description="batch examples of similar length together (less padding)")
+
+
+# Settings added after results were first stored: hashed into run ids only when they differ from
+# these defaults, so that adding them did not rerun every stored cell.
+LATER_DEFAULTS = {"precision": "auto", "group_by_length": False}
 
 
 # --------------------------------------------------------------------------- models

@@ -24,7 +24,16 @@ from harness.cost import PeakMemory, PhaseTimer, parameter_counts
 from harness.plan import RunSpec
 from harness.registry import ADAPTERS
 from harness.runner import (
-    HarnessTrainer, Progress, _save, _set_dropout, _trainer, cost_of, record_of, rows_of, training_info,
+    HarnessTrainer,
+    Progress,
+    _save,
+    _set_dropout,
+    _trainer,
+    cost_of,
+    preprocessed,
+    record_of,
+    rows_of,
+    training_info,
 )
 from harness.store import RunRecord
 from harness.strategies import Context, backbone_of
@@ -125,12 +134,16 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
                 models[n], tokenizer = backbone.load(strategy.model_class(adapter), strategy.head(adapter), texts,
                                                      seed, tokenizer=tokenizer)
             share_backbone(models)
+        cache = artifacts.parent / "cache" / "preprocessed" if artifacts else None
         with timer("preprocess"):
             sets, counts = {}, {}
             for n in order:
                 adapters[n].bind(models[n])
-                train_set, train_info = adapters[n].preprocess(rows[n][1], rows[n][0].train_source, tokenizer, cfg)
-                eval_set, eval_info = adapters[n].preprocess(rows[n][2], rows[n][0].eval_source, tokenizer, cfg)
+                data, train_rows, eval_rows, _ = rows[n]
+                train_set, train_info = preprocessed(adapters[n], train_rows, data.train_source, tokenizer, cfg,
+                                                     models[n], cache)
+                eval_set, eval_info = preprocessed(adapters[n], eval_rows, data.eval_source, tokenizer, cfg,
+                                                   models[n], cache)
                 sets[n], counts[n] = (train_set, eval_set), (train_info, eval_info)
         if cfg.dropout is not None:
             for model in models.values():

@@ -16,17 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import Field, ValidationError
 
 from harness import RESULTS_VERSION
 from harness.backbones import Backbone, resolve
-from pydantic import ValidationError
-
-from harness.config import ModelSpec, Strict, Suite, TaskCard, TrainConfig, format_error, parse, read_yaml
+from harness.config import (
+    LATER_DEFAULTS,
+    ModelSpec,
+    Strict,
+    Suite,
+    TaskCard,
+    TrainConfig,
+    format_error,
+    parse,
+    read_yaml,
+)
 from harness.data import fingerprint
 from harness.errors import ConfigError, HarnessError, unknown
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
 from harness.strategies import Strategy
-
 
 # Card fields that change how results are shown, never the results: editing them reruns nothing.
 REPORT_ONLY = {"description", "average"}
@@ -65,7 +73,7 @@ class RunSpec(Strict):
     seed: int
     metrics: dict[str, str]  # name -> variant (library versions are recorded with the result, not hashed)
     # joint strategies: every task trained together in one model, this cell's own included
-    partners: dict[str, Partner] = {}
+    partners: dict[str, Partner] = Field(default_factory=dict)
     results_version: int = RESULTS_VERSION
 
     def identity(self) -> dict[str, Any]:
@@ -76,7 +84,8 @@ class RunSpec(Strict):
             "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
             "task": {"card": _card_identity(self.card), "data": self.data_fingerprint},
             "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
-            "train": self.train.model_dump(mode="json", exclude=unused),
+            "train": self.train.model_dump(
+                mode="json", exclude=unused | {k for k, v in LATER_DEFAULTS.items() if getattr(self.train, k) == v}),
             "seed": self.seed,
             "metrics": self.metrics,
             "results_version": self.results_version,

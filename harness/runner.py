@@ -7,7 +7,11 @@ the executor records the failure and goes on.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,10 +19,17 @@ from pathlib import Path
 
 import datasets
 import peft
+import pyarrow as pa
 import safetensors.torch
 import torch
 import transformers
-from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import (
+    EarlyStoppingCallback,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, environment, parameter_counts
@@ -121,9 +132,10 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             tokens, result_metrics = 0, {}
         else:
             adapter.bind(model)
+            cache = artifacts.parent / "cache" / "preprocessed" if artifacts else None
             with timer("preprocess"):
-                train_set, train_info = adapter.preprocess(train_rows, data.train_source, tokenizer, cfg)
-                eval_set, eval_info = adapter.preprocess(eval_rows, data.eval_source, tokenizer, cfg)
+                train_set, train_info = preprocessed(adapter, train_rows, data.train_source, tokenizer, cfg, model, cache)
+                eval_set, eval_info = preprocessed(adapter, eval_rows, data.eval_source, tokenizer, cfg, model, cache)
             if cfg.dropout is not None:
                 _set_dropout(model, cfg.dropout)
             strategy.prepare(Context(spec, adapter, tokenizer, artifacts))
@@ -145,6 +157,62 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 info["augmentation"] = augmented
     cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(eval_rows), timer.seconds["evaluate"])
     return record_of(spec, adapter, data, predictions, references, cost, info)
+
+
+# Training settings that never change what preprocessing makes of a split.
+NOT_PREPROCESSING = {"epochs", "max_steps", "learning_rate", "batch_size", "eval_batch_size",
+                     "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "lr_scheduler", "max_grad_norm",
+                     "label_smoothing", "early_stopping", "eval_every_steps", "dropout", "save_model", "shots",
+                     "max_train_samples", "max_eval_samples"}
+
+
+def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | None):
+    """adapter.preprocess, done once per (rows, tokenizer, settings) and kept under `cache`:
+    every cell of a suite that reads the same split with the same tokenizer reuses it. The key
+    hashes the rows' content (after few-shot draws and augmentation), the tokenizer's full
+    definition, the card, the settings preprocessing reads, and the architecture kind."""
+    if cache is None:
+        return adapter.preprocess(rows, name, tokenizer, cfg)
+    key = _digest({
+        "adapter": adapter.type, "card": adapter.card.model_dump(mode="json", exclude={"description", "average"}),
+        "split": name, "rows": _rows_digest(rows), "tokenizer": _tokenizer_digest(tokenizer),
+        "train": cfg.model_dump(mode="json", exclude=NOT_PREPROCESSING),
+        "model": [getattr(model.config, "model_type", None), bool(getattr(model.config, "is_encoder_decoder", False))],
+        "harness": __import__("harness").__version__,
+    })
+    folder = cache / key
+    if (folder / "info.json").exists():
+        info = json.loads((folder / "info.json").read_text(encoding="utf-8"))
+        return datasets.load_from_disk(str(folder / "data")), info | {"cache": "hit"}
+    features, info = adapter.preprocess(rows, name, tokenizer, cfg)
+    partial = cache / f".{key}.{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    features.save_to_disk(str(partial / "data"))
+    (partial / "info.json").write_text(json.dumps(info), encoding="utf-8")
+    try:
+        partial.rename(folder)  # whole entries only; another process may have made it meanwhile
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+    return features, info | {"cache": "miss"}
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _rows_digest(rows: datasets.Dataset) -> str:
+    table = rows.with_format("arrow")[:]
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+def _tokenizer_digest(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    settings = {k: str(v) for k, v in sorted(tokenizer.init_kwargs.items())}
+    return _digest([body, settings, type(tokenizer).__name__, tokenizer.padding_side, tokenizer.truncation_side])
 
 
 def rows_of(card, adapter, strategy, cfg, seed: int):
@@ -171,6 +239,8 @@ def training_info(trainer, result, train_info: dict, eval_info: dict, data, cfg,
         "best_step": _best_step(trainer) if cfg.early_stopping else None,
         "log_history": trainer.state.log_history,
         "saved_to": str(saved) if saved else None,
+        "precision": precision(cfg.precision),
+        "attention": getattr(getattr(trainer.model, "config", None), "_attn_implementation", None),
     }
 
 
@@ -305,6 +375,8 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
         label_names=list(adapter.label_names),
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        **precision_args(cfg.precision),
     )
     callbacks: list[TrainerCallback] = list(strategy.callbacks(model))
     if stopping:
@@ -327,6 +399,24 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
     )
     trainer.remove_callback(PrinterCallback)  # our own display reports progress
     return trainer
+
+
+def precision(setting: str) -> str:
+    """The precision a cell trains in: `auto` is bf16 on a CUDA GPU that supports it, else fp32."""
+    if setting == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if setting in ("bf16", "fp16") and not torch.cuda.is_available():
+        raise ValueError(f"train.precision {setting!r} needs a CUDA GPU; this machine has none (use auto or fp32)")
+    return setting
+
+
+def precision_args(setting: str) -> dict:
+    """TrainingArguments for the precision: mixed-precision autocast, and TF32 matmuls on GPUs
+    (Ampere and later) for what stays in fp32."""
+    chosen = precision(setting)
+    gpu = torch.cuda.is_available()
+    return {"bf16": chosen == "bf16", "fp16": chosen == "fp16",
+            "tf32": bool(gpu and torch.cuda.get_device_capability()[0] >= 8) or None}
 
 
 def _best_step(trainer: Trainer) -> int | None:

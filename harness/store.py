@@ -3,13 +3,22 @@
 A run is either complete in the store or absent: the record and its per-example predictions go
 in together, at the end of the run, so an interrupted grid (Ctrl-C, kill -9) leaves only whole
 records. A completed run is never replaced; a failed one is replaced when the cell is retried.
+
+Several harness processes may share one store (two terminals, a rerun while a grid is going): a
+process claims a cell before it runs it, and another process skips cells claimed by a live
+owner. An owner is live while it keeps its claims' heartbeat fresh (`keep_alive`) and, on the
+same host, while its process exists; a dead owner's claims are taken over.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +43,11 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     finished_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS predictions (
     run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
     predictions TEXT NOT NULL,
@@ -42,6 +56,9 @@ CREATE TABLE IF NOT EXISTS predictions (
 """
 
 JSON_COLUMNS = ("spec", "metrics", "signatures", "cost", "info", "environment")
+
+HEARTBEAT_SECONDS = 20.0  # how often a running process refreshes its claims
+STALE_SECONDS = 120.0  # a claim not refreshed for this long belongs to a dead process
 
 
 @dataclass
@@ -68,6 +85,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def close(self) -> None:
         self.db.close()
@@ -110,6 +128,75 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
 
+    def claim(self, ids: list[str]) -> set[str]:
+        """Claim for this process the cells among `ids` that are neither done nor claimed by a live
+        owner; returns those now claimed (in one transaction, so two processes never both get one)."""
+        now = time.time()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            done = {r[0] for r in self._in("SELECT id FROM runs WHERE status = 'done' AND id IN ({})", ids)}
+            held = {r[0]: (r[1], r[2]) for r in self._in("SELECT id, owner, heartbeat FROM claims WHERE id IN ({})", ids)}
+            mine = {i for i in ids if i not in done and (i not in held or not self._alive(*held[i], now))}
+            self.db.executemany("INSERT OR REPLACE INTO claims (id, owner, heartbeat) VALUES (?, ?, ?)",
+                                [(i, self.owner, now) for i in mine])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return mine
+
+    def release(self, ids: list[str]) -> None:
+        self._in("DELETE FROM claims WHERE owner = ? AND id IN ({})", ids, self.owner)
+
+    def claimed_elsewhere(self, ids: list[str]) -> dict[str, str]:
+        """{run id: owner} of cells a live process other than this one is running."""
+        now = time.time()
+        rows = self._in("SELECT id, owner, heartbeat FROM claims WHERE id IN ({})", ids)
+        return {i: owner for i, owner, beat in rows if owner != self.owner and self._alive(owner, beat, now)}
+
+    @contextmanager
+    def keep_alive(self):
+        """Refresh this process's claims every HEARTBEAT_SECONDS while the block runs (from a thread
+        with its own connection, so a long cell in the main thread keeps its claims); release them after."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            while not stop.wait(HEARTBEAT_SECONDS):
+                db.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", (time.time(), self.owner))
+            db.close()
+
+        thread = threading.Thread(target=beat, name="harness-claims", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self.db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+
+    @staticmethod
+    def _alive(owner: str, heartbeat: float, now: float) -> bool:
+        if now - heartbeat > STALE_SECONDS:
+            return False
+        host, _, pid = owner.rpartition(":")
+        if host == socket.gethostname():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return False
+            except (PermissionError, ValueError):
+                pass
+        return True
+
+    def _in(self, sql: str, ids: list[str], *first) -> list[tuple]:
+        """Run `sql` with its `IN ({})` bound to `ids` (in chunks: SQLite limits bound parameters)."""
+        rows: list[tuple] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows += self.db.execute(sql.format(",".join("?" * len(chunk))), [*first, *chunk]).fetchall()
+        return rows
+
     def statuses(self, ids: list[str] | None = None) -> dict[str, tuple[str, str | None]]:
         """{run id: (status, error)} for the given ids (all runs if None)."""
         rows = self._select("id, status, error", ids)
@@ -134,9 +221,4 @@ class Store:
     def _select(self, columns: str, ids: list[str] | None) -> list[tuple]:
         if ids is None:
             return self.db.execute(f"SELECT {columns} FROM runs").fetchall()
-        rows: list[tuple] = []
-        for start in range(0, len(ids), 500):  # SQLite limits the number of bound parameters
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows += self.db.execute(f"SELECT {columns} FROM runs WHERE id IN ({marks})", chunk).fetchall()
-        return rows
+        return self._in(f"SELECT {columns} FROM runs WHERE id IN ({{}})", ids)

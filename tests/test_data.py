@@ -120,10 +120,11 @@ def test_unknown_generator_option_is_named(small_suite, tmp_path):
 
 
 def test_truncation_is_applied_and_counted():
+    import datasets
+
     from harness.adapters.classification import ClassificationAdapter
     from harness.backbones import build_tokenizer
     from harness.config import TrainConfig
-    import datasets
 
     card = TaskCard(name="t", type="classification", source={"generate": "sentiment"}, inputs=["a", "b"],
                     labels=["x", "y"], metrics=["accuracy"], primary="accuracy")

@@ -8,7 +8,15 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.plan import expand, load_suite, preflight
-from harness.registry import ADAPTERS, CATALOGUE_DIR, GENERATORS, METRICS, STRATEGIES, Registry, TaskCatalogue
+from harness.registry import (
+    ADAPTERS,
+    CATALOGUE_DIR,
+    GENERATORS,
+    METRICS,
+    STRATEGIES,
+    Registry,
+    TaskCatalogue,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

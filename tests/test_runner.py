@@ -10,6 +10,7 @@ from harness.data import load_splits
 from harness.plan import expand, load_suite
 from harness.registry import ADAPTERS
 from harness.runner import _trainer, run_cell
+from tests.conftest import FAST_TRAIN
 
 
 def test_full_fine_tuning_learns_far_above_chance(small_suite):
@@ -102,3 +103,29 @@ def test_early_stopping_keeps_the_best_checkpoint_and_says_where_it_was_chosen(s
 def test_max_steps_overrides_epochs(small_suite):
     record = run_cell(expand(load_suite(small_suite(train={"epochs": 5, "max_steps": 7})))[0])
     assert record.info["steps"] == 7
+
+
+def test_preprocessing_is_done_once_and_reused_by_other_cells(small_suite, tmp_path):
+    specs = expand(load_suite(small_suite(strategies={"full": {}, "head_only": {}}, train={**FAST_TRAIN, "epochs": 1})))
+    artifacts = tmp_path / "results" / "runs"
+    first = run_cell(specs[0], artifacts=artifacts)
+    second = run_cell(specs[1], artifacts=artifacts)
+    assert (first.info["train"]["cache"], first.info["eval"]["cache"]) == ("miss", "miss")
+    assert (second.info["train"]["cache"], second.info["eval"]["cache"]) == ("hit", "hit")
+    assert second.info["train"]["rows"] == first.info["train"]["rows"]
+    uncached = run_cell(specs[1])  # no store folder: preprocessing done afresh
+    assert "cache" not in uncached.info["train"] and uncached.predictions == second.predictions
+    # a setting that preprocessing reads makes a new entry
+    longer = expand(load_suite(small_suite(strategies={"head_only": {}}, train={**FAST_TRAIN, "epochs": 1, "max_length": 40})))
+    assert run_cell(longer[0], artifacts=artifacts).info["train"]["cache"] == "miss"
+    assert len(list((tmp_path / "results" / "cache" / "preprocessed").iterdir())) == 4
+
+
+def test_precision_needs_a_gpu_for_bf16_and_is_recorded(small_suite):
+    from harness.runner import precision
+
+    record = run_cell(expand(load_suite(small_suite(train={**FAST_TRAIN, "epochs": 1})))[0])
+    assert record.info["precision"] == ("bf16" if torch.cuda.is_available() else "fp32")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="train.precision 'bf16' needs a CUDA GPU"):
+            precision("bf16")

@@ -24,9 +24,10 @@ def moved(before, after, name):
 
 
 def test_depth_groups_of_a_tiny_bert(small_suite):
+    import transformers
+
     from harness.backbones import resolve
     from harness.config import ModelSpec
-    import transformers
 
     model, _ = resolve("t", ModelSpec(source="tiny:bert")).load(
         transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b c"], 0)
@@ -71,10 +72,10 @@ def test_gradual_unfreezing_trains_a_layer_only_after_its_step(small_suite):
 
 
 def test_llrd_learning_rates_per_depth(small_suite):
-    from harness.runner import _trainer
     from harness.backbones import resolve
     from harness.data import load_splits
     from harness.registry import ADAPTERS
+    from harness.runner import _trainer
 
     spec = spec_for(small_suite, {"llrd": {"decay": 0.5}})
     card = spec.task_card()
@@ -189,10 +190,11 @@ def test_few_shot_draw_depends_on_the_seed(small_suite):
 
 
 def test_dropout_override_reaches_every_dropout(small_suite):
-    from harness.runner import _set_dropout
+    import transformers
+
     from harness.backbones import resolve
     from harness.config import ModelSpec
-    import transformers
+    from harness.runner import _set_dropout
 
     model, _ = resolve("t", ModelSpec(source="tiny:llama")).load(
         transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b"], 0)

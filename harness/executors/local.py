@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from harness.cost import environment
 from harness.plan import RunSpec, jobs
@@ -25,6 +31,7 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (cell label, error)
     skipped: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)  # cells another live process was running
     seconds: float = 0.0
 
 
@@ -51,10 +58,16 @@ def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) ->
     summary.skipped = len(specs) - len(todo)
     start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
         grid = progress.add_task("grid", total=len(todo))
         cell = progress.add_task("", total=None)
         for job in jobs(todo):
+            claimed = store.claim([s.id for s in job])  # another process may have taken or finished some
+            summary.elsewhere += [s.id for s in job if s.id not in claimed]
+            progress.advance(grid, len(job) - len(claimed))
+            job = [s for s in job if s.id in claimed]
+            if not job:
+                continue
             shown = job[0].label if len(job) == 1 else f"{job[0].label} (joint: {len(job)} tasks)"
             progress.update(cell, description=f"  {shown}", completed=0, total=None)
 
@@ -74,8 +87,9 @@ def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) ->
 
 
 def keep(store: Store, spec: RunSpec, record: RunRecord, seconds: float, summary: Summary, console: Console) -> None:
-    """Write one finished record and say how the cell went."""
+    """Write one finished record, give up its claim, and say how the cell went."""
     store.write(record)
+    store.release([spec.id])
     if record.status == "done":
         summary.done.append(spec.id)
         primary = spec.card.primary

@@ -11,8 +11,8 @@ bootstrap over examples: the same resampled examples for both cells and every se
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats

@@ -37,7 +37,9 @@ class Distill(Strategy):
         return None
 
     def prepare(self, context: Context) -> None:
-        from harness.runner import load_finetuned  # the runner imports strategies, not the reverse
+        from harness.runner import (
+            load_finetuned,  # the runner imports strategies, not the reverse
+        )
 
         teacher = self.args.teacher
         if teacher.startswith("run:"):

@@ -12,7 +12,13 @@ from pydantic import Field
 from transformers import TrainerCallback
 
 from harness.config import Strict
-from harness.strategies import Strategy, depth_groups, head_names, layer_stack, train_only
+from harness.strategies import (
+    Strategy,
+    depth_groups,
+    head_names,
+    layer_stack,
+    train_only,
+)
 
 
 class HeadOnly(Strategy):

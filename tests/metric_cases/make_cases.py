@@ -157,7 +157,9 @@ def generation_cases() -> list[dict]:
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import BLEU, CHRF
 
-    from harness.metrics.generation import split_sentences  # the sentence split rougeLsum uses
+    from harness.metrics.generation import (
+        split_sentences,  # the sentence split rougeLsum uses
+    )
 
     cases = []
     predictions, references = GENERATION["summaries"]

@@ -1,0 +1,140 @@
+"""Run the jobs of a plan as Ray tasks (a local Ray, or a cluster at `address`).
+
+Each job (one cell, or the cells of one joint model) is a Ray task asking for the resources it
+needs: CPUs, and on a cluster with GPUs a whole GPU for a large backbone or a share of one for a
+small backbone, so that several small cells pack onto one device. The driver alone writes the
+store, record by record as tasks finish. A task whose worker dies (node preempted, process
+killed for memory) is retried up to `max_retries` times by Ray; a cell that raises is recorded as
+failed with its error, as the local executor does. Ctrl-C cancels the tasks still running and
+keeps every record already written; running the same command again resumes.
+
+Workers run `harness.runner.run_job` and so need harness installed where they run (a local Ray
+shares this environment; a cluster's workers need the same package, see Ray's runtime_env).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from harness.executors.local import Summary, failure, keep
+from harness.plan import RunSpec, jobs
+from harness.store import Store
+
+# Environment a worker must see as the driver does (offline switches, caches, thread counts).
+PASSED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "HF_HOME", "TRANSFORMERS_OFFLINE",
+              "TOKENIZERS_PARALLELISM")
+
+# Backbones with fewer parameters share a GPU: (parameters below, share of one GPU).
+GPU_SHARES = ((50e6, 0.25), (200e6, 0.5))
+
+
+def _run_remote(specs: list[RunSpec], artifacts: str) -> list:
+    """What a Ray worker runs: the job's records; a cell that raises gives a failed record."""
+    from pathlib import Path
+
+    from harness.runner import run_job
+
+    try:
+        return run_job(specs, None, Path(artifacts))
+    except Exception as exc:
+        return [failure(spec, exc) for spec in specs]
+
+
+def gpu_share(specs: list[RunSpec]) -> float:
+    """The share of one GPU a job asks for, from its backbone's parameter count (meta device, no weights)."""
+    from harness.backbones import resolve
+    from harness.registry import ADAPTERS
+
+    spec = specs[0]
+    try:
+        card = spec.task_card()
+        adapter = ADAPTERS.get(card.type)(card)
+        strategy = spec.build_strategy()
+        config = resolve(spec.model, spec.model_spec).config(**strategy.head(adapter))
+        with torch.device("meta"):
+            params = sum(p.numel() for p in strategy.model_class(adapter).from_config(config).parameters())
+    except Exception:
+        return 1.0  # unknown size: a whole GPU
+    return next((share for limit, share in GPU_SHARES if params < limit), 1.0)
+
+
+def run_ray(specs: list[RunSpec], store: Store, console: Console, address: str | None = None,
+            max_retries: int = 2, gpus_per_cell: float | None = None, cpus_per_cell: float = 1.0,
+            num_cpus: int | None = None, work=None) -> Summary:
+    """Run every spec not already done as Ray tasks; records are written here, on the driver.
+    `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, _run_remote by default."""
+    try:
+        import ray
+    except ImportError:
+        from harness.errors import HarnessError
+
+        raise HarnessError("--executor ray needs Ray: pip install 'ray>=2.9'") from None
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env} if env else None)
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    remote = ray.remote(work or _run_remote)
+    artifacts = str(store.path.parent.resolve() / "runs")
+
+    summary = Summary()
+    done = store.done([s.id for s in specs])
+    todo = [s for s in specs if s.id not in done]
+    summary.skipped = len(specs) - len(todo)
+    start = time.perf_counter()
+    pending: dict = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
+        grid = progress.add_task(f"grid on Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
+                                 f"{cluster_gpus:.0f} GPUs)", total=len(todo))
+        for job in jobs(todo):
+            claimed = store.claim([s.id for s in job])
+            summary.elsewhere += [s.id for s in job if s.id not in claimed]
+            progress.advance(grid, len(job) - len(claimed))
+            job = [s for s in job if s.id in claimed]
+            if not job:
+                continue
+            gpus = gpus_per_cell if gpus_per_cell is not None else (gpu_share(job) if cluster_gpus else 0)
+            ref = remote.options(num_cpus=cpus_per_cell, num_gpus=gpus, max_retries=max_retries,
+                                 name=job[0].label).remote(job, artifacts)
+            pending[ref] = (job, time.perf_counter())
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    job, submitted = pending.pop(ref)
+                    try:
+                        records = ray.get(ref)
+                    except Exception as exc:  # the worker died more than max_retries times
+                        records = [failure(spec, _cause(exc, max_retries)) for spec in job]
+                    for spec, record in zip(job, records):
+                        seconds = record.cost.get("wall_seconds", time.perf_counter() - submitted)
+                        keep(store, spec, record, seconds, summary, console)
+                        progress.advance(grid)
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            store.release([s.id for job, _ in pending.values() for s in job])
+            raise
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _cause(exc: Exception, retries: int) -> Exception:
+    """A one-line reason for a task Ray gave up on: for an error raised in the task, its last
+    traceback line (the exception itself); for a dead worker, Ray's first line."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    raised = isinstance(exc, __import__("ray").exceptions.RayTaskError) and lines
+    reason = lines[-1] if raised else f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    return RuntimeError(f"Ray task failed after {retries} retries: {reason}")
