@@ -79,11 +79,13 @@ class TrainConfig(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on a GPU that supports it (with TF32 matmuls), else fp32")
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding)")
+    auto_batch_size: bool = Field(False, description="on out-of-memory, halve the per-device batch and double "
+                                                     "gradient accumulation (the effective batch stays) and retry")
 
 
 # Settings added after results were first stored: hashed into run ids only when they differ from
 # these defaults, so that adding them did not rerun every stored cell.
-LATER_DEFAULTS = {"precision": "auto", "group_by_length": False}
+LATER_DEFAULTS = {"precision": "auto", "group_by_length": False, "auto_batch_size": False}
 
 
 # --------------------------------------------------------------------------- models

@@ -161,7 +161,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
             trainer = _trainer(first, joint, tokenizer, adapters[first.task], sets[first.task][0], None, workdir,
                                progress, strategy, trainer_class=JointTrainer, mixture=mixture)
             with timer("train"):
-                result = trainer.train()
+                result = trainer.train()  # the task mixture batches itself: no auto batch size
             predictions = {}
             with timer("evaluate"):
                 for spec in specs:

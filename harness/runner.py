@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import datasets
+import numpy as np
 import peft
 import pyarrow as pa
 import safetensors.torch
@@ -144,7 +146,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
                 trainer = _trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress, strategy)
                 with timer("train"):
-                    result = trainer.train()
+                    result = train(trainer, cfg)
                 with timer("evaluate"):
                     trainer.model = strategy.before_evaluate(trainer.model)
                     predictions = trainer.predictions(eval_set)
@@ -215,6 +217,44 @@ def _tokenizer_digest(tokenizer) -> str:
     return _digest([body, settings, type(tokenizer).__name__, tokenizer.padding_side, tokenizer.truncation_side])
 
 
+def train(trainer: Trainer, cfg):
+    """trainer.train(); with `auto_batch_size`, retried after an out-of-memory error with half the
+    per-device batch and twice the gradient accumulation (the effective batch stays), from the
+    weights as they were before training, until it fits. The batch used goes into the run's info."""
+    trainer.batch_used = {"per_device": cfg.batch_size, "accumulation": cfg.gradient_accumulation_steps}
+    if not cfg.auto_batch_size:
+        return trainer.train()
+    from accelerate.utils import find_executable_batch_size
+
+    start = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}
+    rng = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
+           torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    size = cfg.batch_size
+
+    def smaller() -> int:
+        nonlocal size
+        size = max((d for d in range(1, size // 2 + 1) if cfg.batch_size % d == 0), default=0)
+        return size
+
+    @find_executable_batch_size(starting_batch_size=cfg.batch_size, reduce_batch_size_fn=smaller)
+    def attempt(per_device: int):
+        if per_device != cfg.batch_size:  # a retry: undo the steps (and random draws) the failed attempt took
+            trainer.model.load_state_dict(start)
+            trainer.optimizer, trainer.lr_scheduler = None, None
+            random.setstate(rng[0])
+            np.random.set_state(rng[1])
+            torch.set_rng_state(rng[2])
+            if rng[3] is not None:
+                torch.cuda.set_rng_state_all(rng[3])
+        accumulation = cfg.gradient_accumulation_steps * cfg.batch_size // per_device
+        trainer.args.per_device_train_batch_size = trainer._train_batch_size = per_device
+        trainer.args.gradient_accumulation_steps = accumulation
+        trainer.batch_used = {"per_device": per_device, "accumulation": accumulation}
+        return trainer.train()
+
+    return attempt()
+
+
 def rows_of(card, adapter, strategy, cfg, seed: int):
     """(splits, training rows, evaluation rows, what augmentation did) of one task for one cell:
     the first N rows if asked, the few-shot draw, the strategy's data augmentation."""
@@ -240,6 +280,7 @@ def training_info(trainer, result, train_info: dict, eval_info: dict, data, cfg,
         "log_history": trainer.state.log_history,
         "saved_to": str(saved) if saved else None,
         "precision": precision(cfg.precision),
+        "batch": getattr(trainer, "batch_used", None),
         "attention": getattr(getattr(trainer.model, "config", None), "_attn_implementation", None),
     }
 

@@ -129,3 +129,23 @@ def test_precision_needs_a_gpu_for_bf16_and_is_recorded(small_suite):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="train.precision 'bf16' needs a CUDA GPU"):
             precision("bf16")
+
+
+def test_auto_batch_size_halves_the_batch_on_out_of_memory_and_keeps_the_effective_batch(small_suite, monkeypatch):
+    from harness.runner import HarnessTrainer
+
+    real_step = HarnessTrainer.training_step
+
+    def step(self, model, inputs, num_items_in_batch=None):
+        # this "device" holds 8 examples at most, and the first attempt runs out after two steps
+        if inputs["input_ids"].shape[0] > 8 and self.state.global_step >= 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_step(self, model, inputs, num_items_in_batch)
+
+    monkeypatch.setattr(HarnessTrainer, "training_step", step)
+    train = {**FAST_TRAIN, "epochs": 1, "batch_size": 32}
+    auto = run_cell(expand(load_suite(small_suite(train={**train, "auto_batch_size": True})))[0])
+    assert auto.info["batch"] == {"per_device": 8, "accumulation": 4}
+    by_hand = run_cell(expand(load_suite(small_suite(train={**train, "batch_size": 8, "gradient_accumulation_steps": 4})))[0])
+    assert auto.info["steps"] == by_hand.info["steps"] == 19  # 600 rows / 32 per step
+    assert auto.predictions == by_hand.predictions  # trained afresh from the starting weights
