@@ -14,16 +14,18 @@ loop's; its per-phase clock says where the rest of a cell goes.
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import torch
 import transformers
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SETTINGS = {"learning_rate": 5.0e-5, "batch_size": 32, "eval_batch_size": 64, "max_length": 64,
@@ -45,8 +47,8 @@ def through_harness(spec) -> tuple[float, float, dict]:
     from harness.runner import run_cell
 
     start = time.perf_counter()
-    record = run_cell(spec)
-    return time.perf_counter() - start, record.metrics["accuracy"], record.cost["seconds"]
+    result = run_cell(spec)
+    return time.perf_counter() - start, result.metrics["accuracy"], result.cost["seconds"]
 
 
 def _data(spec):
@@ -55,6 +57,15 @@ def _data(spec):
     data = load_splits(spec.task_card())
     train = data.train.select(range(min(spec.train.max_train_samples, len(data.train))))
     return train, data.eval
+
+
+def _setup(spec):
+    """(training rows, evaluation rows, tokenizer, model, label names): the same start for both loops."""
+    train, evaluation = _data(spec)
+    transformers.set_seed(spec.seed)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(_folder(spec))
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(_folder(spec), num_labels=2)
+    return train, evaluation, tokenizer, model, spec.card.labels
 
 
 def _folder(spec) -> str:
@@ -74,11 +85,7 @@ def _groups(model, weight_decay: float) -> list[dict]:
 def by_hand(spec) -> tuple[float, float]:
     start = time.perf_counter()
     cfg = spec.train
-    train, evaluation = _data(spec)
-    torch.manual_seed(spec.seed)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(_folder(spec))
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(_folder(spec), num_labels=2)
-    labels = spec.card.labels
+    train, evaluation, tokenizer, model, labels = _setup(spec)
 
     def encode(split):
         features = tokenizer(list(split["sentence"]), truncation=True, max_length=cfg.max_length)
@@ -116,11 +123,7 @@ def trainer_script(spec) -> tuple[float, float]:
     """What a run_glue.py-style script does: map-tokenize, Trainer.train, Trainer.predict."""
     start = time.perf_counter()
     cfg = spec.train
-    train, evaluation = _data(spec)
-    transformers.set_seed(spec.seed)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(_folder(spec))
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(_folder(spec), num_labels=2)
-    labels = spec.card.labels
+    train, evaluation, tokenizer, model, labels = _setup(spec)
 
     def tokenize(batch):
         out = tokenizer(batch["sentence"], truncation=True, max_length=cfg.max_length)
@@ -177,9 +180,7 @@ def main() -> None:
     ])
     print(text)
     if args.record:
-        machine = f"{platform.machine()}, {psutil.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB, CPU only"
-        with open(HERE / "results.md", "a", encoding="utf-8") as f:
-            f.write(f"\n## loops.py, {time.strftime('%Y-%m-%d')}, {machine}, torch {torch.__version__}\n\n```\n{text}\n```\n")
+        record("loops.py", text)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,17 @@ process itself (imports, suite loading, planning, the leaderboard). Prints the f
 from __future__ import annotations
 
 import argparse
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
 
 from harness.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -72,9 +73,7 @@ def main() -> None:
     text = report(measure())
     print(text)
     if args.record:
-        machine = f"{platform.machine()}, {psutil.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB, CPU only"
-        with open(HERE / "results.md", "a", encoding="utf-8") as f:
-            f.write(f"\n## overhead.py, {time.strftime('%Y-%m-%d')}, {machine}\n\n```\n{text}\n```\n")
+        record("overhead.py", text)
 
 
 if __name__ == "__main__":

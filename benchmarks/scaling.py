@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
 
 from harness.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,9 +58,7 @@ def main() -> None:
     ])
     print(text)
     if args.record:
-        machine = f"{platform.machine()}, {psutil.cpu_count()} cores, {round(psutil.virtual_memory().total / 2**30)} GiB, CPU only"
-        with open(HERE / "results.md", "a", encoding="utf-8") as f:
-            f.write(f"\n## scaling.py, {time.strftime('%Y-%m-%d')}, {machine}\n\n```\n{text}\n```\n")
+        record("scaling.py", text)
 
 
 def torch_threads() -> int:

@@ -285,11 +285,13 @@ def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
     label, members = spec.strategy_key, list(spec.partners)
     if len(members) < 2:
         return f"strategy {label!r} on {spec.model!r}: joint training needs two tasks or more, has {members}"
-    train = spec.train.model_dump(exclude={"max_eval_samples"})
+    # what may differ per task: its evaluation rows; shots come from the suite's axis, equal for all
+    per_task = {"max_eval_samples", "shots"}
+    train = loaded.suite.train_for(spec.model, spec.task, label).model_dump(exclude=per_task)
     for task in members:
-        other = loaded.suite.train_for(spec.model, task, label).model_dump(exclude={"max_eval_samples", "shots"})
-        if other | {"shots": train["shots"]} != train:
-            changed = sorted(k for k in train if train[k] != (other | {"shots": train["shots"]}).get(k))
+        other = loaded.suite.train_for(spec.model, task, label).model_dump(exclude=per_task)
+        if other != train:
+            changed = sorted(k for k in train if train[k] != other[k])
             return (f"strategy {label!r} on {spec.model!r}: tasks {spec.task!r} and {task!r} train with different "
                     f"settings ({', '.join(changed)}); one joint model needs one set of train settings")
     backbone, strategy = loaded.backbones.get(spec.model), loaded.strategies[label][2]
