@@ -51,7 +51,7 @@ class Partner(Strict):
         return self.card.model_copy(update={"path": Path(self.card_path) if self.card_path else None})
 
 
-def _card_identity(card: TaskCard) -> dict[str, Any]:
+def card_identity(card: TaskCard) -> dict[str, Any]:
     return card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not card.options else set()))
 
 
@@ -82,7 +82,7 @@ class RunSpec(Strict):
         unused = {"save_model"} | ADAPTERS.get(self.card.type).unused_train
         identity = {
             "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
-            "task": {"card": _card_identity(self.card), "data": self.data_fingerprint},
+            "task": {"card": card_identity(self.card), "data": self.data_fingerprint},
             "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
             "train": self.train.model_dump(
                 mode="json", exclude=unused | {k for k, v in LATER_DEFAULTS.items() if getattr(self.train, k) == v}),
@@ -91,7 +91,7 @@ class RunSpec(Strict):
             "results_version": self.results_version,
         }
         if self.partners:  # a joint model's result depends on every task it trained on
-            identity["joint"] = {name: {"card": _card_identity(p.card), "data": p.data_fingerprint}
+            identity["joint"] = {name: {"card": card_identity(p.card), "data": p.data_fingerprint}
                                  for name, p in sorted(self.partners.items())}
         return identity
 
@@ -300,8 +300,7 @@ def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
         for task in members:
             adapter = ADAPTERS.get(loaded.cards[task].type)(loaded.cards[task])
             try:
-                with torch.device("meta"):
-                    model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
+                model = meta_model(backbone, adapter, strategy)
             except Exception:
                 continue  # the cell's own check says why this head cannot be built
             bodies[task] = type(getattr(model, model.base_model_prefix, model)).__name__
@@ -314,6 +313,14 @@ def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
     return None
 
 
+def meta_model(backbone: Backbone, adapter, strategy: Strategy):
+    """The cell's model (the strategy's class, the task's head) built on the meta device: its
+    structure and parameter count, with no weights loaded and no memory used."""
+    config = backbone.config(**strategy.head(adapter))
+    with torch.device("meta"):
+        return strategy.model_class(adapter).from_config(config)
+
+
 def _missing_files(card: TaskCard) -> list[str]:
     return [str(card.resolve(p)) for p in (card.source.files or {}).values() if not card.resolve(p).exists()]
 
@@ -322,9 +329,7 @@ def _check_cell(backbone: Backbone, adapter, strategy: Strategy, label: str) -> 
     if strategy.task_types is not None and adapter.type not in strategy.task_types:
         return f"strategy {label!r} applies to {', '.join(sorted(strategy.task_types))} tasks, not {adapter.type}"
     try:
-        config = backbone.config(**strategy.head(adapter))
-        with torch.device("meta"):
-            model = strategy.model_class(adapter).from_config(config)
+        model = meta_model(backbone, adapter, strategy)
     except HarnessError as exc:
         return str(exc)
     except Exception as exc:

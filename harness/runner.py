@@ -33,10 +33,11 @@ from transformers import (
     TrainingArguments,
 )
 
+import harness
 from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, environment, parameter_counts
 from harness.data import load_splits
-from harness.plan import RunSpec
+from harness.plan import RunSpec, card_identity
 from harness.registry import ADAPTERS
 from harness.store import RunRecord
 from harness.strategies import Context
@@ -176,11 +177,11 @@ def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | 
     if cache is None:
         return adapter.preprocess(rows, name, tokenizer, cfg)
     key = _digest({
-        "adapter": adapter.type, "card": adapter.card.model_dump(mode="json", exclude={"description", "average"}),
+        "adapter": adapter.type, "card": card_identity(adapter.card),
         "split": name, "rows": _rows_digest(rows), "tokenizer": _tokenizer_digest(tokenizer),
         "train": cfg.model_dump(mode="json", exclude=NOT_PREPROCESSING),
         "model": [getattr(model.config, "model_type", None), bool(getattr(model.config, "is_encoder_decoder", False))],
-        "harness": __import__("harness").__version__,
+        "harness": harness.__version__,
     })
     folder = cache / key
     if (folder / "info.json").exists():

@@ -62,10 +62,7 @@ def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) ->
         grid = progress.add_task("grid", total=len(todo))
         cell = progress.add_task("", total=None)
         for job in jobs(todo):
-            claimed = store.claim([s.id for s in job])  # another process may have taken or finished some
-            summary.elsewhere += [s.id for s in job if s.id not in claimed]
-            progress.advance(grid, len(job) - len(claimed))
-            job = [s for s in job if s.id in claimed]
+            job = claim(store, job, summary, lambda n: progress.advance(grid, n))
             if not job:
                 continue
             shown = job[0].label if len(job) == 1 else f"{job[0].label} (joint: {len(job)} tasks)"
@@ -84,6 +81,15 @@ def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) ->
                 progress.advance(grid)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def claim(store: Store, job: list[RunSpec], summary: Summary, skipped) -> list[RunSpec]:
+    """The cells of `job` this process now holds; the rest another live process has taken or
+    finished since the grid started (they count as elsewhere, and `skipped(n)` hears of them)."""
+    claimed = store.claim([s.id for s in job])
+    summary.elsewhere += [s.id for s in job if s.id not in claimed]
+    skipped(len(job) - len(claimed))
+    return [s for s in job if s.id in claimed]
 
 
 def keep(store: Store, spec: RunSpec, record: RunRecord, seconds: float, summary: Summary, console: Console) -> None:

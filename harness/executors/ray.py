@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import time
 
-import torch
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -27,8 +26,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from harness.executors.local import Summary, failure, keep
-from harness.plan import RunSpec, jobs
+from harness.executors.local import Summary, claim, failure, keep
+from harness.plan import RunSpec, jobs, meta_model
 from harness.store import Store
 
 # Environment a worker must see as the driver does (offline switches, caches, thread counts).
@@ -59,13 +58,10 @@ def gpu_share(specs: list[RunSpec]) -> float:
     spec = specs[0]
     try:
         card = spec.task_card()
-        adapter = ADAPTERS.get(card.type)(card)
-        strategy = spec.build_strategy()
-        config = resolve(spec.model, spec.model_spec).config(**strategy.head(adapter))
-        with torch.device("meta"):
-            params = sum(p.numel() for p in strategy.model_class(adapter).from_config(config).parameters())
+        model = meta_model(resolve(spec.model, spec.model_spec), ADAPTERS.get(card.type)(card), spec.build_strategy())
     except Exception:
         return 1.0  # unknown size: a whole GPU
+    params = sum(p.numel() for p in model.parameters())
     return next((share for limit, share in GPU_SHARES if params < limit), 1.0)
 
 
@@ -99,10 +95,7 @@ def run_ray(specs: list[RunSpec], store: Store, console: Console, address: str |
         grid = progress.add_task(f"grid on Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
                                  f"{cluster_gpus:.0f} GPUs)", total=len(todo))
         for job in jobs(todo):
-            claimed = store.claim([s.id for s in job])
-            summary.elsewhere += [s.id for s in job if s.id not in claimed]
-            progress.advance(grid, len(job) - len(claimed))
-            job = [s for s in job if s.id in claimed]
+            job = claim(store, job, summary, lambda n: progress.advance(grid, n))
             if not job:
                 continue
             gpus = gpus_per_cell if gpus_per_cell is not None else (gpu_share(job) if cluster_gpus else 0)
