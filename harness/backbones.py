@@ -100,8 +100,11 @@ class Backbone:
 
     def config(self, **head: Any) -> transformers.PretrainedConfig:
         """The model config, without loading weights (preflight uses it)."""
-        if self.tiny:
-            return self.tiny.config(self.spec.size, self.spec.size.get("vocab_size", 2000), **head)
+        if self.tiny:  # the special tokens' ids are those every tokenizer build_tokenizer makes has
+            ids = {t: SPECIALS.index(t) for t in ("[PAD]", "[CLS]", "[SEP]")}
+            special = dict(pad_token_id=ids["[PAD]"], bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"],
+                           decoder_start_token_id=ids["[PAD]"])
+            return self.tiny.config(self.spec.size, self.spec.size.get("vocab_size", 2000), **special, **head)
         return transformers.AutoConfig.from_pretrained(self.location, **self._common(), **head)
 
     def _common(self) -> dict[str, Any]:

@@ -39,7 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("--cpus-per-cell", type=float, default=1.0, help="with --executor ray: CPUs per cell (default 1)")
     runner.add_argument("--workers", type=int,
                         help="with --executor ray and no --address: CPUs of the local Ray (default: all)")
-    with_suite("plan", "show the grid: which cells are done, to do, or cannot run and why")
+    runner.add_argument("--memory", type=float, metavar="GIB",
+                        help="memory a cell may use, in GiB; cells estimated to need more cannot run (default: the "
+                             "free memory of this machine's GPU, else its available RAM; with --executor ray: no limit)")
+    planner = with_suite("plan", "show the grid: which cells are done, to do, or cannot run and why, "
+                                 "and the peak memory each cell is estimated to need")
+    planner.add_argument("--memory", type=float, metavar="GIB",
+                         help="memory a cell may use, in GiB (default: the free memory of this machine's GPU, "
+                              "else its available RAM)")
+    planner.add_argument("--time", action="store_true",
+                         help="estimate each cell's time from a short probe of it (a few optimizer steps) on this "
+                              "machine, and the grid's")
     board = with_suite("leaderboard", "print a leaderboard view and write it as Markdown, CSV, JSON and LaTeX")
     board.add_argument("--view", default="overall", choices=VIEWS,
                        help="overall (default): backbone x strategy rows; strategies: one board per backbone; "
@@ -105,13 +115,69 @@ def _load(args):
     return loaded, specs, store, preflight(loaded, specs)
 
 
+def _memory(loaded, specs, store, refused: dict[str, str], statuses: dict, budget_gib: float | None, limit: bool):
+    """Peak memory estimates of the cells still to run; those over the budget join `refused`.
+    `limit` False: estimate, and refuse only cells whose training step fails, unless a budget is given."""
+    from harness.estimate import GiB, capacity, training_device
+    from harness.plan import memory_preflight
+
+    device = training_device()
+    budget = int(budget_gib * GiB) if budget_gib is not None else capacity(device) if limit else None
+    pending = [s for s in specs if s.id not in refused and statuses.get(s.id, (None,))[0] != "done"]
+    estimates, over = memory_preflight(loaded, pending, budget, device, store.path.parent / "cache" / "estimates")
+    refused.update(over)
+    return estimates
+
+
+def _times(specs, store) -> tuple[dict, dict[str, str]]:
+    """({run id: TimeEstimate}, {run id: why its probe failed}): one probe per cell shape (seeds
+    share theirs); the cells of joint models are not probed."""
+    from harness.probe import probe
+
+    keys = {s.id: (s.model, s.task, s.strategy_key, s.train.model_dump_json()) for s in specs if not s.partners}
+    firsts: dict[tuple, object] = {}
+    for spec in specs:
+        if spec.id in keys:
+            firsts.setdefault(keys[spec.id], spec)
+    shapes: dict[tuple, object] = {}
+    times, errors = {}, {}
+    with console.status("probing") as status:
+        for i, (key, spec) in enumerate(firsts.items(), 1):
+            status.update(f"probing {i}/{len(firsts)}: {spec.label}")
+            try:
+                shapes[key] = probe(spec, store.path.parent / "runs")
+            except Exception as exc:  # noqa: BLE001 - the reason is shown; the plan goes on
+                shapes[key] = f"{spec.label}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+    for run_id, key in keys.items():
+        result = shapes.get(key)
+        if isinstance(result, str):
+            errors[run_id] = result
+        elif result is not None:
+            times[run_id] = result
+    return times, errors
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m {seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h {seconds % 3600 // 60:02.0f}m"
+
+
 def cmd_plan(args) -> int:
+    from harness.estimate import gib
+
     loaded, specs, store, refused = _load(args)
     statuses = store.statuses([s.id for s in specs])
     running = store.claimed_elsewhere([s.id for s in specs])
+    estimates = _memory(loaded, specs, store, refused, statuses, args.memory, limit=True)
+    pending = [s for s in specs if s.id not in refused and statuses.get(s.id, (None,))[0] != "done"]
+    times, probe_errors = _times(pending, store) if args.time else ({}, {})
     table = Table(title=f"{loaded.name}: {len(specs)} cells", title_justify="left")
-    for column in ("model", "task", "strategy", "seed", "id", "status"):
-        table.add_column(column)
+    columns = ("model", "task", "strategy", "seed", "id", "memory", *(["time"] if args.time else []), "status")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("memory", "time") else "left")
     counts: dict[str, int] = {}
     for spec in specs:
         status, error = statuses.get(spec.id, (None, None))
@@ -126,14 +192,30 @@ def cmd_plan(args) -> int:
         else:
             shown, kind = "to do", "to do"
         counts[kind] = counts.get(kind, 0) + 1
-        table.add_row(spec.model, spec.task, spec.strategy, str(spec.seed), spec.id, shown)
+        estimate = estimates.get(spec.id)
+        memory = f"{'>=' if estimate.note else ''}{gib(estimate.peak)}" if estimate else ""
+        timing = ([_duration(times[spec.id].seconds) if spec.id in times else "?" if spec.id in probe_errors else ""]
+                  if args.time else [])
+        table.add_row(spec.model, spec.task, spec.strategy, str(spec.seed), spec.id, memory, *timing, shown)
     console.print(table)
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()) + f"  (store: {store.path})")
+    if estimates:
+        console.print("memory: the estimated peak of a training step at the longest batch the settings allow "
+                      "(>=: activations not counted)")
+    if args.time:
+        total = sum(t.seconds for t in times.values())
+        probes = sum(t.probe_seconds for t in {id(t): t for t in times.values()}.values())
+        console.print(f"time: about {_duration(total)} for the {len(times)} cells to do, one after another on this "
+                      f"machine (probes took {probes:.0f}s)")
+        for reason in sorted(set(probe_errors.values())):
+            console.print(f"[yellow]probe failed[/]: {reason}")
     return 0
 
 
 def cmd_run(args) -> int:
     loaded, specs, store, refused = _load(args)
+    _memory(loaded, specs, store, refused, store.statuses([s.id for s in specs]), args.memory,
+            limit=args.executor == "local")
     runnable = [s for s in specs if s.id not in refused]
     where = f" on Ray{f' at {args.address}' if args.address else ''}" if args.executor == "ray" else ""
     console.print(f"[bold]{loaded.name}[/]: {len(specs)} cells ({len(refused)} cannot run); store {store.path}{where}")

@@ -33,6 +33,7 @@ from harness.config import (
 )
 from harness.data import fingerprint
 from harness.errors import ConfigError, HarnessError, unknown
+from harness.estimate import MemoryEstimate, cell_memory, gib
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
 from harness.strategies import Strategy
 
@@ -278,6 +279,51 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
         if checked[key]:
             refused[spec.id] = checked[key]
     return refused
+
+
+def memory_preflight(loaded: LoadedSuite, specs: list[RunSpec], budget: int | None, device: str,
+                     cache: Path | None = None) -> tuple[dict[str, MemoryEstimate], dict[str, str]]:
+    """({run id: its peak memory estimate}, {run id: why it cannot run}) for `specs` (cells that
+    passed `preflight`). A cell cannot run when its training step fails on fake tensors, or when it
+    needs more than `budget` bytes (None: no limit) and `train.auto_batch_size` could not shrink it
+    enough (a per-device batch of 1). One estimate per backbone, head, strategy and shape settings."""
+    estimates: dict[str, MemoryEstimate] = {}
+    refused: dict[str, str] = {}
+    done: dict[str, tuple[MemoryEstimate, str | None]] = {}
+    for spec in specs:
+        card = loaded.cards[spec.task]
+        backbone, strategy = loaded.backbones[spec.model], loaded.strategies[spec.strategy_key][2]
+        adapter = ADAPTERS.get(card.type)(card)
+        key = json.dumps([spec.model, card.type, adapter.head(), spec.strategy_key,
+                          spec.train.model_dump(mode="json", include=SHAPE_SETTINGS)], sort_keys=True, default=str)
+        if key not in done:
+            estimate = cell_memory(backbone, adapter, strategy, spec.train, device, cache=cache)
+            done[key] = (estimate, _memory_reason(estimate, backbone, adapter, strategy, spec, budget, device, cache))
+        estimates[spec.id], reason = done[key]
+        if reason:
+            refused[spec.id] = reason
+    return estimates, refused
+
+
+# Training settings a cell's peak memory depends on.
+SHAPE_SETTINGS = {"batch_size", "eval_batch_size", "max_length", "max_target_length", "gradient_accumulation_steps",
+                  "precision", "auto_batch_size"}
+
+
+def _memory_reason(estimate: MemoryEstimate, backbone: Backbone, adapter, strategy: Strategy, spec: RunSpec,
+                   budget: int | None, device: str, cache: Path | None) -> str | None:
+    label = f"strategy {spec.strategy_key!r} on {spec.model!r}, task {spec.task!r}"
+    if estimate.error:
+        return f"{label}: a training step fails: {estimate.error}"
+    if budget is None or estimate.peak <= budget:
+        return None
+    if spec.train.auto_batch_size and spec.train.batch_size > 1:
+        smallest = cell_memory(backbone, adapter, strategy, spec.train, device, batch=1, cache=cache)
+        if smallest.peak <= budget:
+            return None  # auto_batch_size will find a batch that fits
+        estimate = smallest
+    return (f"{label}: needs about {estimate.describe()}, more than the {gib(budget)} available on {device}; "
+            f"lower train.batch_size or max_length{'' if spec.train.auto_batch_size else ', or set train.auto_batch_size'}")
 
 
 def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:

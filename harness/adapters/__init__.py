@@ -64,6 +64,12 @@ class Adapter:
     def collator(self, tokenizer):
         raise NotImplementedError
 
+    def longest_batch(self, rows: int, train: TrainConfig) -> dict[str, Any]:
+        """The model inputs of a training batch of `rows` examples at the longest length settings
+        allow, as {name: (shape, dtype)}: what memory estimates run the model on."""
+        return {"input_ids": ((rows, train.max_length), "long"), "attention_mask": ((rows, train.max_length), "long"),
+                "labels": ((rows,), "long")}
+
     def few_shot(self, split: datasets.Dataset, k: int, seed: int) -> datasets.Dataset:
         """k training examples in all, drawn with `seed` (classification draws k per class)."""
         return split.shuffle(seed=seed).select(range(min(k, len(split))))

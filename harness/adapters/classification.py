@@ -54,6 +54,10 @@ class ClassificationAdapter(Adapter):
             "problem_type": "single_label_classification",
         }
 
+    def longest_batch(self, rows: int, train: TrainConfig) -> dict[str, Any]:
+        batch = super().longest_batch(rows, train)
+        return batch | {"labels": ((rows,), "float" if self.regression else "long")}
+
     def texts(self, split: datasets.Dataset) -> Iterator[str]:
         for column in self.card.inputs:
             for text in split[column]:

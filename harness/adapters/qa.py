@@ -62,6 +62,11 @@ class QuestionAnsweringAdapter(Adapter):
     def head(self) -> dict[str, Any]:
         return {}
 
+    def longest_batch(self, rows: int, train: TrainConfig) -> dict[str, Any]:
+        batch = super().longest_batch(rows, train)
+        del batch["labels"]
+        return batch | {"start_positions": ((rows,), "long"), "end_positions": ((rows,), "long")}
+
     def texts(self, split: datasets.Dataset) -> Iterator[str]:
         for column in self.card.inputs:
             for text in split[column]:

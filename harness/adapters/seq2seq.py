@@ -139,6 +139,12 @@ class Seq2SeqAdapter(Adapter):
         """Learn whether the backbone is decoder-only: it decides how rows are laid out."""
         self._decoder_only = not is_encoder_decoder(model)
 
+    def longest_batch(self, rows: int, train: TrainConfig) -> dict[str, Any]:
+        if self.decoder_only:  # prompt, target and end of sequence in one row, the target labelled
+            width = train.max_length + train.max_target_length + 1
+            return {name: ((rows, width), "long") for name in ("input_ids", "attention_mask", "labels")}
+        return super().longest_batch(rows, train) | {"labels": ((rows, train.max_target_length), "long")}
+
     def collator(self, tokenizer):
         return transformers.DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
 

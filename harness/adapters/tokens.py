@@ -69,6 +69,9 @@ class TokenClassificationAdapter(Adapter):
         return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                 "label2id": {name: i for i, name in enumerate(labels)}}
 
+    def longest_batch(self, rows: int, train: TrainConfig) -> dict[str, Any]:
+        return super().longest_batch(rows, train) | {"labels": ((rows, train.max_length), "long")}
+
     def texts(self, split: datasets.Dataset) -> Iterator[str]:
         for words in split[self.card.inputs[0]]:
             if words:

