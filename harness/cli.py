@@ -124,7 +124,8 @@ def _memory(loaded, specs, store, refused: dict[str, str], statuses: dict, budge
     device = training_device()
     budget = int(budget_gib * GiB) if budget_gib is not None else capacity(device) if limit else None
     pending = [s for s in specs if s.id not in refused and statuses.get(s.id, (None,))[0] != "done"]
-    estimates, over = memory_preflight(loaded, pending, budget, device, store.path.parent / "cache" / "estimates")
+    with console.status(f"estimating the peak memory of {len(pending)} cells"):
+        estimates, over = memory_preflight(loaded, pending, budget, device, store.path.parent / "cache" / "estimates")
     refused.update(over)
     return estimates
 
@@ -193,7 +194,7 @@ def cmd_plan(args) -> int:
             shown, kind = "to do", "to do"
         counts[kind] = counts.get(kind, 0) + 1
         estimate = estimates.get(spec.id)
-        memory = f"{'>=' if estimate.note else ''}{gib(estimate.peak)}" if estimate else ""
+        memory = f"{'>=' if estimate.note else ''}{gib(estimate.peak)}" if estimate and not estimate.error else ""
         timing = ([_duration(times[spec.id].seconds) if spec.id in times else "?" if spec.id in probe_errors else ""]
                   if args.time else [])
         table.add_row(spec.model, spec.task, spec.strategy, str(spec.seed), spec.id, memory, *timing, shown)

@@ -62,8 +62,8 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
     step = statistics.median(gaps) if gaps else seconds["train"] / max(len(stamps), 1)
     # preprocessing may turn rows into more (QA windows) or fewer model rows: the probe's ratio
     made = record.info.get("train", {}).get("rows", probe_train) / max(probe_train, 1)
-    total_steps = cfg.max_steps or math.ceil(
-        cfg.epochs * max(math.ceil(train_rows * made / cfg.batch_size) // cfg.gradient_accumulation_steps, 1))
+    batches = math.ceil(train_rows * made / cfg.batch_size)  # as Trainer counts its update steps
+    total_steps = cfg.max_steps or math.ceil(cfg.epochs * max(math.ceil(batches / cfg.gradient_accumulation_steps), 1))
     evaluations = 1
     if cfg.early_stopping:  # at most one evaluation per epoch, then the final one
         evaluations += math.ceil(cfg.epochs)

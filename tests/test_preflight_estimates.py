@@ -1,0 +1,128 @@
+"""Preflight's estimates: peak memory from fake tensors (checked against the allocator's true peak),
+refusal of cells that cannot fit, and the time probe."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness import estimate as estimate_module
+from harness.cli import main
+from harness.estimate import allocated_peak, cell_memory
+from harness.plan import expand, load_suite
+from harness.store import Store
+from tests.conftest import write_yaml
+
+
+def _parts(suite_path, strategy="full"):
+    loaded = load_suite(suite_path)
+    spec = next(s for s in expand(loaded) if s.strategy == strategy)
+    from harness.registry import ADAPTERS
+
+    card = loaded.cards[spec.task]
+    return loaded.backbones[spec.model], ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy_key][2], spec.train
+
+
+def _real_peak(backbone, adapter, strategy, train) -> int:
+    """Two real optimizer steps and an evaluation forward at the longest batch, as Trainer runs them."""
+    torch.manual_seed(0)
+    model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
+    adapter.bind(model)
+    model = strategy.apply(model, adapter)
+    trained = strategy.trained(model)
+    params = [p for n, p in model.named_parameters() if n in trained]
+    optimizer = torch.optim.AdamW(params, lr=1e-3, fused=True)
+
+    def batch(rows):
+        shapes = adapter.longest_batch(rows, train)
+        out = {n: torch.randint(0, 2 if n in adapter.label_names else 50, s) for n, (s, _) in shapes.items()}
+        out["attention_mask"].fill_(1)
+        return out
+
+    micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
+
+    def steps():
+        for _ in range(2):
+            model.train()
+            model(**micro).loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        model.eval()
+        with torch.no_grad():
+            model(**evaluation)
+
+    held = sum(t.untyped_storage().nbytes() for t in {id(t): t for t in [*model.parameters(), *model.buffers()]}.values())
+    return allocated_peak(steps, held)
+
+
+@pytest.mark.parametrize("strategy, args", [("full", {}), ("lora", {"r": 4}), ("head_only", {})])
+def test_memory_estimate_matches_the_allocators_true_peak(small_suite, strategy, args):
+    suite = small_suite(strategies={strategy: args}, train={"batch_size": 16, "eval_batch_size": 32, "max_length": 48})
+    backbone, adapter, built, train = _parts(suite, strategy)
+    estimate = cell_memory(backbone, adapter, built, train, "cpu")
+    assert not estimate.note and not estimate.error
+    real = _real_peak(backbone, adapter, built, train)
+    assert 0.95 < estimate.peak / real < 1.10, (estimate.describe(), real)
+    # parameters by count: fp32 weights, a gradient and two AdamW moments per trained parameter
+    model = built.apply(built.model_class(adapter).from_config(backbone.config(**built.head(adapter))), adapter)
+    trained = sum(p.numel() for n, p in model.named_parameters() if n in built.trained(model))
+    assert estimate.gradients == 4 * trained and estimate.optimizer == 8 * trained
+
+
+def test_activations_grow_with_batch_and_estimates_are_kept_on_disk(small_suite, tmp_path, monkeypatch):
+    backbone, adapter, built, train = _parts(small_suite())
+    cache = tmp_path / "estimates"
+    small = cell_memory(backbone, adapter, built, train, "cpu", batch=8, cache=cache)
+    large = cell_memory(backbone, adapter, built, train, "cpu", batch=32, cache=cache)
+    assert small.weights == large.weights and large.activations > 3 * small.activations
+    assert len(list(cache.glob("*.json"))) == 2
+    monkeypatch.setattr(estimate_module, "_estimate", lambda *a, **k: pytest.fail("not read from the cache"))
+    assert cell_memory(backbone, adapter, built, train, "cpu", batch=32, cache=cache) == large
+
+
+def test_cells_that_cannot_fit_are_refused_with_the_figures_and_nothing_runs(small_suite, capsys):
+    suite = small_suite(strategies={"full": {}, "lora": {"r": 4}})
+    assert main(["run", str(suite), "--memory", "0.001"]) == 0
+    out = capsys.readouterr().out
+    assert "0 ran" in out and "2 cannot run" in out
+    assert "needs about" in out and "more than the 1 MiB available on cpu" in out and "auto_batch_size" in out
+    assert Store(load_suite(suite).store_path).statuses() == {}
+
+
+def test_auto_batch_size_cells_run_when_a_smaller_batch_fits(small_suite, capsys):
+    suite = small_suite(train={"batch_size": 32, "epochs": 1, "max_length": 48, "auto_batch_size": True})
+    backbone, adapter, built, train = _parts(suite)
+    full = cell_memory(backbone, adapter, built, train, "cpu")
+    one = cell_memory(backbone, adapter, built, train, "cpu", batch=1)
+    budget = (full.peak + one.peak) / 2 / 2**30
+    assert main(["plan", str(suite), "--memory", str(budget)]) == 0
+    assert "cannot run" not in capsys.readouterr().out
+    assert main(["plan", str(suite), "--memory", str(one.peak * 0.9 / 2**30)]) == 0
+    assert "needs about" in capsys.readouterr().out
+
+
+def test_a_step_the_model_rejects_is_refused_before_anything_runs(tmp_path, capsys):
+    suite = write_yaml(tmp_path / "suite.yaml", {
+        "name": "prefix_t5", "models": {"t5": "tiny:t5"}, "tasks": ["gen_entities"],
+        "strategies": {"prefix_tuning": {}}, "seeds": [0], "store": str(tmp_path / "s.sqlite")})
+    assert main(["run", str(suite)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0 ran" in out and "a training step fails: Model does not support past key values" in out
+
+
+def test_plan_shows_memory_and_the_time_probe_predicts_the_steps_a_run_takes(small_suite, capsys):
+    suite = small_suite(train={"epochs": 2, "batch_size": 32, "max_length": 48, "gradient_accumulation_steps": 2})
+    assert main(["plan", str(suite), "--time"]) == 0
+    out = capsys.readouterr().out
+    assert "MiB" in out and "time: about" in out and "for the 1 cells to do" in out
+    store = Store(load_suite(suite).store_path)
+    assert store.statuses() == {}  # probing stores nothing
+
+    from harness.probe import probe
+
+    spec = expand(load_suite(suite))[0]
+    guess = probe(spec, store.path.parent / "runs", steps=3)
+    assert main(["run", str(suite)]) == 0
+    assert guess.steps == store.frame().iloc[0]["info"]["steps"]
+    assert guess.seconds > 0 and guess.step_seconds > 0
