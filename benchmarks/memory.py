@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import record  # noqa: E402
 
@@ -51,55 +49,11 @@ def parts(source: str, size: dict, task: str, strategy: str, args: dict, train: 
             TrainConfig(**SETTINGS | train))
 
 
-def measured(backbone, adapter, strategy, train) -> int:
-    """Peak bytes allocated over two real optimizer steps and one evaluation forward."""
-    from harness.estimate import allocated_peak
-
-    torch.manual_seed(0)
-    model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
-    adapter.bind(model)
-    model = strategy.apply(model, adapter)
-    trained = strategy.trained(model)
-    params = [p for n, p in model.named_parameters() if n in trained]
-    for name, param in model.named_parameters():
-        param.requires_grad_(name in trained)
-    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
-    vocab = model.config.get_text_config().vocab_size
-
-    def batch(rows):
-        out = {}
-        for name, (shape, dtype) in adapter.longest_batch(rows, train).items():
-            target = name in adapter.label_names and not adapter.generates  # a class or a position: 0 or 1
-            out[name] = torch.zeros(shape) if dtype == "float" else torch.randint(0, 2 if target else min(vocab, 100), shape)
-        if "attention_mask" in out:
-            out["attention_mask"].fill_(1)
-        return out
-
-    micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
-
-    def steps():
-        for _ in range(2):
-            model.train()
-            for _ in range(train.gradient_accumulation_steps):
-                loss = model(**micro).loss
-                loss.backward()
-                del loss
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        model.eval()
-        with torch.no_grad():
-            model(**evaluation)
-
-    held = sum(t.untyped_storage().nbytes() for t in {id(t): t for t in [*model.parameters(), *model.buffers()]}.values())
-    return allocated_peak(steps, held)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/results.md")
     args = parser.parse_args()
-    from harness.estimate import cell_memory
+    from harness.estimate import cell_memory, measured_peak
 
     lines = [f"{'cell':40} {'estimate MiB':>12} {'measured MiB':>12} {'ratio':>6} {'estimate took':>13}"]
     print(lines[0], flush=True)
@@ -108,7 +62,7 @@ def main() -> None:
         started = time.perf_counter()
         estimate = cell_memory(backbone, adapter, built, settings, "cpu")
         took = time.perf_counter() - started
-        real = measured(backbone, adapter, built, settings)
+        real = measured_peak(backbone, adapter, built, settings)
         line = f"{label:40} {estimate.peak / 2**20:12.1f} {real / 2**20:12.1f} {estimate.peak / real:6.3f} {took:12.1f}s"
         lines.append(line + (f"  ({estimate.note})" if estimate.note else ""))
         print(lines[-1], flush=True)

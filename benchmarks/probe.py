@@ -14,6 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--suite", default="suites/quickstart.yaml")
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/results.md")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # as the command line does
     from harness.cli import main as harness
     from harness.plan import expand, load_suite, preflight
     from harness.probe import probe

@@ -140,8 +140,8 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> Me
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision(train.precision))
     autocast = torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
     try:
-        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-            _to_fake(model, mode, device, trained)
+        with FakeTensorMode(allow_non_fake_inputs=True):
+            _to_fake(model, device, trained)
             held = _tensors(model)
             backward = _backward_peak(model, held, adapter, train, batch, autocast) if trained else 0
             evaluation = _eval_peak(model, held, adapter, train, autocast, labels=strategy.trains)
@@ -173,7 +173,7 @@ def _tensors(model: torch.nn.Module) -> list[torch.Tensor]:
     return list({id(t): t for t in [*model.parameters(), *model.buffers()]}.values())
 
 
-def _to_fake(model: torch.nn.Module, mode, device: str, trained: set[str]) -> None:
+def _to_fake(model: torch.nn.Module, device: str, trained: set[str]) -> None:
     """Replace the meta model's tensors by fake ones on `device`, in place, keeping tied weights
     tied; every parameter that trains at some point requires gradients (the worst phase)."""
     names = {id(p): n for n, p in model.named_parameters()}
@@ -243,3 +243,48 @@ def allocated_peak(step: Callable[[], object], held: int = 0, device: str = "cpu
         running += event.nbytes()
         peak = max(peak, running)
     return held + peak
+
+
+def measured_peak(backbone, adapter, strategy, train, device: str = "cpu") -> int:
+    """The true peak bytes of what `cell_memory` estimates: the same model (config, head, strategy;
+    real random weights) runs two real optimizer steps at the same longest batch (forward,
+    backward, clipping, Trainer's fused AdamW) and an evaluation forward."""
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
+    adapter.bind(model)
+    model = strategy.apply(model, adapter)
+    trained = strategy.trained(model)
+    params = [p for n, p in model.named_parameters() if n in trained]
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in trained)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    vocab = min(model.config.get_text_config().vocab_size, 100)
+
+    def batch(rows: int) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, (shape, dtype) in adapter.longest_batch(rows, train).items():
+            target = name in adapter.label_names and not adapter.generates  # a class or a position: 0 or 1
+            out[name] = (torch.zeros(shape, device=device) if dtype == "float"
+                         else torch.randint(0, 2 if target else vocab, shape, device=device))
+        if "attention_mask" in out:
+            out["attention_mask"].fill_(1)
+        return out
+
+    micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
+
+    def steps() -> None:
+        for _ in range(2):
+            model.train()
+            for _ in range(train.gradient_accumulation_steps):
+                loss = model(**micro).loss
+                loss.backward()
+                del loss
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        model.eval()
+        with torch.no_grad():
+            model(**evaluation)
+
+    return allocated_peak(steps, sum(t.untyped_storage().nbytes() for t in _tensors(model)), device)

@@ -4,11 +4,10 @@ refusal of cells that cannot fit, and the time probe."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from harness import estimate as estimate_module
 from harness.cli import main
-from harness.estimate import allocated_peak, cell_memory
+from harness.estimate import cell_memory, measured_peak
 from harness.plan import expand, load_suite
 from harness.store import Store
 from tests.conftest import write_yaml
@@ -23,46 +22,13 @@ def _parts(suite_path, strategy="full"):
     return loaded.backbones[spec.model], ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy_key][2], spec.train
 
 
-def _real_peak(backbone, adapter, strategy, train) -> int:
-    """Two real optimizer steps and an evaluation forward at the longest batch, as Trainer runs them."""
-    torch.manual_seed(0)
-    model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
-    adapter.bind(model)
-    model = strategy.apply(model, adapter)
-    trained = strategy.trained(model)
-    params = [p for n, p in model.named_parameters() if n in trained]
-    optimizer = torch.optim.AdamW(params, lr=1e-3, fused=True)
-
-    def batch(rows):
-        shapes = adapter.longest_batch(rows, train)
-        out = {n: torch.randint(0, 2 if n in adapter.label_names else 50, s) for n, (s, _) in shapes.items()}
-        out["attention_mask"].fill_(1)
-        return out
-
-    micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
-
-    def steps():
-        for _ in range(2):
-            model.train()
-            model(**micro).loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        model.eval()
-        with torch.no_grad():
-            model(**evaluation)
-
-    held = sum(t.untyped_storage().nbytes() for t in {id(t): t for t in [*model.parameters(), *model.buffers()]}.values())
-    return allocated_peak(steps, held)
-
-
 @pytest.mark.parametrize("strategy, args", [("full", {}), ("lora", {"r": 4}), ("head_only", {})])
 def test_memory_estimate_matches_the_allocators_true_peak(small_suite, strategy, args):
     suite = small_suite(strategies={strategy: args}, train={"batch_size": 16, "eval_batch_size": 32, "max_length": 48})
     backbone, adapter, built, train = _parts(suite, strategy)
     estimate = cell_memory(backbone, adapter, built, train, "cpu")
     assert not estimate.note and not estimate.error
-    real = _real_peak(backbone, adapter, built, train)
+    real = measured_peak(backbone, adapter, built, train)
     assert 0.95 < estimate.peak / real < 1.10, (estimate.describe(), real)
     # parameters by count: fp32 weights, a gradient and two AdamW moments per trained parameter
     model = built.apply(built.model_class(adapter).from_config(backbone.config(**built.head(adapter))), adapter)
