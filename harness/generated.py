@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import random
 
-POSITIVE = ["good", "great", "excellent", "wonderful", "superb", "lovely", "brilliant", "delightful", "charming", "moving"]
-NEGATIVE = ["bad", "awful", "terrible", "poor", "boring", "dull", "horrible", "weak", "dreadful", "clumsy"]
-FILLER = ["the", "a", "this", "that", "movie", "film", "plot", "story", "acting", "actor", "cast", "music", "ending", "scenes", "script", "was", "is", "felt", "seemed", "really", "quite", "rather", "very", "and", "but", "with", "of", "in", "at", "overall", "somewhat"]
+POSITIVE = "good great excellent wonderful superb lovely brilliant delightful charming moving".split()
+NEGATIVE = "bad awful terrible poor boring dull horrible weak dreadful clumsy".split()
+FILLER = (
+    "the a this that movie film plot story acting actor cast music ending scenes script "
+    "was is felt seemed really quite rather very and but with of in at overall somewhat"
+).split()
 
-ANIMALS = ["fox", "dog", "cat", "horse", "bird", "mouse", "rabbit", "wolf", "bear", "goat"]
-ADJECTIVES = ["red", "small", "old", "quick", "lazy", "young", "brown", "grey", "tall", "quiet"]
-VERBS = ["runs", "sleeps", "sits", "waits", "plays", "hides", "eats", "walks"]
-PLACES = ["near the river", "under the tree", "in the garden", "by the house", "on the hill", "at the farm"]
+ANIMALS = "fox dog cat horse bird mouse rabbit wolf bear goat".split()
+ADJECTIVES = "red small old quick lazy young brown grey tall quiet".split()
+VERBS = "runs sleeps sits waits plays hides eats walks".split()
+PLACES = "near the river|under the tree|in the garden|by the house|on the hill|at the farm".split("|")
 
-WORDS = ["apple", "river", "stone", "cloud", "music", "garden", "window", "letter", "engine", "forest", "candle", "silver", "paper", "winter", "harbor", "mirror", "bridge", "orange", "thunder", "velvet"]
+WORDS = "apple river stone cloud music garden window letter engine forest candle silver paper winter harbor mirror bridge orange thunder velvet".split()
 
 
 def _splits(make, seed: int, n_train: int, n_eval: int) -> dict[str, list[dict]]:
@@ -73,8 +76,8 @@ def similarity(seed: int, n_train: int = 2000, n_eval: int = 400, words: int = 4
 
 # --------------------------------------------------------------------------- token classification
 
-FIRST_NAMES = ["anna", "ben", "carla", "david", "elena", "frank", "grace", "henry", "iris", "jonas", "kemal", "lena"]
-LAST_NAMES = ["smith", "garcia", "novak", "okafor", "berg", "tanaka", "rossi", "dubois"]
+FIRST_NAMES = "anna ben carla david elena frank grace henry iris jonas kemal lena".split()
+LAST_NAMES = "smith garcia novak okafor berg tanaka rossi dubois".split()
 CITIES = ["paris", "lagos", "new york", "oslo", "lima", "san jose", "cairo", "hanoi"]
 COMPANIES = ["acme corp", "globex", "initech", "umbrella group", "stark industries", "wayne enterprises"]
 NER_TEMPLATES = [
@@ -110,7 +113,7 @@ def entities(seed: int, n_train: int = 1500, n_eval: int = 300) -> dict[str, lis
 
 # --------------------------------------------------------------------------- question answering
 
-PEOPLE = ["anna", "ben", "carla", "david", "elena", "frank", "grace", "henry", "iris", "jonas", "kemal", "lena", "maria", "nils", "olga", "paul"]
+PEOPLE = "anna ben carla david elena frank grace henry iris jonas kemal lena maria nils olga paul".split()
 FACTS = {
     "city": ("lives in", "where does {p} live ?", ["paris", "lagos", "oslo", "lima", "cairo", "hanoi", "quito", "rome"]),
     "job": ("works as a", "what is the job of {p} ?", ["baker", "pilot", "nurse", "farmer", "judge", "tailor", "chef"]),

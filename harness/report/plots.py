@@ -14,11 +14,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
-from harness.report import stats
-from harness.report.results import Results
+from harness.report import stats  # noqa: E402
+from harness.report.results import Results  # noqa: E402
 
 MARKERS = "osD^vP*Xh"
 
