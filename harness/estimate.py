@@ -26,6 +26,10 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 GiB = 2**30
 
+# Training settings a cell's peak memory depends on.
+SHAPE_SETTINGS = {"batch_size", "eval_batch_size", "max_length", "max_target_length", "gradient_accumulation_steps",
+                  "precision", "auto_batch_size"}
+
 
 @dataclass(frozen=True)
 class MemoryEstimate:
@@ -113,8 +117,7 @@ def _key(backbone, adapter, strategy, train, device: str, batch: int) -> str:
     identity = {
         "backbone": backbone.spec.model_dump(mode="json"), "adapter": adapter.type, "head": adapter.head(),
         "options": adapter.options.model_dump(mode="json"), "strategy": [strategy.name, strategy.resolved()],
-        "train": train.model_dump(mode="json", include={"max_length", "max_target_length", "eval_batch_size",
-                                                          "gradient_accumulation_steps", "precision"}),
+        "train": train.model_dump(mode="json", include=SHAPE_SETTINGS - {"batch_size", "auto_batch_size"}),
         "device": device, "batch": batch, "harness": harness.__version__, "torch": torch.__version__,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]

@@ -33,7 +33,7 @@ from harness.config import (
 )
 from harness.data import fingerprint
 from harness.errors import ConfigError, HarnessError, unknown
-from harness.estimate import MemoryEstimate, cell_memory, gib
+from harness.estimate import SHAPE_SETTINGS, MemoryEstimate, cell_memory, gib
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
 from harness.strategies import Strategy
 
@@ -303,11 +303,6 @@ def memory_preflight(loaded: LoadedSuite, specs: list[RunSpec], budget: int | No
         if reason:
             refused[spec.id] = reason
     return estimates, refused
-
-
-# Training settings a cell's peak memory depends on.
-SHAPE_SETTINGS = {"batch_size", "eval_batch_size", "max_length", "max_target_length", "gradient_accumulation_steps",
-                  "precision", "auto_batch_size"}
 
 
 def _memory_reason(estimate: MemoryEstimate, backbone: Backbone, adapter, strategy: Strategy, spec: RunSpec,
