@@ -25,6 +25,7 @@ import pyarrow as pa
 import safetensors.torch
 import torch
 import transformers
+from torch.utils.data import SequentialSampler
 from transformers import (
     EarlyStoppingCallback,
     PrinterCallback,
@@ -32,6 +33,7 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_utils import has_length
 
 import harness
 from harness.backbones import resolve
@@ -59,6 +61,17 @@ class HarnessTrainer(Trainer):
         self.adapter = adapter
         self.train_config = train_config
         super().__init__(*args, **kwargs)
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Evaluation and prediction read the rows in dataset order, whatever the training sampler.
+
+        transformers 5 hands evaluation the training's LengthGroupedSampler too when
+        `train_sampling_strategy` is group_by_length, so `predict` returns its rows shuffled while
+        harness pairs them with references in dataset order. On several processes, accelerate's
+        sharding of a sequential order (and its gather) keeps the order as well."""
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         """Generation tasks are scored on generated text, not on one forward pass's logits."""
@@ -357,7 +370,7 @@ def load_finetuned(spec: RunSpec | None, folder: Path):
     backbone = resolve(spec.model, spec.model_spec)
     model, _ = backbone.load(strategy.model_class(adapter), strategy.head(adapter), [], spec.seed, tokenizer=tokenizer)
     if (folder / "adapter_config.json").exists():
-        return peft.PeftModel.from_pretrained(model, folder), tokenizer
+        return peft.PeftModel.from_pretrained(strategy.peft_ready(model), folder), tokenizer
     model = strategy.apply(model, adapter)
     state = safetensors.torch.load_file(folder / TRAINED)
     missing = set(state) - set(dict(model.named_parameters()))

@@ -65,6 +65,10 @@ class Strategy:
     def apply(self, model: nn.Module, adapter) -> nn.Module:
         raise NotImplementedError
 
+    def peft_ready(self, model: nn.Module) -> nn.Module:
+        """The model as peft is to wrap it, when the strategy applies and when a saved adapter reloads."""
+        return model
+
     def parameter_groups(self, model: nn.Module) -> list[tuple[list[str], float]] | None:
         """[(parameter names, learning-rate scale)] for the optimizer, or None for every trainable
         parameter at the base rate. Parameters that start frozen and unfreeze later must be listed."""

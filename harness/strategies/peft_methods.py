@@ -11,6 +11,7 @@ Harness's own argument: `merge: true` merges the adapter into the weights before
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from typing import Any, ClassVar
 
@@ -98,14 +99,14 @@ class PeftStrategy(Strategy):
                 return (f"target modules {missing} not found in {type(model).__name__} "
                         f"(its linear modules: {', '.join(linear)})")
         try:  # the model is on the meta device: this costs no memory
-            peft.get_peft_model(model, self._config(model, peft_task(model)))
+            peft.get_peft_model(self.peft_ready(model), self._config(model, peft_task(model)))
         except Exception as exc:  # peft raises many types; its message is the reason
             text = str(exc).strip().splitlines()
             return f"peft cannot apply {self.name}: {text[0] if text else type(exc).__name__}"
         return None
 
     def apply(self, model: nn.Module, adapter) -> nn.Module:
-        return peft.get_peft_model(model, self._config(model, peft_task(model)))
+        return peft.get_peft_model(self.peft_ready(model), self._config(model, peft_task(model)))
 
     def before_evaluate(self, model: nn.Module) -> nn.Module:
         if self.args.get("merge"):
@@ -202,6 +203,48 @@ class PrefixTuning(PromptLearning):
     name = "prefix_tuning"
     config_class = peft.PrefixTuningConfig
     defaults = {"num_virtual_tokens": 20}
+
+    def peft_ready(self, model: nn.Module) -> nn.Module:
+        return with_past_key_values(model)
+
+
+def with_past_key_values(model: nn.Module) -> nn.Module:
+    """`model`, its class given a forward that names `past_key_values` where transformers calls it `cache`.
+
+    peft (0.21) hands prefixes to a model as `past_key_values`, and first reads the model's forward
+    signature to see whether it takes them. transformers 5.24 renamed that argument `cache` (the
+    old name still works, through a deprecation shim, until 5.40), so peft refuses every model:
+    "Model does not support past key values". The forward given here takes the old name and
+    passes it on as `cache`; everything else is the model's own. Where the signature still names
+    `past_key_values` (transformers up to 5.23), or the model takes no cache at all, it is unchanged.
+    """
+    cls = type(model)
+    if "past_key_values" in inspect.signature(cls.forward).parameters or not _takes_cache(model):
+        return model
+    model.__class__ = _PREFIX_CLASSES.get(cls) or _PREFIX_CLASSES.setdefault(cls, _prefix_class(cls))
+    return model
+
+
+def _takes_cache(model: nn.Module) -> bool:
+    bodies = [model, getattr(model, model.base_model_prefix, None)]
+    return any(isinstance(m, nn.Module) and "cache" in inspect.signature(m.forward).parameters for m in bodies)
+
+
+def _prefix_class(cls: type) -> type:
+    def forward(self, *args, past_key_values=None, **kwargs):
+        if past_key_values is not None:
+            kwargs["cache"] = past_key_values
+        return cls.forward(self, *args, **kwargs)
+
+    own = [p for p in inspect.signature(cls.forward).parameters.values() if p.kind != p.VAR_KEYWORD]
+    forward.__signature__ = inspect.Signature([*own, inspect.Parameter("past_key_values", inspect.Parameter.KEYWORD_ONLY,
+                                                                        default=None),
+                                               inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
+    forward.__doc__ = cls.forward.__doc__
+    return type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
+
+
+_PREFIX_CLASSES: dict[type, type] = {}
 
 
 class PromptTuning(PromptLearning):
