@@ -107,6 +107,16 @@ class Backbone:
             return self.tiny.config(self.spec.size, self.spec.size.get("vocab_size", 2000), **special, **head)
         return transformers.AutoConfig.from_pretrained(self.location, **self._common(), **head)
 
+    def position_limit(self, config) -> int | None:
+        """How many positions the backbone's absolute position embeddings hold (None: relative
+        positions, as T5 has, or no limit its config states)."""
+        if getattr(config, "position_biased_input", True) is False:  # DeBERTa-v2/v3: relative only
+            return None
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        if limit and config.model_type in PADDING_OFFSET_POSITIONS:
+            limit -= (config.pad_token_id or 0) + 1  # their positions start after the padding index
+        return limit
+
     def _common(self) -> dict[str, Any]:
         common: dict[str, Any] = dict(revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
         if self.spec.gguf_file:
@@ -138,6 +148,11 @@ class Backbone:
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
         return model, tokenizer
+
+
+# Families whose position ids start at padding_idx + 1 (RoBERTa's 514 rows hold 512 tokens).
+PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",
+                            "mpnet", "roberta-prelayernorm", "ibert", "xmod", "luke"}
 
 
 class GenerationModel:

@@ -15,6 +15,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import (
     BaseModel,
+    StrictInt,
     ConfigDict,
     Field,
     ValidationError,
@@ -33,7 +34,7 @@ class Strict(BaseModel):
 
 
 class EarlyStopping(Strict):
-    patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
+    patience: StrictInt = Field(2, ge=1, description="evaluations without improvement before stopping")
     metric: str | None = Field(None, description="metric to monitor; the task's primary metric if unset")
     threshold: float = Field(0.0, ge=0, description="minimum improvement that counts")
 
@@ -41,39 +42,45 @@ class EarlyStopping(Strict):
 class Generation(Strict):
     """How generation tasks (summarization, translation) decode; recorded with their scores."""
 
-    num_beams: int = Field(1, ge=1)
-    max_new_tokens: int = Field(64, ge=1)
+    num_beams: StrictInt = Field(1, ge=1)
+    max_new_tokens: StrictInt = Field(64, ge=1)
     length_penalty: float = 1.0
-    no_repeat_ngram_size: int = Field(0, ge=0)
+    no_repeat_ngram_size: StrictInt = Field(0, ge=0)
     prefix: str = Field("", description="text put before every source (T5's 'summarize: ')")
+
+
+# More passes than this over a training set is a slip of the keyboard, not a setting: it would
+# train for days on any task (use max_steps for a long run on a small set).
+MAX_EPOCHS = 1000
 
 
 class TrainConfig(Strict):
     """How every cell trains. One training path reads these for every strategy."""
 
-    epochs: float = Field(3.0, gt=0, description="passes over the training data (ignored if max_steps is set)")
-    max_steps: int | None = Field(None, gt=0, description="optimizer steps; overrides epochs")
+    epochs: float = Field(3.0, gt=0, le=MAX_EPOCHS, allow_inf_nan=False,
+                          description="passes over the training data, fractions allowed (ignored if max_steps is set)")
+    max_steps: StrictInt | None = Field(None, gt=0, description="optimizer steps; overrides epochs")
     learning_rate: float = Field(5e-5, gt=0)
-    batch_size: int = Field(32, ge=1, description="training batch size per device")
-    eval_batch_size: int = Field(64, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    max_length: int = Field(128, ge=8, description="tokens per example; longer inputs are truncated and counted")
+    batch_size: StrictInt = Field(32, ge=1, description="training batch size per device")
+    eval_batch_size: StrictInt = Field(64, ge=1)
+    gradient_accumulation_steps: StrictInt = Field(1, ge=1)
+    max_length: StrictInt = Field(128, ge=8, description="tokens per example; longer inputs are truncated and counted")
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     lr_scheduler: str = "linear"
     max_grad_norm: float = Field(1.0, gt=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     early_stopping: EarlyStopping | None = Field(None, description="evaluate each epoch and stop on a plateau")
-    eval_every_steps: int | None = Field(
+    eval_every_steps: StrictInt | None = Field(
         None, ge=1, description="also evaluate every N steps during training (logged for curves; early stopping uses it)")
-    max_train_samples: int | None = Field(None, ge=1, description="use only the first N training rows")
-    shots: int | None = Field(None, ge=1, description="few-shot: train on k examples per class (k in all for "
+    max_train_samples: StrictInt | None = Field(None, ge=1, description="use only the first N training rows")
+    shots: StrictInt | None = Field(None, ge=1, description="few-shot: train on k examples per class (k in all for "
                                                        "other task types), drawn with the run's seed")
     dropout: float | None = Field(None, ge=0, lt=1, description="override every dropout probability of the backbone")
     save_model: bool = Field(False, description="keep the fine-tuned model (the adapter alone for PEFT methods) "
                                                 "in <store folder>/runs/<run id>/model")
-    max_eval_samples: int | None = Field(None, ge=1, description="use only the first N evaluation rows")
-    max_target_length: int = Field(128, ge=4, description="target tokens of generation tasks; longer targets "
+    max_eval_samples: StrictInt | None = Field(None, ge=1, description="use only the first N evaluation rows")
+    max_target_length: StrictInt = Field(128, ge=4, description="target tokens of generation tasks; longer targets "
                                                           "are truncated and counted")
     generation: Generation = Generation()
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
@@ -131,8 +138,8 @@ class Suite(Strict):
     models: dict[str, str | ModelSpec]
     tasks: list[str] = Field(min_length=1)
     strategies: dict[str, dict[str, Any] | None]
-    seeds: list[int] = Field([0], min_length=1)
-    shots: list[int | None] = Field([None], min_length=1, description="few-shot axis: k per class, null for all data")
+    seeds: list[StrictInt] = Field([0], min_length=1)
+    shots: list[StrictInt | None] = Field([None], min_length=1, description="few-shot axis: k per class, null for all data")
     train: TrainConfig = TrainConfig()
     overrides: list[Override] = Field(default_factory=list)
     exclude: list[When] = Field(default_factory=list, description="cells left out of the grid (model, task, strategy)")
@@ -206,7 +213,7 @@ class Source(Strict):
     )
     generate: str | None = Field(None, description="name of a generated task (harness/data.py)")
     options: dict[str, Any] = Field(default_factory=dict, description="generator arguments")
-    seed: int = Field(0, description="seed of the generated data")
+    seed: StrictInt = Field(0, description="seed of the generated data")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Source:
@@ -277,13 +284,44 @@ class TaskCard(Strict):
 # --------------------------------------------------------------------------- loading
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, problem: str, mark):
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping with the same key twice is an error: YAML lets a
+    loader refuse it, and silently keeping the last value would run a suite the user did not write."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise _DuplicateKey(f"key {key!r} is given twice (first on line {seen[key]}); keep one",
+                                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                          f"save the file as UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}:{exc.problem_mark.line + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""

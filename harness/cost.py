@@ -14,11 +14,16 @@ from typing import Any
 
 import psutil
 import torch
+from packaging.version import Version
 from torch import nn
 
 import harness
 
-PACKAGES = ("torch", "transformers", "peft", "datasets", "accelerate", "tokenizers", "scikit-learn", "scipy")
+PACKAGES = ("torch", "transformers", "peft", "datasets", "accelerate", "tokenizers", "scikit-learn", "scipy", "numpy",
+            "seqeval", "sacrebleu", "rouge-score")
+# The versions the tests passed with (pip reads it with -c; see the README). It sits beside the
+# package in a source checkout, which is how the README installs harness.
+LOCK = Path(harness.__file__).resolve().parent.parent / "requirements.lock"
 
 
 class PhaseTimer:
@@ -108,6 +113,27 @@ def environment() -> dict[str, Any]:
         "device": device,
         "packages": packages,
     }
+
+
+def lock_differences(lock: Path | None = None) -> list[str]:
+    """'name installed (lock: locked)' for every installed package whose version is not the one
+    the lock pins (a local build label such as torch's +cpu or +cu128 does not count); empty
+    when there is no lock. Packages the lock names but this environment lacks are not counted."""
+    lock = lock or LOCK
+    if not lock.exists():
+        return []
+    differences = []
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        name, _, pinned = line.split("#", 1)[0].strip().partition("==")
+        if not pinned:
+            continue
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            continue
+        if Version(installed).public != Version(pinned).public:
+            differences.append(f"{name} {installed} (lock: {pinned})")
+    return differences
 
 
 def _git_commit() -> str | None:

@@ -133,7 +133,7 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> Me
     if getattr(model.config, "pad_token_id", None) is None:  # as loading sets it (backbones.Backbone.load)
         model.config.pad_token_id = getattr(model.config, "eos_token_id", None) or 0
     adapter.bind(model)
-    tokens = max(shape[-1] for shape, _ in adapter.longest_batch(batch, train).values())
+    tokens = max(shape[-1] for shape, _ in adapter.longest_batch(batch, train).values() if len(shape) > 1)
     if strategy.trains:
         model = strategy.apply(model, adapter)
     trained = strategy.trained(model) if strategy.trains else set()

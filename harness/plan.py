@@ -257,6 +257,7 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
     """
     refused: dict[str, str] = {}
     checked: dict[tuple, str | None] = {}
+    configs: dict[tuple, Any] = {}
     for group in jobs(specs):
         if group[0].partners and (reason := _check_joint(loaded, group[0])):
             refused |= {spec.id: reason for spec in group}
@@ -273,12 +274,27 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
             refused[spec.id] = f"task {spec.task!r}: data file missing: {', '.join(missing)}"
             continue
         adapter = ADAPTERS.get(card.type)(card)
-        key = (spec.model, card.type, json.dumps(adapter.head(), sort_keys=True, default=str), spec.strategy_key)
+        head = json.dumps(adapter.head(), sort_keys=True, default=str)
+        key = (spec.model, card.type, head, spec.strategy_key)
         if key not in checked:
             checked[key] = _check_cell(backbone, adapter, loaded.strategies[spec.strategy_key][2], spec.strategy_key)
-        if checked[key]:
-            refused[spec.id] = checked[key]
+        if not checked[key] and (spec.model, head) not in configs:
+            configs[spec.model, head] = backbone.config(**adapter.head())
+        reason = checked[key] or _check_positions(backbone, configs[spec.model, head], adapter, spec)
+        if reason:
+            refused[spec.id] = reason
     return refused
+
+
+def _check_positions(backbone: Backbone, config, adapter, spec: RunSpec) -> str | None:
+    """Why the cell's length settings need more positions than the backbone has, or None."""
+    limit, needed = backbone.position_limit(config), adapter.positions(spec.train, config)
+    if limit is None or needed <= limit:
+        return None
+    settings = "train.max_length" if needed == spec.train.max_length else \
+        "train.max_length + max_target_length (or generation.max_new_tokens)"
+    return (f"model {spec.model!r} holds {limit} positions, and {settings} at these settings needs {needed} "
+            f"on task {spec.task!r}; lower them to fit")
 
 
 def memory_preflight(loaded: LoadedSuite, specs: list[RunSpec], budget: int | None, device: str,

@@ -70,6 +70,11 @@ class Adapter:
         return {"input_ids": ((rows, train.max_length), "long"), "attention_mask": ((rows, train.max_length), "long"),
                 "labels": ((rows,), "long")}
 
+    def positions(self, train: TrainConfig, config) -> int:
+        """The most positions one sequence takes at these settings, in training or prediction, on a
+        backbone with `config`: what its position embeddings must hold."""
+        return train.max_length
+
     def few_shot(self, split: datasets.Dataset, k: int, seed: int) -> datasets.Dataset:
         """k training examples in all, drawn with `seed` (classification draws k per class)."""
         return split.shuffle(seed=seed).select(range(min(k, len(split))))

@@ -145,6 +145,12 @@ class Seq2SeqAdapter(Adapter):
             return {name: ((rows, width), "long") for name in ("input_ids", "attention_mask", "labels")}
         return super().longest_batch(rows, train) | {"labels": ((rows, train.max_target_length), "long")}
 
+    def positions(self, train: TrainConfig, config) -> int:
+        if getattr(config, "is_encoder_decoder", False):  # source and target in tables of their own
+            return max(train.max_length, train.max_target_length + 1, train.generation.max_new_tokens + 1)
+        # a decoder holds the prompt and then the target and its end (training) or what it generates
+        return train.max_length + max(train.max_target_length + 1, train.generation.max_new_tokens)
+
     def collator(self, tokenizer):
         return transformers.DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
 
