@@ -29,13 +29,13 @@ from harness.config import (
     TrainConfig,
     format_error,
     parse,
-    read_yaml,
 )
 from harness.data import fingerprint
 from harness.errors import ConfigError, HarnessError, unknown
 from harness.estimate import SHAPE_SETTINGS, MemoryEstimate, cell_memory, gib
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
 from harness.strategies import Strategy
+from harness.yamlfile import read_yaml
 
 # Card fields that change how results are shown, never the results: editing them reruns nothing.
 REPORT_ONLY = {"description", "average"}

@@ -12,7 +12,6 @@ from harness.cost import LOCK, lock_differences
 
 def test_the_lock_pins_every_dependency_the_package_declares():
     import tomllib
-
     from packaging.requirements import Requirement
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))

@@ -16,10 +16,11 @@ from xml.sax.saxutils import escape, quoteattr
 import pandas as pd
 from pydantic import Field
 
-from harness.config import Strict, parse, read_yaml
+from harness.config import Strict, parse
 from harness.registry import METRICS
 from harness.report import stats
 from harness.report.results import Results
+from harness.yamlfile import read_yaml
 
 KEY = ["model", "strategy", "task"]
 
