@@ -161,8 +161,8 @@ def _times(specs, store) -> tuple[dict, dict[str, str]]:
 
 def refusal_summary(reasons: list[str], suite: str, kinds: int = 4) -> list[str]:
     """A few lines for many refused cells: reasons that differ only in their names and figures
-    (which model, the memory one cell needs) count as one kind, shown once with how many cells it stops; the commonest
-    kinds first, then how many more kinds `harness plan` would show."""
+    (which model, the memory one cell needs) count as one kind, shown once with how many cells
+    it stops; the commonest kinds first, then how many more kinds `harness plan` would show."""
     groups: dict[str, list[str]] = {}
     for reason in reasons:
         groups.setdefault(re.sub(r"'[^']*'|\d+(\.\d+)?", "#", reason), []).append(reason)
