@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import HarnessError, unknown
+from harness.errors import HarnessError, refusal_summary, unknown
 from harness.report.leaderboard import VIEWS
 
 # Piped output (CI logs, `| tee`) gets room for a whole leaderboard row instead of 80 columns.
@@ -159,21 +158,6 @@ def _times(specs, store) -> tuple[dict, dict[str, str]]:
     return times, errors
 
 
-def refusal_summary(reasons: list[str], suite: str, kinds: int = 4) -> list[str]:
-    """A few lines for many refused cells: reasons that differ only in their names and figures
-    (which model, the memory one cell needs) count as one kind, shown once with how many cells
-    it stops; the commonest kinds first, then how many more kinds `harness plan` would show."""
-    groups: dict[str, list[str]] = {}
-    for reason in reasons:
-        groups.setdefault(re.sub(r"'[^']*'|\d+(\.\d+)?", "#", reason), []).append(reason)
-    ranked = sorted(groups.values(), key=len, reverse=True)
-    lines = [f"({len(g)} cells, such as): {g[0]}" if len(g) > 1 else f"(1 cell): {g[0]}" for g in ranked[:kinds]]
-    if len(ranked) > kinds:
-        rest = sum(len(g) for g in ranked[kinds:])
-        lines.append(f"({rest} more cells, for {len(ranked) - kinds} other reasons): `harness plan {suite}` lists them")
-    return lines
-
-
 def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f}s"
@@ -240,9 +224,9 @@ def cmd_run(args) -> int:
     _memory(loaded, specs, store, refused, store.statuses([s.id for s in specs]), args.memory,
             limit=args.executor == "local")
     runnable = [s for s in specs if s.id not in refused]
+    reasons = [f"[yellow]cannot run[/] {line}" for line in refusal_summary(list(refused.values()), args.suite)]
     if specs and not runnable:
-        for line in refusal_summary(list(refused.values()), args.suite):
-            console.print(f"[yellow]cannot run[/] {line}", soft_wrap=True)
+        console.print("\n".join(reasons), soft_wrap=True)
         raise HarnessError(f"{loaded.path}: no cell can run ({len(specs)} refused, reasons above); nothing was run "
                           f"or written")
     where = f" on Ray{f' at {args.address}' if args.address else ''}" if args.executor == "ray" else ""
@@ -256,8 +240,8 @@ def cmd_run(args) -> int:
         from harness.executors.local import run_local
 
         summary = run_local(runnable, store, console)
-    for line in refusal_summary([refused[s.id] for s in specs if s.id in refused], args.suite):
-        console.print(f"[yellow]cannot run[/] {line}", soft_wrap=True)
+    if reasons:
+        console.print("\n".join(reasons), soft_wrap=True)
     elsewhere = f", {len(summary.elsewhere)} running in another process" if summary.elsewhere else ""
     console.print(
         f"{len(summary.done)} ran, {summary.skipped} already done, {len(summary.failed)} failed, "

@@ -8,6 +8,7 @@ non-zero without a traceback. Bugs in harness itself stay ordinary exceptions.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -51,3 +52,18 @@ def _initials(name: str) -> str:
     """'learning_rate' -> 'lr', so that common abbreviations find their key."""
     parts = [p for p in name.replace("-", "_").split("_") if p]
     return "".join(p[0] for p in parts).lower() if len(parts) > 1 else ""
+
+
+def refusal_summary(reasons: list[str], suite: str, kinds: int = 4) -> list[str]:
+    """A few lines for many refused cells: reasons that differ only in their names and figures
+    (which model, the memory one cell needs) count as one kind, shown once with how many cells
+    it stops; the commonest kinds first, then how many more kinds `harness plan` would show."""
+    groups: dict[str, list[str]] = {}
+    for reason in reasons:
+        groups.setdefault(re.sub(r"'[^']*'|\d+(\.\d+)?", "#", reason), []).append(reason)
+    ranked = sorted(groups.values(), key=len, reverse=True)
+    lines = [f"({len(g)} cells, such as): {g[0]}" if len(g) > 1 else f"(1 cell): {g[0]}" for g in ranked[:kinds]]
+    if len(ranked) > kinds:
+        rest = sum(len(g) for g in ranked[kinds:])
+        lines.append(f"({rest} more cells, for {len(ranked) - kinds} other reasons): `harness plan {suite}` lists them")
+    return lines

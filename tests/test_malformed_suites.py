@@ -97,3 +97,14 @@ def test_only_the_backbone_that_cannot_hold_the_length_is_refused(small_suite):
     assert [s.model for s in specs if s.id in reasons] == ["bert"]  # T5's positions are relative: no limit
     assert list(reasons.values()) == ["model 'bert' holds 512 positions, and train.max_length at these settings "
                                       "needs 600 on task 'small_sentiment'; lower them to fit"]
+
+
+def test_refusals_that_differ_only_in_names_and_figures_are_one_line():
+    from harness.errors import refusal_summary
+
+    memory = [f"strategy 'full' on 'm{i}', task 't': needs about {i}.5 GiB at batch 32" for i in range(30)]
+    others = [f"reason number {'abcdef'[i]} of its own kind" for i in range(6)]
+    lines = refusal_summary(memory + others[:1], "s.yaml")
+    assert lines == [f"(30 cells, such as): {memory[0]}", f"(1 cell): {others[0]}"]
+    lines = refusal_summary(memory + [f"{o} {'x' * i}" for i, o in enumerate(others)], "s.yaml")
+    assert len(lines) == 5 and lines[-1] == "(3 more cells, for 3 other reasons): `harness plan s.yaml` lists them"
