@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.cli import main
 from harness.plan import expand, load_suite, preflight
 from tests.conftest import SENTIMENT_CARD, write_yaml
@@ -80,3 +82,15 @@ def test_report_only_card_fields_do_not_change_the_id(small_suite, tmp_path):
     card = dict(SENTIMENT_CARD, description="edited", average=["accuracy", "f1_macro"])
     write_yaml(tmp_path / "tasks" / "small_sentiment.yaml", card)
     assert ids(small_suite()) == base
+
+
+def test_run_ids_of_the_offline_suites_are_the_stored_ones():
+    """A run id names a result: a change that alters the id of an unchanged cell reruns every
+    user's stored grid. tests/golden/run_ids.json holds each cell's id (label -> id) as harness
+    computed it on 2026-12-01; regenerate it only for a change that is meant to alter results."""
+    import json
+
+    golden = json.loads((Path(__file__).parent / "golden" / "run_ids.json").read_text(encoding="utf-8"))
+    suites = Path(__file__).resolve().parents[1] / "suites"
+    for name, ids in golden.items():
+        assert {s.label: s.id for s in expand(load_suite(suites / f"{name}.yaml"))} == ids, name
