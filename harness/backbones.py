@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import transformers
 from tokenizers import (
     Tokenizer,
@@ -106,6 +107,13 @@ class Backbone:
                            decoder_start_token_id=ids["[PAD]"])
             return self.tiny.config(self.spec.size, self.spec.size.get("vocab_size", 2000), **special, **head)
         return transformers.AutoConfig.from_pretrained(self.location, **self._common(), **head)
+
+    def build(self, model_class: type, head: dict[str, Any], device: str = "meta"):
+        """A `model_class` model with `head` built from the config, with no weights loaded: on the
+        meta device (the default) its structure and parameter count, using no memory."""
+        config = self.config(**head)
+        with torch.device(device):
+            return model_class.from_config(config)
 
     def position_limit(self, config) -> int | None:
         """How many positions the backbone's absolute position embeddings hold (None: relative

@@ -118,7 +118,7 @@ def _load(args):
 def _memory(loaded, specs, store, refused: dict[str, str], statuses: dict, budget_gib: float | None, limit: bool):
     """Peak memory estimates of the cells still to run; those over the budget join `refused`.
     `limit` False: estimate, and refuse only cells whose training step fails, unless a budget is given."""
-    from harness.estimate import GiB, capacity, training_device
+    from harness.device import GiB, capacity, training_device
     from harness.plan import memory_preflight
 
     device = training_device()
@@ -167,7 +167,7 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_plan(args) -> int:
-    from harness.estimate import gib
+    from harness.device import gib
 
     loaded, specs, store, refused = _load(args)
     statuses = store.statuses([s.id for s in specs])

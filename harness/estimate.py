@@ -18,13 +18,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import psutil
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
-GiB = 2**30
+from harness.device import gib, precision
 
 # Training settings a cell's peak memory depends on.
 SHAPE_SETTINGS = {"batch_size", "eval_batch_size", "max_length", "max_target_length", "gradient_accumulation_steps",
@@ -83,18 +82,6 @@ class LiveBytes(TorchDispatchMode):
         return out
 
 
-def capacity(device: str) -> int:
-    """Bytes a cell may use on `device`: the GPU's free memory, or the machine's available RAM."""
-    if device.startswith("cuda"):
-        free, _ = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
-    return int(psutil.virtual_memory().available)
-
-
-def training_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def cell_memory(backbone, adapter, strategy, train, device: str, batch: int | None = None,
                 cache: Path | None = None) -> MemoryEstimate:
     """The peak memory of one cell on `device` at per-device batch `batch` (the settings' if None),
@@ -126,10 +113,7 @@ def _key(backbone, adapter, strategy, train, device: str, batch: int) -> str:
 def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> MemoryEstimate:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from harness.plan import meta_model
-    from harness.runner import precision
-
-    model = meta_model(backbone, adapter, strategy)
+    model = backbone.build(strategy.model_class(adapter), strategy.head(adapter))
     if getattr(model.config, "pad_token_id", None) is None:  # as loading sets it (backbones.Backbone.load)
         model.config.pad_token_id = getattr(model.config, "eos_token_id", None) or 0
     adapter.bind(model)
@@ -221,12 +205,6 @@ def _eval_peak(model, held, adapter, train, autocast, labels: bool) -> int:
     with LiveBytes(held) as live, torch.no_grad(), autocast:
         model(**inputs)
     return live.peak
-
-
-def gib(n: float) -> str:
-    """Bytes for people: GiB from a tenth of one, else MiB."""
-    return f"{n / GiB:.1f} GiB" if n >= GiB / 10 else f"{n / 2**20:.0f} MiB"
-
 
 
 def allocated_peak(step: Callable[[], object], held: int = 0, device: str = "cpu") -> int:

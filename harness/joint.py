@@ -21,20 +21,20 @@ from torch.utils.data import DataLoader
 
 from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, parameter_counts
-from harness.plan import RunSpec
 from harness.registry import ADAPTERS
 from harness.runner import (
     HarnessTrainer,
     Progress,
-    _save,
-    _set_dropout,
-    _trainer,
+    build_trainer,
     cost_of,
     preprocessed,
     record_of,
     rows_of,
+    save_finetuned,
+    set_dropout,
     training_info,
 )
+from harness.spec import RunSpec
 from harness.store import RunRecord
 from harness.strategies import Context, backbone_of
 
@@ -147,7 +147,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
                 sets[n], counts[n] = (train_set, eval_set), (train_info, eval_info)
         if cfg.dropout is not None:
             for model in models.values():
-                _set_dropout(model, cfg.dropout)
+                set_dropout(model, cfg.dropout)
         for n in order:
             strategy.prepare(Context(first, adapters[n], tokenizer, artifacts))
             models[n] = strategy.apply(models[n], adapters[n])
@@ -158,7 +158,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
         mixing = strategy.mixing({n: len(loader) for n, loader in loaders.items()})
         mixture = TaskMixture(loaders, mixing, seed)
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-            trainer = _trainer(first, joint, tokenizer, adapters[first.task], sets[first.task][0], None, workdir,
+            trainer = build_trainer(first, joint, tokenizer, adapters[first.task], sets[first.task][0], None, workdir,
                                progress, strategy, trainer_class=JointTrainer, mixture=mixture)
             with timer("train"):
                 result = trainer.train()  # the task mixture batches itself: no auto batch size
@@ -166,7 +166,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
             with timer("evaluate"):
                 for spec in specs:
                     models[spec.task].eval()
-                    scorer = _trainer(spec, models[spec.task], tokenizer, adapters[spec.task], None,
+                    scorer = build_trainer(spec, models[spec.task], tokenizer, adapters[spec.task], None,
                                       sets[spec.task][1], workdir, None, strategy)
                     predictions[spec.task] = scorer.predictions(sets[spec.task][1])
     tokens = int(trainer.state.num_input_tokens_seen or 0)
@@ -184,7 +184,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
         adapter, (data, *_rest) = adapters[spec.task], rows[spec.task]
         saved = None
         if cfg.save_model and artifacts:  # each task's model (shared body and its own head) loads alone
-            saved = _save(models[spec.task], tokenizer, artifacts / spec.id / "model", strategy, spec)
+            saved = save_finetuned(models[spec.task], tokenizer, artifacts / spec.id / "model", strategy, spec)
         info = training_info(trainer, result, *counts[spec.task], data, cfg, saved) | {"joint": shared}
         records.append(record_of(spec, adapter, data, predictions[spec.task],
                                  adapter.references(sets[spec.task][1]), dict(cost), info))

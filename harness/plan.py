@@ -1,116 +1,24 @@
-"""From a suite file to run specs: load and resolve every name, expand the grid, preflight each cell.
-
-A `RunSpec` is a frozen, self-contained value: a worker can run it with nothing else. Its id is
-a hash of what determines the result (backbone weights, task card and data, strategy and its
-resolved arguments, training settings, seed, metric variants, harness results version), and
-never of display names, so renaming an alias does not rerun anything.
-"""
+"""From a suite file to run specs: load and resolve every name, expand the grid, preflight each cell."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from harness import RESULTS_VERSION
 from harness.backbones import Backbone, resolve
-from harness.config import (
-    LATER_DEFAULTS,
-    ModelSpec,
-    Strict,
-    Suite,
-    TaskCard,
-    TrainConfig,
-    format_error,
-    parse,
-)
+from harness.config import Suite, TaskCard, TrainConfig, format_error, parse
 from harness.data import fingerprint
+from harness.device import gib
 from harness.errors import ConfigError, HarnessError, unknown
-from harness.estimate import SHAPE_SETTINGS, MemoryEstimate, cell_memory, gib
+from harness.estimate import SHAPE_SETTINGS, MemoryEstimate, cell_memory
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+from harness.spec import Partner, RunSpec
 from harness.strategies import Strategy
 from harness.yamlfile import read_yaml
-
-# Card fields that change how results are shown, never the results: editing them reruns nothing.
-REPORT_ONLY = {"description", "average"}
-
-
-class Partner(Strict):
-    """A task that a joint strategy (multitask) trains together with the cell's own task."""
-
-    card: TaskCard
-    card_path: str | None
-    data_fingerprint: str
-
-    def task_card(self) -> TaskCard:
-        return self.card.model_copy(update={"path": Path(self.card_path) if self.card_path else None})
-
-
-def card_identity(card: TaskCard) -> dict[str, Any]:
-    return card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not card.options else set()))
-
-
-class RunSpec(Strict):
-    suite: str
-    model: str
-    model_spec: ModelSpec
-    model_fingerprint: str
-    task: str
-    card: TaskCard
-    card_path: str | None
-    data_fingerprint: str
-    strategy: str  # the row label: the suite's key, with '@k' when the suite sweeps shots
-    strategy_key: str  # the suite's key under `strategies`
-    strategy_name: str  # the registered strategy
-    strategy_args: dict[str, Any]  # as the suite gives them (build_strategy validates them again)
-    strategy_resolved: dict[str, Any]  # every argument, defaults included: what the id hashes
-    train: TrainConfig
-    seed: int
-    metrics: dict[str, str]  # name -> variant (library versions are recorded with the result, not hashed)
-    # joint strategies: every task trained together in one model, this cell's own included
-    partners: dict[str, Partner] = Field(default_factory=dict)
-    results_version: int = RESULTS_VERSION
-
-    def identity(self) -> dict[str, Any]:
-        # Settings that cannot change this cell's result are not hashed: keeping the model, and the
-        # settings a task type never reads (generation settings for a classifier). Editing them reruns nothing.
-        unused = {"save_model"} | ADAPTERS.get(self.card.type).unused_train
-        identity = {
-            "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
-            "task": {"card": card_identity(self.card), "data": self.data_fingerprint},
-            "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
-            "train": self.train.model_dump(
-                mode="json", exclude=unused | {k for k, v in LATER_DEFAULTS.items() if getattr(self.train, k) == v}),
-            "seed": self.seed,
-            "metrics": self.metrics,
-            "results_version": self.results_version,
-        }
-        if self.partners:  # a joint model's result depends on every task it trained on
-            identity["joint"] = {name: {"card": card_identity(p.card), "data": p.data_fingerprint}
-                                 for name, p in sorted(self.partners.items())}
-        return identity
-
-    @cached_property
-    def id(self) -> str:
-        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} · {self.task} · {self.strategy} · seed {self.seed}"
-
-    def task_card(self) -> TaskCard:
-        """The card with its file path restored (relative data files resolve against it)."""
-        return self.card.model_copy(update={"path": Path(self.card_path) if self.card_path else None})
-
-    def build_strategy(self) -> Strategy:
-        return STRATEGIES.get(self.strategy_name).from_suite(self.strategy_args, f"run {self.id}", "strategy")
 
 
 @dataclass
@@ -357,7 +265,7 @@ def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
         for task in members:
             adapter = ADAPTERS.get(loaded.cards[task].type)(loaded.cards[task])
             try:
-                model = meta_model(backbone, adapter, strategy)
+                model = backbone.build(strategy.model_class(adapter), strategy.head(adapter))
             except Exception:
                 continue  # the cell's own check says why this head cannot be built
             bodies[task] = type(getattr(model, model.base_model_prefix, model)).__name__
@@ -370,14 +278,6 @@ def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
     return None
 
 
-def meta_model(backbone: Backbone, adapter, strategy: Strategy):
-    """The cell's model (the strategy's class, the task's head) built on the meta device: its
-    structure and parameter count, with no weights loaded and no memory used."""
-    config = backbone.config(**strategy.head(adapter))
-    with torch.device("meta"):
-        return strategy.model_class(adapter).from_config(config)
-
-
 def _missing_files(card: TaskCard) -> list[str]:
     return [str(card.resolve(p)) for p in (card.source.files or {}).values() if not card.resolve(p).exists()]
 
@@ -386,7 +286,7 @@ def _check_cell(backbone: Backbone, adapter, strategy: Strategy, label: str) -> 
     if strategy.task_types is not None and adapter.type not in strategy.task_types:
         return f"strategy {label!r} applies to {', '.join(sorted(strategy.task_types))} tasks, not {adapter.type}"
     try:
-        model = meta_model(backbone, adapter, strategy)
+        model = backbone.build(strategy.model_class(adapter), strategy.head(adapter))
     except HarnessError as exc:
         return str(exc)
     except Exception as exc:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data import load_splits
-from harness.plan import RunSpec
 from harness.registry import ADAPTERS
+from harness.spec import RunSpec
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,9 @@ import harness
 from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, environment, parameter_counts
 from harness.data import load_splits
-from harness.plan import RunSpec, card_identity
+from harness.device import precision, precision_args
 from harness.registry import ADAPTERS
+from harness.spec import RunSpec, card_identity
 from harness.store import RunRecord
 from harness.strategies import Context
 
@@ -153,18 +154,18 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 train_set, train_info = preprocessed(adapter, train_rows, data.train_source, tokenizer, cfg, model, cache)
                 eval_set, eval_info = preprocessed(adapter, eval_rows, data.eval_source, tokenizer, cfg, model, cache)
             if cfg.dropout is not None:
-                _set_dropout(model, cfg.dropout)
+                set_dropout(model, cfg.dropout)
             strategy.prepare(Context(spec, adapter, tokenizer, artifacts))
             model = strategy.apply(model, adapter)
             params = parameter_counts(model, strategy.trained(model))
             with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-                trainer = _trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress, strategy)
+                trainer = build_trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress, strategy)
                 with timer("train"):
                     result = train(trainer, cfg)
                 with timer("evaluate"):
                     trainer.model = strategy.before_evaluate(trainer.model)
                     predictions = trainer.predictions(eval_set)
-                saved = _save(trainer.model, tokenizer, artifacts / spec.id / "model", strategy, spec) \
+                saved = save_finetuned(trainer.model, tokenizer, artifacts / spec.id / "model", strategy, spec) \
                     if cfg.save_model and artifacts else None
             references = adapter.references(eval_set)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
@@ -327,16 +328,7 @@ def record_of(spec: RunSpec, adapter, data, predictions: list, references: list,
     )
 
 
-def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
-    """The records of one job (see plan.jobs): one cell, or every cell of one joint model."""
-    if specs[0].partners:
-        from harness.joint import run_joint
-
-        return run_joint(specs, progress, artifacts)
-    return [run_cell(specs[0], progress, artifacts)]
-
-
-def _save(model, tokenizer, folder: Path, strategy, spec: RunSpec) -> Path:
+def save_finetuned(model, tokenizer, folder: Path, strategy, spec: RunSpec) -> Path:
     """What load_finetuned needs to rebuild the fine-tuned model, and no more: a PEFT model's
     adapter (with its trained head), or else the parameters the strategy trained; the rest is the
     backbone, which the run spec rebuilds. The tokenizer goes beside it."""
@@ -380,7 +372,7 @@ def load_finetuned(spec: RunSpec | None, folder: Path):
     return model, tokenizer
 
 
-def _set_dropout(model: torch.nn.Module, p: float) -> None:
+def set_dropout(model: torch.nn.Module, p: float) -> None:
     """Every dropout of the backbone and head: nn.Dropout modules, and the attention-dropout rates
     that attention implementations read from their module (before a strategy adds its own)."""
     for module in model.modules():
@@ -394,7 +386,7 @@ def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
     return split.select(range(min(n, len(split)))) if n else split
 
 
-def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None,
+def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None,
              strategy, trainer_class: type[HarnessTrainer] | None = None, **extra) -> Trainer:
     cfg = spec.train
     stopping = cfg.early_stopping
@@ -454,24 +446,6 @@ def _trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, work
     )
     trainer.remove_callback(PrinterCallback)  # our own display reports progress
     return trainer
-
-
-def precision(setting: str) -> str:
-    """The precision a cell trains in: `auto` is bf16 on a CUDA GPU that supports it, else fp32."""
-    if setting == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    if setting in ("bf16", "fp16") and not torch.cuda.is_available():
-        raise ValueError(f"train.precision {setting!r} needs a CUDA GPU; this machine has none (use auto or fp32)")
-    return setting
-
-
-def precision_args(setting: str) -> dict:
-    """TrainingArguments for the precision: mixed-precision autocast, and TF32 matmuls on GPUs
-    (Ampere and later) for what stays in fp32."""
-    chosen = precision(setting)
-    gpu = torch.cuda.is_available()
-    return {"bf16": chosen == "bf16", "fp16": chosen == "fp16",
-            "tf32": bool(gpu and torch.cuda.get_device_capability()[0] >= 8) or None}
 
 
 def _best_step(trainer: Trainer) -> int | None:

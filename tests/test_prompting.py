@@ -9,7 +9,7 @@ import torch
 
 from harness.plan import expand, load_suite, preflight
 from harness.runner import run_cell
-from harness.strategies.prompting import _continuation_logprobs
+from harness.strategies.prompting import continuation_logprobs
 from tests.conftest import SHARED_DATA, write_yaml
 
 
@@ -37,7 +37,7 @@ def test_continuation_scores_equal_a_manual_computation():
 
     model, tokenizer = resolve("t", ModelSpec(source="tiny:llama")).load(
         transformers.AutoModelForCausalLM, {}, ["the film was good", "the film was bad"], 0)
-    got = _continuation_logprobs(model, tokenizer, ["the film was", "the"], [" good", " bad"], batch_size=3)
+    got = continuation_logprobs(model, tokenizer, ["the film was", "the"], [" good", " bad"], batch_size=3)
     for i, prompt in enumerate(["the film was", "the"]):
         for j, word in enumerate([" good", " bad"]):
             p = tokenizer(prompt)["input_ids"]

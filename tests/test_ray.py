@@ -58,9 +58,9 @@ def _dies_once(specs, artifacts):
         os.makedirs(artifacts, exist_ok=True)
         open(marker, "w").close()
         os._exit(1)
-    from harness.executors.ray import _run_remote
+    from harness.executors.ray import run_remote
 
-    return _run_remote(specs, artifacts)
+    return run_remote(specs, artifacts)
 
 
 def _always_dies(specs, artifacts):

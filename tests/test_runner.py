@@ -9,7 +9,7 @@ from harness.backbones import resolve
 from harness.data import load_splits
 from harness.plan import expand, load_suite
 from harness.registry import ADAPTERS
-from harness.runner import _trainer, run_cell
+from harness.runner import build_trainer, run_cell
 from tests.conftest import FAST_TRAIN
 
 
@@ -57,7 +57,7 @@ def trained_pair(spec):
     import tempfile
 
     with tempfile.TemporaryDirectory() as workdir:
-        _trainer(spec, model, tokenizer, adapter, train, train, workdir, None, strategy).train()
+        build_trainer(spec, model, tokenizer, adapter, train, train, workdir, None, strategy).train()
     after = dict(model.named_parameters())
     return before, after, trainable
 
@@ -122,7 +122,7 @@ def test_preprocessing_is_done_once_and_reused_by_other_cells(small_suite, tmp_p
 
 
 def test_precision_needs_a_gpu_for_bf16_and_is_recorded(small_suite):
-    from harness.runner import precision
+    from harness.device import precision
 
     record = run_cell(expand(load_suite(small_suite(train={**FAST_TRAIN, "epochs": 1})))[0])
     assert record.info["precision"] == ("bf16" if torch.cuda.is_available() else "fp32")

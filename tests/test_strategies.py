@@ -75,7 +75,7 @@ def test_llrd_learning_rates_per_depth(small_suite):
     from harness.backbones import resolve
     from harness.data import load_splits
     from harness.registry import ADAPTERS
-    from harness.runner import _trainer
+    from harness.runner import build_trainer
 
     spec = spec_for(small_suite, {"llrd": {"decay": 0.5}})
     card = spec.task_card()
@@ -85,7 +85,7 @@ def test_llrd_learning_rates_per_depth(small_suite):
     strategy = spec.build_strategy()
     model = strategy.apply(model, adapter)
     with tempfile.TemporaryDirectory() as workdir:
-        optimizer = _trainer(spec, model, tokenizer, adapter, None, None, workdir, None, strategy).create_optimizer()
+        optimizer = build_trainer(spec, model, tokenizer, adapter, None, None, workdir, None, strategy).create_optimizer()
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     params = dict(model.named_parameters())
     base = spec.train.learning_rate
@@ -219,15 +219,15 @@ def test_dropout_override_reaches_every_dropout(small_suite):
 
     from harness.backbones import resolve
     from harness.config import ModelSpec
-    from harness.runner import _set_dropout
+    from harness.runner import set_dropout
 
     model, _ = resolve("t", ModelSpec(source="tiny:llama")).load(
         transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b"], 0)
-    _set_dropout(model, 0.3)
+    set_dropout(model, 0.3)
     assert all(m.attention_dropout == 0.3 for m in model.modules() if hasattr(m, "attention_dropout"))
     bert, _ = resolve("t", ModelSpec(source="tiny:bert")).load(
         transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b"], 0)
-    _set_dropout(bert, 0.0)
+    set_dropout(bert, 0.0)
     assert {m.p for m in bert.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
 
 

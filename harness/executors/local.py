@@ -21,7 +21,8 @@ from rich.progress import (
 )
 
 from harness.cost import environment
-from harness.plan import RunSpec, jobs
+from harness.plan import jobs
+from harness.spec import RunSpec
 from harness.store import RunRecord, Store
 
 
@@ -49,9 +50,9 @@ def failure(spec: RunSpec, exc: BaseException) -> RunRecord:
 
 def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) -> Summary:
     """Run every spec not already done, job by job (see plan.jobs); `run` (specs, progress,
-    artifacts folder) -> [RunRecord] defaults to runner.run_job."""
+    artifacts folder) -> [RunRecord] defaults to executors.run_job."""
     if run is None:
-        from harness.runner import run_job as run
+        from harness.executors import run_job as run
     summary = Summary()
     done = store.done([s.id for s in specs])
     todo = [s for s in specs if s.id not in done]

@@ -8,7 +8,7 @@ killed for memory) is retried up to `max_retries` times by Ray; a cell that rais
 failed with its error, as the local executor does. Ctrl-C cancels the tasks still running and
 keeps every record already written; running the same command again resumes.
 
-Workers run `harness.runner.run_job` and so need harness installed where they run (a local Ray
+Workers run `harness.executors.run_job` and so need harness installed where they run (a local Ray
 shares this environment; a cluster's workers need the same package, see Ray's runtime_env).
 """
 
@@ -27,7 +27,8 @@ from rich.progress import (
 )
 
 from harness.executors.local import Summary, claim, failure, keep
-from harness.plan import RunSpec, jobs, meta_model
+from harness.plan import jobs
+from harness.spec import RunSpec
 from harness.store import Store
 
 # Environment a worker must see as the driver does (offline switches, caches, thread counts).
@@ -38,11 +39,11 @@ PASSED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "H
 GPU_SHARES = ((50e6, 0.25), (200e6, 0.5))
 
 
-def _run_remote(specs: list[RunSpec], artifacts: str) -> list:
+def run_remote(specs: list[RunSpec], artifacts: str) -> list:
     """What a Ray worker runs: the job's records; a cell that raises gives a failed record."""
     from pathlib import Path
 
-    from harness.runner import run_job
+    from harness.executors import run_job
 
     try:
         return run_job(specs, None, Path(artifacts))
@@ -58,7 +59,8 @@ def gpu_share(specs: list[RunSpec]) -> float:
     spec = specs[0]
     try:
         card = spec.task_card()
-        model = meta_model(resolve(spec.model, spec.model_spec), ADAPTERS.get(card.type)(card), spec.build_strategy())
+        adapter, strategy = ADAPTERS.get(card.type)(card), spec.build_strategy()
+        model = resolve(spec.model, spec.model_spec).build(strategy.model_class(adapter), strategy.head(adapter))
     except Exception:
         return 1.0  # unknown size: a whole GPU
     params = sum(p.numel() for p in model.parameters())
@@ -69,7 +71,7 @@ def run_ray(specs: list[RunSpec], store: Store, console: Console, address: str |
             max_retries: int = 2, gpus_per_cell: float | None = None, cpus_per_cell: float = 1.0,
             num_cpus: int | None = None, work=None) -> Summary:
     """Run every spec not already done as Ray tasks; records are written here, on the driver.
-    `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, _run_remote by default."""
+    `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, run_remote by default."""
     try:
         import ray
     except ImportError:
@@ -81,7 +83,7 @@ def run_ray(specs: list[RunSpec], store: Store, console: Console, address: str |
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env} if env else None)
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
-    remote = ray.remote(work or _run_remote)
+    remote = ray.remote(work or run_remote)
     artifacts = str(store.path.parent.resolve() / "runs")
 
     summary = Summary()

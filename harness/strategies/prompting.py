@@ -68,7 +68,7 @@ class ZeroShot(Strategy):
         words = [(self.args.verbalizers or {}).get(label, label) for label in labels]
         prefix = self.args.instruction + self._demonstrations(adapter, train_rows, words, seed)
         prompts = [prefix + self._query(adapter, row) for row in rows]
-        scores = _continuation_logprobs(model, tokenizer, prompts, [" " + w for w in words], self.args.batch_size)
+        scores = continuation_logprobs(model, tokenizer, prompts, [" " + w for w in words], self.args.batch_size)
         predictions = [int(torch.tensor(s).argmax()) for s in scores]
         return predictions, {"prompt_example": prompts[0] if prompts else "", "verbalizers": dict(zip(labels, words)),
                              "demonstrations": self.demonstrations}
@@ -106,7 +106,7 @@ class InContext(ZeroShot):
 
 
 @torch.no_grad()
-def _continuation_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int):
+def continuation_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int):
     """For each prompt, the summed log-probability of each continuation's tokens."""
     model.eval()
     device = next(model.parameters()).device
