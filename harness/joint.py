@@ -21,22 +21,20 @@ from torch.utils.data import DataLoader
 
 from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, parameter_counts
+from harness.finetuned import save_finetuned
 from harness.registry import ADAPTERS
-from harness.runner import (
-    HarnessTrainer,
-    Progress,
-    build_trainer,
-    cost_of,
-    preprocessed,
-    record_of,
-    rows_of,
-    save_finetuned,
-    set_dropout,
-    training_info,
-)
+from harness.runner import cost_of, record_of, rows_of
 from harness.spec import RunSpec
 from harness.store import RunRecord
 from harness.strategies import Context, backbone_of
+from harness.training import (
+    HarnessTrainer,
+    Progress,
+    build_trainer,
+    preprocessed,
+    set_dropout,
+    training_info,
+)
 
 
 class MultiTaskModel(nn.Module):

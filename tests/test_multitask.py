@@ -10,10 +10,10 @@ from torch.utils.data import DataLoader
 
 from harness.errors import ConfigError
 from harness.executors.local import run_local
+from harness.finetuned import load_finetuned
 from harness.joint import TaskMixture
 from harness.plan import expand, jobs, load_suite, preflight
 from harness.registry import STRATEGIES
-from harness.runner import load_finetuned
 from harness.store import Store
 from tests.conftest import FAST_TRAIN, write_yaml
 

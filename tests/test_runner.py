@@ -9,7 +9,8 @@ from harness.backbones import resolve
 from harness.data import load_splits
 from harness.plan import expand, load_suite
 from harness.registry import ADAPTERS
-from harness.runner import build_trainer, run_cell
+from harness.runner import run_cell
+from harness.training import build_trainer
 from tests.conftest import FAST_TRAIN
 
 
@@ -132,7 +133,7 @@ def test_precision_needs_a_gpu_for_bf16_and_is_recorded(small_suite):
 
 
 def test_auto_batch_size_halves_the_batch_on_out_of_memory_and_keeps_the_effective_batch(small_suite, monkeypatch):
-    from harness.runner import HarnessTrainer
+    from harness.training import HarnessTrainer
 
     real_step = HarnessTrainer.training_step
 

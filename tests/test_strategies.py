@@ -75,7 +75,7 @@ def test_llrd_learning_rates_per_depth(small_suite):
     from harness.backbones import resolve
     from harness.data import load_splits
     from harness.registry import ADAPTERS
-    from harness.runner import build_trainer
+    from harness.training import build_trainer
 
     spec = spec_for(small_suite, {"llrd": {"decay": 0.5}})
     card = spec.task_card()
@@ -219,7 +219,7 @@ def test_dropout_override_reaches_every_dropout(small_suite):
 
     from harness.backbones import resolve
     from harness.config import ModelSpec
-    from harness.runner import set_dropout
+    from harness.training import set_dropout
 
     model, _ = resolve("t", ModelSpec(source="tiny:llama")).load(
         transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b"], 0)
@@ -238,8 +238,9 @@ def test_a_saved_run_reloads_with_identical_predictions(small_suite, tmp_path, s
     from transformers import Trainer, TrainingArguments
 
     from harness.data import load_splits
+    from harness.finetuned import load_finetuned
     from harness.registry import ADAPTERS
-    from harness.runner import load_finetuned, run_cell
+    from harness.runner import run_cell
 
     args = {"merge": True} if strategy == "lora" and family == "bert" else {}
     spec = expand(load_suite(small_suite(models={family: f"tiny:{family}"}, strategies={strategy: args},

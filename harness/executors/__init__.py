@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.joint import run_joint
-from harness.runner import Progress, run_cell
+from harness.runner import run_cell
 from harness.spec import RunSpec
 from harness.store import RunRecord
+from harness.training import Progress
 
 
 def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:

@@ -37,8 +37,8 @@ class Distill(Strategy):
         return None
 
     def prepare(self, context: Context) -> None:
-        from harness.runner import (
-            load_finetuned,  # the runner imports strategies, not the reverse
+        from harness.finetuned import (
+            load_finetuned,  # it imports strategies, not the reverse
         )
 
         teacher = self.args.teacher
