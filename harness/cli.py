@@ -227,8 +227,8 @@ def cmd_run(args) -> int:
     reasons = [f"[yellow]cannot run[/] {line}" for line in refusal_summary(list(refused.values()), args.suite)]
     if specs and not runnable:
         console.print("\n".join(reasons), soft_wrap=True)
-        raise HarnessError(f"{loaded.path}: no cell can run ({len(specs)} refused, reasons above); nothing was run "
-                          f"or written")
+        raise HarnessError(f"{loaded.path}: no cell can run ({len(specs)} refused, reasons above); nothing ran and "
+                          f"no result was stored")
     where = f" on Ray{f' at {args.address}' if args.address else ''}" if args.executor == "ray" else ""
     console.print(f"[bold]{loaded.name}[/]: {len(specs)} cells ({len(refused)} cannot run); store {store.path}{where}")
     if args.executor == "ray":
