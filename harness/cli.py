@@ -131,31 +131,11 @@ def _memory(loaded, specs, store, refused: dict[str, str], statuses: dict, budge
 
 
 def _times(specs, store) -> tuple[dict, dict[str, str]]:
-    """({run id: TimeEstimate}, {run id: why its probe failed}): one probe per cell shape (seeds
-    share theirs); the cells of joint models are not probed."""
-    from harness.probe import probe
+    from harness.probe import probe_cells
 
-    keys = {s.id: (s.model, s.task, s.strategy_key, s.train.model_dump_json()) for s in specs if not s.partners}
-    firsts: dict[tuple, object] = {}
-    for spec in specs:
-        if spec.id in keys:
-            firsts.setdefault(keys[spec.id], spec)
-    shapes: dict[tuple, object] = {}
-    times, errors = {}, {}
     with console.status("probing") as status:
-        for i, (key, spec) in enumerate(firsts.items(), 1):
-            status.update(f"probing {i}/{len(firsts)}: {spec.label}")
-            try:
-                shapes[key] = probe(spec, store.path.parent / "runs")
-            except Exception as exc:  # noqa: BLE001 - the reason is shown; the plan goes on
-                shapes[key] = f"{spec.label}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-    for run_id, key in keys.items():
-        result = shapes.get(key)
-        if isinstance(result, str):
-            errors[run_id] = result
-        elif result is not None:
-            times[run_id] = result
-    return times, errors
+        return probe_cells(specs, store.path.parent / "runs",
+                           lambda i, n, spec: status.update(f"probing {i}/{n}: {spec.label}"))
 
 
 def _duration(seconds: float) -> str:

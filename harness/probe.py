@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +74,26 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
     preprocess = seconds["preprocess"] * (train_rows + eval_rows) / max(probe_train + probe_eval, 1)
     total = seconds["load"] + preprocess + step * total_steps + evaluate
     return TimeEstimate(total, step, total_steps, seconds["load"], preprocess, evaluate, took)
+
+
+def probe_cells(specs: list[RunSpec], artifacts: Path | None,
+                started: Callable[[int, int, RunSpec], None] | None = None) -> tuple[dict, dict[str, str]]:
+    """({run id: TimeEstimate}, {run id: why its probe failed}): one probe per cell shape (seeds
+    share theirs); the cells of joint models are not probed. `started(i, n, spec)` hears of each probe."""
+    keys = {s.id: (s.model, s.task, s.strategy_key, s.train.model_dump_json()) for s in specs if not s.partners}
+    firsts: dict[tuple, RunSpec] = {}
+    for spec in specs:
+        if spec.id in keys:
+            firsts.setdefault(keys[spec.id], spec)
+    shapes: dict[tuple, TimeEstimate | str] = {}
+    for i, (key, spec) in enumerate(firsts.items(), 1):
+        if started:
+            started(i, len(firsts), spec)
+        try:
+            shapes[key] = probe(spec, artifacts)
+        except Exception as exc:  # noqa: BLE001 - the reason is shown; the plan goes on
+            text = str(exc).strip()
+            shapes[key] = f"{spec.label}: {text.splitlines()[0] if text else type(exc).__name__}"
+    times = {run_id: shapes[key] for run_id, key in keys.items() if isinstance(shapes.get(key), TimeEstimate)}
+    errors = {run_id: shapes[key] for run_id, key in keys.items() if isinstance(shapes.get(key), str)}
+    return times, errors
