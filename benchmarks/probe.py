@@ -28,9 +28,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)  # as the command line does
     from harness.cli import main as harness
-    from harness.plan import expand, load_suite, preflight
+    from harness.plan import preflight
     from harness.probe import probe
     from harness.store import Store
+    from harness.suite import expand, load_suite
 
     with tempfile.TemporaryDirectory(prefix="harness-probe-") as folder:
         store_path = Path(folder) / "store.sqlite"

@@ -19,6 +19,27 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Library deprecation notices are for harness's developers, not for the user reading a grid.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message="Failed to load the CUDA extension")  # peft's BOFT on CPU
+    warnings.filterwarnings("ignore", message="Setting boft_n_butterfly_factor")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: every completed cell is in the store; run the same command to resume")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.split(":")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -51,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                          help="estimate each cell's time from a short probe of it (a few optimizer steps) on this "
                               "machine, and the grid's")
     board = with_suite("leaderboard", "print a leaderboard view and write it as Markdown, CSV, JSON and LaTeX")
-    board.add_argument("--view", default="overall", choices=VIEWS,
-                       help="overall (default): backbone x strategy rows; strategies: one board per backbone; "
-                            "backbones: one board per strategy; task: all metrics of a task; cost: cost columns")
+    board.add_argument("--view", default="overall", choices=list(VIEWS),
+                       help="; ".join(f"{v.name}{' (default)' if v.name == 'overall' else ''}: {v.shows}"
+                                      for v in VIEWS.values()))
     board.add_argument("--task", help="with --view task: only this task")
     board.add_argument("--out", help="output folder (default: results/<suite name>/)")
     reporter = with_suite("report", "every leaderboard view in every format, the plots, and one HTML report")
@@ -76,25 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     exporter.add_argument("--no-predictions", action="store_true", help="leave the per-example predictions out")
     lister = sub.add_parser("list", help="list known tasks, strategies, metrics or tiny backbone families")
     lister.add_argument("what", choices=["tasks", "strategies", "metrics", "tiny"])
-
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Library deprecation notices are for harness's developers, not for the user reading a grid.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message="Failed to load the CUDA extension")  # peft's BOFT on CPU
-    warnings.filterwarnings("ignore", message="Setting boft_n_butterfly_factor")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    try:
-        return COMMANDS[args.command](args)
-    except HarnessError as exc:
-        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-        return 2
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: every completed cell is in the store; run the same command to resume")
-        return 130
+    return parser
 
 
 def _suite_path(name: str) -> Path:
@@ -105,37 +108,26 @@ def _suite_path(name: str) -> Path:
     return candidate if candidate.exists() else path
 
 
-def _load(args):
-    from harness.plan import expand, load_suite, preflight
+def _suite(args):
+    """(the loaded suite, its cells' specs, its store) for a command given a suite."""
     from harness.store import Store
+    from harness.suite import expand, load_suite
 
     loaded = load_suite(_suite_path(args.suite))
-    specs = expand(loaded)
-    store = Store(args.store or loaded.store_path)
-    return loaded, specs, store, preflight(loaded, specs)
+    return loaded, expand(loaded), Store(args.store or loaded.store_path)
 
 
-def _memory(loaded, specs, store, refused: dict[str, str], statuses: dict, budget_gib: float | None, limit: bool):
-    """Peak memory estimates of the cells still to run; those over the budget join `refused`.
-    `limit` False: estimate, and refuse only cells whose training step fails, unless a budget is given."""
+def _plan(args, limit: bool):
+    """The suite's plan. The memory budget: --memory, else (with `limit`) what this machine's
+    training device has free, else none (only cells whose training step fails cannot run)."""
     from harness.device import GiB, capacity, training_device
-    from harness.plan import memory_preflight
+    from harness.plan import make_plan
 
+    loaded, specs, store = _suite(args)
     device = training_device()
-    budget = int(budget_gib * GiB) if budget_gib is not None else capacity(device) if limit else None
-    pending = [s for s in specs if s.id not in refused and statuses.get(s.id, (None,))[0] != "done"]
-    with console.status(f"estimating the peak memory of {len(pending)} cells"):
-        estimates, over = memory_preflight(loaded, pending, budget, device, store.path.parent / "cache" / "estimates")
-    refused.update(over)
-    return estimates
-
-
-def _times(specs, store) -> tuple[dict, dict[str, str]]:
-    from harness.probe import probe_cells
-
-    with console.status("probing") as status:
-        return probe_cells(specs, store.path.parent / "runs",
-                           lambda i, n, spec: status.update(f"probing {i}/{n}: {spec.label}"))
+    budget = int(args.memory * GiB) if args.memory is not None else capacity(device) if limit else None
+    with console.status(f"checking {len(specs)} cells and estimating the peak memory of those to run"):
+        return make_plan(loaded, specs, store, budget, device)
 
 
 def _duration(seconds: float) -> str:
@@ -147,79 +139,65 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_plan(args) -> int:
+    from harness.cost import LOCK, lock_differences
     from harness.device import gib
 
-    loaded, specs, store, refused = _load(args)
-    statuses = store.statuses([s.id for s in specs])
-    running = store.claimed_elsewhere([s.id for s in specs])
-    estimates = _memory(loaded, specs, store, refused, statuses, args.memory, limit=True)
-    pending = [s for s in specs if s.id not in refused and statuses.get(s.id, (None,))[0] != "done"]
-    times, probe_errors = _times(pending, store) if args.time else ({}, {})
-    table = Table(title=f"{loaded.name}: {len(specs)} cells", title_justify="left")
+    plan = _plan(args, limit=True)
+    if args.time:
+        with console.status("probing") as status:
+            plan = plan.probed(lambda i, n, spec: status.update(f"probing {i}/{n}: {spec.label}"))
+    table = Table(title=f"{plan.suite.name}: {len(plan.cells)} cells", title_justify="left")
     columns = ("model", "task", "strategy", "seed", "id", "memory", *(["time"] if args.time else []), "status")
     for column in columns:
         table.add_column(column, justify="right" if column in ("memory", "time") else "left")
-    counts: dict[str, int] = {}
-    for spec in specs:
-        status, error = statuses.get(spec.id, (None, None))
-        if spec.id in refused and status != "done":
-            shown, kind = f"[yellow]cannot run[/]: {refused[spec.id]}", "cannot run"
-        elif status == "done":
-            shown, kind = "[green]done[/]", "done"
-        elif spec.id in running:
-            shown, kind = f"[cyan]running[/] ({running[spec.id]})", "running"
-        elif status == "failed":
-            shown, kind = f"[red]failed[/] (will retry): {error}", "failed"
-        else:
-            shown, kind = "to do", "to do"
-        counts[kind] = counts.get(kind, 0) + 1
-        estimate = estimates.get(spec.id)
+    shown = {"done": "[green]done[/]", "to do": "to do", "failed": "[red]failed[/] (will retry): {}",
+             "running": "[cyan]running[/] ({})", "cannot run": "[yellow]cannot run[/]: {}"}
+    for cell in plan.cells:
+        spec, estimate = cell.spec, cell.memory
         memory = f"{'>=' if estimate.note else ''}{gib(estimate.peak)}" if estimate and not estimate.error else ""
-        timing = ([_duration(times[spec.id].seconds) if spec.id in times else "?" if spec.id in probe_errors else ""]
-                  if args.time else [])
-        table.add_row(spec.model, spec.task, spec.strategy, str(spec.seed), spec.id, memory, *timing, shown)
+        timing = [_duration(cell.time.seconds) if hasattr(cell.time, "seconds") else "?" if cell.time else ""] \
+            if args.time else []
+        table.add_row(spec.model, spec.task, spec.strategy, str(spec.seed), spec.id, memory, *timing,
+                      shown[cell.status].format(cell.reason))
     console.print(table)
-    console.print(", ".join(f"{n} {k}" for k, n in counts.items()) + f"  (store: {store.path})")
-    from harness.cost import LOCK, lock_differences
-
+    console.print(", ".join(f"{n} {k}" for k, n in plan.counts().items()) + f"  (store: {plan.store.path})")
     if drift := lock_differences():
-        shown = ", ".join(drift[:4]) + (f" and {len(drift) - 4} more" if len(drift) > 4 else "")
+        listed = ", ".join(drift[:4]) + (f" and {len(drift) - 4} more" if len(drift) > 4 else "")
         console.print(f"[yellow]environment[/]: installed versions differ from {LOCK.name}, which the tests passed "
-                      f"with: {shown}; results may differ from runs made with the lock", soft_wrap=True)
-    if estimates:
+                      f"with: {listed}; results may differ from runs made with the lock", soft_wrap=True)
+    if any(cell.memory for cell in plan.cells):
         console.print("memory: the estimated peak of a training step at the longest batch the settings allow "
                       "(>=: activations not counted)")
     if args.time:
-        total = sum(t.seconds for t in times.values())
-        probes = sum(t.probe_seconds for t in {id(t): t for t in times.values()}.values())
-        console.print(f"time: about {_duration(total)} for the {len(times)} cells to do, one after another on this "
-                      f"machine (probes took {probes:.0f}s)")
-        for reason in sorted(set(probe_errors.values())):
+        times = [cell.time for cell in plan.cells if hasattr(cell.time, "seconds")]
+        probes = sum(t.probe_seconds for t in {id(t): t for t in times}.values())
+        console.print(f"time: about {_duration(sum(t.seconds for t in times))} for the {len(times)} cells to do, one "
+                      f"after another on this machine (probes took {probes:.0f}s)")
+        for reason in sorted({cell.time for cell in plan.cells if isinstance(cell.time, str)}):
             console.print(f"[yellow]probe failed[/]: {reason}")
     return 0
 
 
 def cmd_run(args) -> int:
-    loaded, specs, store, refused = _load(args)
-    _memory(loaded, specs, store, refused, store.statuses([s.id for s in specs]), args.memory,
-            limit=args.executor == "local")
-    runnable = [s for s in specs if s.id not in refused]
+    plan = _plan(args, limit=args.executor == "local")
+    refused, jobs = plan.refused, plan.runnable()
     reasons = [f"[yellow]cannot run[/] {line}" for line in refusal_summary(list(refused.values()), args.suite)]
-    if specs and not runnable:
+    if plan.cells and not jobs:
         console.print("\n".join(reasons), soft_wrap=True)
-        raise HarnessError(f"{loaded.path}: no cell can run ({len(specs)} refused, reasons above); nothing ran and "
-                          f"no result was stored")
+        raise HarnessError(f"{plan.suite.path}: no cell can run ({len(plan.cells)} refused, reasons above); nothing "
+                           f"ran and no result was stored")
     where = f" on Ray{f' at {args.address}' if args.address else ''}" if args.executor == "ray" else ""
-    console.print(f"[bold]{loaded.name}[/]: {len(specs)} cells ({len(refused)} cannot run); store {store.path}{where}")
+    console.print(f"[bold]{plan.suite.name}[/]: {len(plan.cells)} cells ({len(refused)} cannot run); "
+                  f"store {plan.store.path}{where}")
     if args.executor == "ray":
         from harness.executors.ray import run_ray
 
-        summary = run_ray(runnable, store, console, address=args.address, max_retries=args.max_retries,
+        summary = run_ray(jobs, plan.store, console, address=args.address, max_retries=args.max_retries,
                           gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell, num_cpus=args.workers)
     else:
         from harness.executors.local import run_local
 
-        summary = run_local(runnable, store, console)
+        summary = run_local(jobs, plan.store, console)
     if reasons:
         console.print("\n".join(reasons), soft_wrap=True)
     elsewhere = f", {len(summary.elsewhere)} running in another process" if summary.elsewhere else ""
@@ -228,7 +206,7 @@ def cmd_run(args) -> int:
         f"{len(refused)} cannot run{elsewhere}, in {summary.seconds:.1f}s"
     )
     if summary.done or summary.skipped:
-        _print_board(loaded, specs, store, None)
+        _print_board(plan.suite, plan.specs, plan.store, None)
     if summary.failed:
         console.print(f"[red]{len(summary.failed)} cell(s) failed[/]; see `harness plan {args.suite}` for the errors")
         return 1
@@ -236,7 +214,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    loaded, specs, store, _ = _load(args)
+    loaded, specs, store = _suite(args)
     if args.task and args.task not in loaded.cards:
         raise HarnessError(unknown("task", args.task, loaded.cards))
     _print_board(loaded, specs, store, Path(args.out) if args.out else None, args.view, args.task)
@@ -253,8 +231,7 @@ def _print_board(loaded, specs, store, out: Path | None, view: str = "overall", 
     for table in tables:
         console.print(export.rich_table(table))
     folder = out or store.path.parent / loaded.name
-    stem = "leaderboard" if view == "overall" else f"leaderboard-{view}"
-    paths = export.write(tables, folder, stem)
+    paths = export.write(tables, folder, VIEWS[view].stem)
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -263,19 +240,15 @@ def cmd_report(args) -> int:
     from harness.report.leaderboard import boards
     from harness.report.results import Results
 
-    loaded, specs, store, _ = _load(args)
+    loaded, specs, store = _suite(args)
     results = Results.from_suite(loaded, specs, store)
     if results.runs.empty:
         raise HarnessError(f"{loaded.name}: no completed runs in {store.path}; run the suite first")
     folder = Path(args.out) if args.out else store.path.parent / loaded.name
-    sections = [("Leaderboard", boards(results, "overall")),
-                ("Strategies per backbone", boards(results, "strategies")),
-                ("Backbones per strategy", boards(results, "backbones")),
-                ("Cost", boards(results, "cost")),
-                ("Every metric, per task", boards(results, "task"))]
+    sections = [(view.heading, boards(results, view.name)) for view in VIEWS.values()]
     written = []
-    for (_, tables), view in zip(sections, ("overall", "strategies", "backbones", "cost", "task")):
-        written += export.write(tables, folder, "leaderboard" if view == "overall" else f"leaderboard-{view}")
+    for view, (_, tables) in zip(VIEWS.values(), sections):
+        written += export.write(tables, folder, view.stem)
     console.print(export.rich_table(sections[0][1][0]))
     pictures = plots.write(results, folder / "plots")
     page = folder / "report.html"
@@ -286,9 +259,9 @@ def cmd_report(args) -> int:
 
 def _results(ref: str, store_path: str | None):
     """Results from an export (.json), a whole store (.sqlite / .db) or a suite (file or name)."""
-    from harness.plan import expand, load_suite
     from harness.report.results import Results
     from harness.store import Store
+    from harness.suite import expand, load_suite
 
     path = Path(ref)
     if path.suffix == ".json":
@@ -353,8 +326,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_export(args) -> int:
-    loaded, specs, store, _ = _load(args)
     from harness.report.results import Results
+
+    loaded, specs, store = _suite(args)
 
     results = Results.from_suite(loaded, specs, store)
     path = Path(args.out) if args.out else store.path.parent / loaded.name / "results.json"

@@ -24,8 +24,10 @@ class DataError(HarnessError):
     """A dataset row or data source is unusable."""
 
 
-class NotApplicable(HarnessError):
-    """A strategy cannot apply to a backbone or task (preflight refuses the cell)."""
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

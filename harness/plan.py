@@ -1,148 +1,119 @@
-"""From a suite file to run specs: load and resolve every name, expand the grid, preflight each cell."""
+"""The plan of a suite: each cell's status (done, to do, failed, running elsewhere, cannot run and
+why), its peak memory estimate and, when probed, its time, and the jobs an executor runs.
+
+`make_plan` decides all of it once; `harness plan` shows it and `harness run` hands its jobs to an
+executor. A cell cannot run for a reason known before training: its backbone does not resolve, a
+data file is missing, the strategy cannot apply to the model (checked on the meta device), its
+lengths need more positions than the backbone has, or its training step fails or does not fit in
+the memory budget (checked on fake tensors).
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from harness.backbones import Backbone, resolve
-from harness.config import Suite, TaskCard, TrainConfig, format_error, parse
-from harness.data import fingerprint
+from harness.backbones import Backbone
+from harness.config import TaskCard
 from harness.device import gib
-from harness.errors import ConfigError, HarnessError, unknown
+from harness.errors import HarnessError
 from harness.estimate import SHAPE_SETTINGS, MemoryEstimate, cell_memory
-from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
-from harness.spec import Partner, RunSpec
+from harness.probe import TimeEstimate, probe_cells
+from harness.registry import ADAPTERS
+from harness.spec import RunSpec
+from harness.store import Store
 from harness.strategies import Strategy
-from harness.yamlfile import read_yaml
+from harness.suite import LoadedSuite
+
+# What a cell's status can be, in the order a plan counts them.
+STATUSES = ("done", "to do", "failed", "running", "cannot run")
 
 
-@dataclass
-class LoadedSuite:
-    """A suite whose every name has been resolved and every argument validated."""
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the grid as the plan sees it."""
 
-    suite: Suite
-    path: Path
-    cards: dict[str, TaskCard]
-    strategies: dict[str, tuple[str, dict[str, Any], Strategy]]  # label -> (name, arguments, strategy)
-    backbones: dict[str, Backbone | str] = field(default_factory=dict)  # alias -> backbone, or why not
+    spec: RunSpec
+    status: str  # one of STATUSES
+    reason: str | None = None  # cannot run: why; failed: the error (it will be retried); running: who holds it
+    memory: MemoryEstimate | None = None  # for cells still to run
+    time: TimeEstimate | str | None = None  # with a probe: its estimate, or why the probe failed
+    job: int = 0  # index of the cell's job in Plan.jobs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every cell of a suite and the jobs that run them (see `jobs`), decided once by `make_plan`."""
+
+    suite: LoadedSuite
+    store: Store
+    cells: tuple[Cell, ...]
+    jobs: tuple[tuple[RunSpec, ...], ...]  # every cell's job, those that cannot run included
 
     @property
-    def name(self) -> str:
-        return self.suite.name
+    def specs(self) -> list[RunSpec]:
+        return [cell.spec for cell in self.cells]
+
+    def where(self, *statuses: str) -> list[Cell]:
+        return [cell for cell in self.cells if cell.status in statuses]
 
     @property
-    def store_path(self) -> Path:
-        return Path(self.suite.store) if self.suite.store else Path("results") / "harness.sqlite"
+    def refused(self) -> dict[str, str]:
+        """{run id: why it cannot run}."""
+        return {cell.spec.id: cell.reason or "" for cell in self.where("cannot run")}
+
+    def runnable(self) -> list[list[RunSpec]]:
+        """The jobs to hand an executor: every job less its cells that cannot run (cells done are
+        kept: the executor counts them as already done, and checks the store again as it goes)."""
+        refused = self.refused
+        kept = [[s for s in job if s.id not in refused] for job in self.jobs]
+        return [job for job in kept if job]
+
+    def counts(self) -> dict[str, int]:
+        found = [cell.status for cell in self.cells]
+        return {status: found.count(status) for status in STATUSES if status in found}
+
+    def probed(self, started: Callable[[int, int, RunSpec], None] | None = None) -> Plan:
+        """This plan with a time estimate (or why its probe failed) for every cell to do or failed;
+        see probe.probe_cells. `started(i, n, spec)` hears of each probe."""
+        pending = {cell.spec.id: cell for cell in self.where("to do", "failed")}
+        times, errors = probe_cells([c.spec for c in pending.values()], self.store.path.parent / "runs", started)
+        return replace(self, cells=tuple(
+            replace(cell, time=times.get(cell.spec.id) or errors.get(cell.spec.id)) if cell.spec.id in pending
+            else cell for cell in self.cells))
 
 
-def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> LoadedSuite:
-    """Parse and resolve a suite file; any problem is a one-line ConfigError before anything runs."""
-    path = Path(path)
-    where = str(path)
-    suite = parse(Suite, read_yaml(path), where)
-    catalogue = catalogue or TaskCatalogue()
-
-    cards: dict[str, TaskCard] = {}
-    for i, name in enumerate(suite.tasks):
-        try:
-            card = catalogue.get(name, base=path.parent)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: tasks.{i}: {exc}") from None
-        cards[card.name] = card
-
-    strategies: dict[str, tuple[str, dict[str, Any], Strategy]] = {}
-    for label, raw in suite.strategies.items():
-        raw = dict(raw)
-        name = raw.pop("use", label)
-        if name not in STRATEGIES:
-            raise ConfigError(f"{where}: strategies.{label}: {unknown('strategy', name, STRATEGIES.names())}")
-        strategies[label] = (name, raw, STRATEGIES.get(name).from_suite(raw, where, f"strategies.{label}"))
-
-    for label, (_, _, strategy) in strategies.items():
-        named = (strategy.args.tasks or []) if strategy.joint else []
-        for i, task in enumerate(named):
-            if task not in cards:
-                raise ConfigError(f"{where}: strategies.{label}.tasks.{i}: {unknown('suite task', task, list(cards))}")
-
-    axes = {"model": list(suite.models), "task": list(cards), "strategy": list(strategies)}
-    rules = [(f"overrides.{i}.when", o.when) for i, o in enumerate(suite.overrides)]
-    rules += [(f"exclude.{i}", rule) for i, rule in enumerate(suite.exclude)]
-    for key, when in rules:
-        for axis, known in axes.items():
-            for name in when.names(axis) or []:
-                if name not in known:
-                    raise ConfigError(f"{where}: {key}.{axis}: {unknown(axis, name, known)}")
-    for i, override in enumerate(suite.overrides):
-        for model in suite.models:
-            for task in cards:
-                for label in strategies:
-                    try:
-                        suite.train_for(model, task, label)
-                    except ValidationError as exc:
-                        raise ConfigError(format_error(exc, TrainConfig, where, ("overrides", i, "train"))) from None
-
-    backbones: dict[str, Backbone | str] = {}
-    for alias, spec in suite.models.items():
-        try:
-            backbones[alias] = resolve(alias, spec)
-        except ConfigError as exc:
-            backbones[alias] = str(exc)
-    return LoadedSuite(suite, path, cards, strategies, backbones)
-
-
-def expand(loaded: LoadedSuite) -> list[RunSpec]:
-    """Every model x task x strategy x seed cell, in a stable order, as run specs."""
-    suite = loaded.suite
-    specs = []
-    data_prints = {name: fingerprint(card) for name, card in loaded.cards.items()}
-    for alias, model_spec in suite.models.items():
-        backbone = loaded.backbones.get(alias)
-        model_print = backbone.fingerprint if isinstance(backbone, Backbone) else "unresolved"
-        for task, card in loaded.cards.items():
-            adapter = ADAPTERS.get(card.type)(card)
-            metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in adapter.signatures().items()}
-            for label, (name, raw, strategy) in loaded.strategies.items():
-                if suite.excluded(alias, task, label):
-                    continue
-                partners = {}
-                if strategy.joint:
-                    if strategy.args.tasks is not None and task not in strategy.args.tasks:
-                        continue  # the suite's `tasks:` for this strategy leaves this task out
-                    members = joint_members(loaded, alias, label)
-                    if task in members:
-                        partners = {t: Partner(card=loaded.cards[t], data_fingerprint=data_prints[t],
-                                               card_path=str(loaded.cards[t].path) if loaded.cards[t].path else None)
-                                    for t in members}
-                for shots in suite.shots:
-                    train = suite.train_for(alias, task, label)
-                    if shots is not None:
-                        train = train.model_copy(update={"shots": shots})
-                    # a suite that sweeps shots shows each k as its own row: 'lora@16'
-                    shown = label if len(suite.shots) == 1 else f"{label}@{shots or 'all'}"
-                    for seed in suite.seeds:
-                        specs.append(RunSpec(
-                            suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
-                            task=task, card=card, card_path=str(card.path) if card.path else None,
-                            data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
-                            strategy_args=raw, strategy_resolved=strategy.resolved(), train=train, seed=seed,
-                            metrics=metrics, partners=partners,
-                        ))
-    return specs
-
-
-def joint_members(loaded: LoadedSuite, model: str, label: str) -> list[str]:
-    """The tasks a joint strategy trains together on `model`: those it names (else all the
-    suite's tasks) of the types it applies to, less the cells the suite excludes."""
-    strategy = loaded.strategies[label][2]
-    named = strategy.args.tasks
-    return [t for t, card in loaded.cards.items()
-            if (named is None or t in named) and card.type in strategy.task_types
-            and not loaded.suite.excluded(model, t, label)]
+def make_plan(loaded: LoadedSuite, specs: list[RunSpec], store: Store, budget: int | None, device: str) -> Plan:
+    """The plan of `specs` (cells of `loaded`) against `store`: `preflight` for every cell, then a
+    peak memory estimate for each cell not done that passed it, refusing those over `budget` bytes
+    (None: refuse only cells whose training step fails)."""
+    refused = preflight(loaded, specs)
+    statuses = store.statuses([s.id for s in specs])
+    running = store.claimed_elsewhere([s.id for s in specs])
+    done = {run_id for run_id, (status, _) in statuses.items() if status == "done"}
+    pending = [s for s in specs if s.id not in refused and s.id not in done]
+    estimates, over = memory_preflight(loaded, pending, budget, device, store.path.parent / "cache" / "estimates")
+    refused |= over
+    grouped = jobs(specs)
+    job_of = {spec.id: i for i, job in enumerate(grouped) for spec in job}
+    cells = []
+    for spec in specs:
+        status, error = statuses.get(spec.id, (None, None))
+        if spec.id in done:
+            status, reason = "done", None
+        elif spec.id in refused:
+            status, reason = "cannot run", refused[spec.id]
+        elif spec.id in running:
+            status, reason = "running", running[spec.id]
+        elif status == "failed":
+            reason = error
+        else:
+            status, reason = "to do", None
+        cells.append(Cell(spec, status, reason, estimates.get(spec.id), None, job_of[spec.id]))
+    return Plan(loaded, store, tuple(cells), tuple(tuple(job) for job in grouped))
 
 
 def jobs(specs: list[RunSpec]) -> list[list[RunSpec]]:

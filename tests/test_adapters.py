@@ -16,9 +16,10 @@ from harness.backbones import build_tokenizer
 from harness.config import TaskCard, TrainConfig
 from harness.data import load_splits
 from harness.errors import DataError
-from harness.plan import expand, load_suite, preflight
+from harness.plan import preflight
 from harness.registry import load_card
 from harness.runner import run_cell
+from harness.suite import expand, load_suite
 from tests.conftest import write_yaml
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]

@@ -12,8 +12,8 @@ from harness.backbones import build_tokenizer, resolve
 from harness.config import ModelSpec
 from harness.errors import ConfigError
 from harness.generated import sentiment
-from harness.plan import expand, load_suite
 from harness.runner import run_cell
+from harness.suite import expand, load_suite
 
 TEXTS = [r["sentence"] for r in sentiment(0, n_train=300, n_eval=1)["train"]]
 HEAD = {"num_labels": 2}

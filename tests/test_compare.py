@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.cli import main
-from harness.plan import expand, load_suite
 from harness.store import Store
+from harness.suite import expand, load_suite
 from tests.test_leaderboard import record
 
 ROOT = Path(__file__).resolve().parents[1]

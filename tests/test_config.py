@@ -6,7 +6,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.plan import load_suite
+from harness.suite import load_suite
 from tests.conftest import write_yaml
 
 

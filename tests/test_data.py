@@ -11,8 +11,8 @@ from harness.config import TaskCard
 from harness.data import fingerprint, load_splits
 from harness.errors import DataError
 from harness.generated import same_subject, sentiment, similarity
-from harness.plan import expand, load_suite
 from harness.runner import run_cell
+from harness.suite import expand, load_suite
 from tests.conftest import write_yaml
 
 

@@ -13,9 +13,10 @@ from rich.console import Console
 
 from harness.cli import main
 from harness.executors.local import run_local
-from harness.plan import expand, load_suite
+from harness.plan import jobs
 from harness.runner import run_cell
 from harness.store import Store
+from harness.suite import expand, load_suite
 from tests.conftest import write_yaml
 
 
@@ -74,12 +75,12 @@ def test_ctrl_c_keeps_completed_records_and_leaves_no_partial_one(small_suite):
 
     with Store(loaded.store_path) as store:
         try:
-            run_local(specs, store, Console(quiet=True), run=run)
+            run_local(jobs(specs), store, Console(quiet=True), run=run)
         except KeyboardInterrupt:
             pass
         assert store.done() == {specs[0].id}
         assert set(store.statuses()) == {specs[0].id}
-        summary = run_local(specs, store, Console(quiet=True))
+        summary = run_local(jobs(specs), store, Console(quiet=True))
         assert summary.skipped == 1 and len(summary.done) == 2
 
 

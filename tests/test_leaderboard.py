@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.plan import expand, load_suite
 from harness.report import export
 from harness.report.leaderboard import boards
 from harness.report.results import Results
 from harness.store import RunRecord, Store
+from harness.suite import expand, load_suite
 from tests.conftest import write_yaml
 
 GOLDEN = Path(__file__).parent / "golden"

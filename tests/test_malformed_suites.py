@@ -89,7 +89,8 @@ def test_a_target_length_beyond_the_decoders_positions_refuses_its_generation_ce
 
 
 def test_only_the_backbone_that_cannot_hold_the_length_is_refused(small_suite):
-    from harness.plan import expand, load_suite, preflight
+    from harness.plan import preflight
+    from harness.suite import expand, load_suite
 
     loaded = load_suite(small_suite(models={"bert": "tiny:bert", "t5": "tiny:t5"}, train={"max_length": 600}))
     specs = expand(loaded)

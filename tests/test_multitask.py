@@ -12,9 +12,10 @@ from harness.errors import ConfigError
 from harness.executors.local import run_local
 from harness.finetuned import load_finetuned
 from harness.joint import TaskMixture
-from harness.plan import expand, jobs, load_suite, preflight
+from harness.plan import jobs, preflight
 from harness.registry import STRATEGIES
 from harness.store import Store
+from harness.suite import expand, load_suite
 from tests.conftest import FAST_TRAIN, write_yaml
 
 ENTITIES_CARD = {
@@ -54,7 +55,7 @@ def test_one_joint_model_scores_every_task_with_a_shared_backbone(joint_suite):
     joint = [g for g in groups if g[0].strategy == "multitask"]
     assert len(joint) == 1 and {s.task for s in joint[0]} == {"small_sentiment", "small_entities"}
     with Store(loaded.store_path) as store:
-        summary = run_local(specs, store, Console(quiet=True))
+        summary = run_local(jobs(specs), store, Console(quiet=True))
         assert not summary.failed and len(summary.done) == 4
         runs = store.frame().set_index(["task", "strategy"])
     sentiment, entities = runs.loc[("small_sentiment", "multitask")], runs.loc[("small_entities", "multitask")]
@@ -141,7 +142,7 @@ def test_a_joint_task_model_saves_and_reloads_with_identical_predictions(joint_s
     loaded = load_suite(joint_suite(train=train))
     specs = expand(loaded)
     with Store(loaded.store_path) as store:
-        run_local(specs, store, Console(quiet=True))
+        run_local(jobs(specs), store, Console(quiet=True))
         record = store.frame().set_index("task").loc["small_sentiment"]
         predictions, _ = store.predictions(record.id)
     spec = next(s for s in specs if s.task == "small_sentiment")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.cli import main
-from harness.plan import expand, load_suite, preflight
+from harness.plan import preflight
+from harness.suite import expand, load_suite
 from tests.conftest import SENTIMENT_CARD, write_yaml
 
 
@@ -94,3 +95,34 @@ def test_run_ids_of_the_offline_suites_are_the_stored_ones():
     suites = Path(__file__).resolve().parents[1] / "suites"
     for name, ids in golden.items():
         assert {s.label: s.id for s in expand(load_suite(suites / f"{name}.yaml"))} == ids, name
+
+
+def test_the_plan_decides_each_cell_once(small_suite):
+    """Done, failed (to retry), to do and cannot run come from the store and preflight, in the plan
+    value; memory is estimated for the cells still to run only; the executor's jobs leave out the
+    cells that cannot run and keep those done (the executor counts them as already done)."""
+    from harness.device import training_device
+    from harness.executors.local import failure
+    from harness.plan import make_plan
+    from harness.store import Store
+
+    assert main(["run", str(small_suite(train={"epochs": 1}))]) == 0
+    path = small_suite(train={"epochs": 1},
+                       strategies={"full": {}, "bitfit": {}, "lora": {"target_modules": ["q_proj"]}, "head_only": {}})
+    loaded = load_suite(path)
+    specs = expand(loaded)
+    full, bitfit, lora, head = specs
+    with Store(loaded.store_path) as store:
+        store.write(failure(bitfit, ValueError("boom\nsecond line")))
+        plan = make_plan(loaded, specs, store, None, training_device())
+    assert [(c.spec.strategy, c.status) for c in plan.cells] == [
+        ("full", "done"), ("bitfit", "failed"), ("lora", "cannot run"), ("head_only", "to do")]
+    assert plan.cells[1].reason == "ValueError: boom" and "q_proj" in plan.cells[2].reason
+    assert plan.counts() == {"done": 1, "to do": 1, "failed": 1, "cannot run": 1}
+    assert [c.memory is not None for c in plan.cells] == [False, True, False, True]
+    assert plan.refused == {lora.id: plan.cells[2].reason}
+    assert plan.runnable() == [[full], [bitfit], [head]]
+    assert [plan.jobs[c.job] for c in plan.cells] == [(s,) for s in specs]
+    tight = make_plan(loaded, specs, Store(loaded.store_path), 1024, training_device())
+    assert [c.status for c in tight.cells] == ["done", "cannot run", "cannot run", "cannot run"]
+    assert "more than the" in tight.cells[3].reason

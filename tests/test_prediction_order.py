@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.plan import expand, load_suite
 from harness.runner import run_cell
+from harness.suite import expand, load_suite
 from tests.conftest import write_yaml
 
 CASES = [("tiny:bert", "gen_similarity"), ("tiny:bert", "gen_entities"), ("tiny:bert", "gen_facts"),

@@ -8,8 +8,8 @@ import pytest
 from harness import estimate as estimate_module
 from harness.cli import main
 from harness.estimate import cell_memory, measured_peak
-from harness.plan import expand, load_suite
 from harness.store import Store
+from harness.suite import expand, load_suite
 from tests.conftest import write_yaml
 
 

@@ -7,9 +7,10 @@ import importlib.util
 import pytest
 import torch
 
-from harness.plan import expand, load_suite, preflight
+from harness.plan import preflight
 from harness.runner import run_cell
 from harness.strategies.prompting import continuation_logprobs
+from harness.suite import expand, load_suite
 from tests.conftest import SHARED_DATA, write_yaml
 
 

@@ -13,8 +13,9 @@ import pytest
 from rich.console import Console
 
 from harness.executors.local import run_local
-from harness.plan import expand, load_suite
+from harness.plan import jobs
 from harness.store import Store
+from harness.suite import expand, load_suite
 
 ray = pytest.importorskip("ray")
 
@@ -41,13 +42,13 @@ def test_ray_gives_the_records_of_the_local_executor(small_suite, tmp_path, loca
     path = small_suite(strategies={"full": {}, "head_only": {}}, seeds=[0, 1], train=QUICK)
     specs = expand(load_suite(path))
     with Store(tmp_path / "local.sqlite") as local, Store(tmp_path / "ray.sqlite") as remote:
-        run_local(specs, local, Console(quiet=True))
-        summary = run_ray(specs, remote, Console(quiet=True))
+        run_local(jobs(specs), local, Console(quiet=True))
+        summary = run_ray(jobs(specs), remote, Console(quiet=True))
         assert len(summary.done) == 4 and not summary.failed
         assert comparable(remote) == comparable(local)
         for spec in specs:  # predictions came back with the records
             assert remote.predictions(spec.id) == local.predictions(spec.id)
-        again = run_ray(specs, remote, Console(quiet=True))
+        again = run_ray(jobs(specs), remote, Console(quiet=True))
         assert again.skipped == 4 and not again.done
 
 
@@ -72,10 +73,10 @@ def test_a_dead_worker_is_retried_then_recorded_as_failed(small_suite, tmp_path,
 
     specs = expand(load_suite(small_suite(train=QUICK)))
     with Store(tmp_path / "retry.sqlite") as store:
-        summary = run_ray(specs, store, Console(quiet=True), max_retries=1, work=_dies_once)
+        summary = run_ray(jobs(specs), store, Console(quiet=True), max_retries=1, work=_dies_once)
         assert len(summary.done) == 1, summary
     with Store(tmp_path / "dead.sqlite") as store:
-        summary = run_ray(specs, store, Console(quiet=True), max_retries=1, work=_always_dies)
+        summary = run_ray(jobs(specs), store, Console(quiet=True), max_retries=1, work=_always_dies)
         assert not summary.done and len(summary.failed) == 1
         assert summary.failed[0][1].startswith("RuntimeError: Ray task failed after 1 retries:")
         assert store.statuses()[specs[0].id][0] == "failed"

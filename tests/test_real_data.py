@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.data import load_splits
-from harness.plan import expand, load_suite
 from harness.registry import load_card
 from harness.runner import run_cell
+from harness.suite import expand, load_suite
 from tests.conftest import SHARED_DATA, write_yaml
 
 pytestmark = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.plan import expand, load_suite, preflight
+from harness.plan import preflight
 from harness.registry import (
     ADAPTERS,
     CATALOGUE_DIR,
@@ -17,6 +17,7 @@ from harness.registry import (
     Registry,
     TaskCatalogue,
 )
+from harness.suite import expand, load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 

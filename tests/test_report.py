@@ -9,10 +9,10 @@ import subprocess
 import pytest
 
 from harness.cli import main
-from harness.plan import expand, load_suite
 from harness.report import plots
 from harness.report.results import Results
 from harness.store import Store
+from harness.suite import expand, load_suite
 from tests.test_leaderboard import record
 
 EVIL = "<img src=x onerror=alert(1)>"

@@ -7,9 +7,9 @@ import torch
 
 from harness.backbones import resolve
 from harness.data import load_splits
-from harness.plan import expand, load_suite
 from harness.registry import ADAPTERS
 from harness.runner import run_cell
+from harness.suite import expand, load_suite
 from harness.training import build_trainer
 from tests.conftest import FAST_TRAIN
 

@@ -7,8 +7,9 @@ import tempfile
 import pytest
 import torch
 
-from harness.plan import expand, load_suite, preflight
+from harness.plan import preflight
 from harness.strategies import depth_groups
+from harness.suite import expand, load_suite
 from tests.test_runner import trained_pair
 
 TWO_LAYERS = "bert.encoder.layer"

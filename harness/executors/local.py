@@ -21,7 +21,6 @@ from rich.progress import (
 )
 
 from harness.cost import environment
-from harness.plan import jobs
 from harness.spec import RunSpec
 from harness.store import RunRecord, Store
 
@@ -31,7 +30,6 @@ class Summary:
     done: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (cell label, error)
     skipped: int = 0
-    refused: list[tuple[str, str]] = field(default_factory=list)
     elsewhere: list[str] = field(default_factory=list)  # cells another live process was running
     seconds: float = 0.0
 
@@ -48,21 +46,19 @@ def failure(spec: RunSpec, exc: BaseException) -> RunRecord:
     )
 
 
-def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) -> Summary:
-    """Run every spec not already done, job by job (see plan.jobs); `run` (specs, progress,
-    artifacts folder) -> [RunRecord] defaults to executors.run_job."""
+def run_local(jobs: list[list[RunSpec]], store: Store, console: Console, run=None) -> Summary:
+    """Run every cell of `jobs` (see plan.jobs, Plan.runnable) not already done, job by job; `run`
+    (specs, progress, artifacts folder) -> [RunRecord] defaults to executors.run_job."""
     if run is None:
         from harness.executors import run_job as run
     summary = Summary()
-    done = store.done([s.id for s in specs])
-    todo = [s for s in specs if s.id not in done]
-    summary.skipped = len(specs) - len(todo)
+    todo = still_to_do(store, jobs, summary)
     start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
-        grid = progress.add_task("grid", total=len(todo))
+        grid = progress.add_task("grid", total=sum(map(len, todo)))
         cell = progress.add_task("", total=None)
-        for job in jobs(todo):
+        for job in todo:
             job = claim(store, job, summary, lambda n: progress.advance(grid, n))
             if not job:
                 continue
@@ -82,6 +78,14 @@ def run_local(specs: list[RunSpec], store: Store, console: Console, run=None) ->
                 progress.advance(grid)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def still_to_do(store: Store, jobs: list[list[RunSpec]], summary: Summary) -> list[list[RunSpec]]:
+    """`jobs` less their cells the store holds as done (counted in `summary.skipped`)."""
+    done = store.done([s.id for job in jobs for s in job])
+    todo = [[s for s in job if s.id not in done] for job in jobs]
+    summary.skipped = sum(map(len, jobs)) - sum(map(len, todo))
+    return [job for job in todo if job]
 
 
 def claim(store: Store, job: list[RunSpec], summary: Summary, skipped) -> list[RunSpec]:

@@ -26,8 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from harness.executors.local import Summary, claim, failure, keep
-from harness.plan import jobs
+from harness.executors.local import Summary, claim, failure, keep, still_to_do
 from harness.spec import RunSpec
 from harness.store import Store
 
@@ -67,10 +66,11 @@ def gpu_share(specs: list[RunSpec]) -> float:
     return next((share for limit, share in GPU_SHARES if params < limit), 1.0)
 
 
-def run_ray(specs: list[RunSpec], store: Store, console: Console, address: str | None = None,
+def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: str | None = None,
             max_retries: int = 2, gpus_per_cell: float | None = None, cpus_per_cell: float = 1.0,
             num_cpus: int | None = None, work=None) -> Summary:
-    """Run every spec not already done as Ray tasks; records are written here, on the driver.
+    """Run every cell of `jobs` (see plan.jobs, Plan.runnable) not already done as Ray tasks;
+    records are written here, on the driver.
     `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, run_remote by default."""
     try:
         import ray
@@ -87,16 +87,14 @@ def run_ray(specs: list[RunSpec], store: Store, console: Console, address: str |
     artifacts = str(store.path.parent.resolve() / "runs")
 
     summary = Summary()
-    done = store.done([s.id for s in specs])
-    todo = [s for s in specs if s.id not in done]
-    summary.skipped = len(specs) - len(todo)
+    todo = still_to_do(store, jobs, summary)
     start = time.perf_counter()
     pending: dict = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
         grid = progress.add_task(f"grid on Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
-                                 f"{cluster_gpus:.0f} GPUs)", total=len(todo))
-        for job in jobs(todo):
+                                 f"{cluster_gpus:.0f} GPUs)", total=sum(map(len, todo)))
+        for job in todo:
             job = claim(store, job, summary, lambda n: progress.advance(grid, n))
             if not job:
                 continue

@@ -1,10 +1,7 @@
 """Leaderboard views built from `Results`: which rows, which columns, which cells are best.
 
-- `strategies`: strategies x tasks, one board per backbone (the default view)
-- `backbones`: backbones x tasks, one board per strategy (the backbone comparison)
-- `task`: one task with all its metrics, rows backbone x strategy
-- `cost`: trainable share, peak memory and train time next to the average score
-- `overall`: every backbone x strategy as a row, tasks as columns (one board for the whole suite)
+Every view is a row of `VIEWS` (its name, what it shows, its heading in the HTML report, how it
+is built); the CLI's `--view` choices and help, `harness report` and `boards` read that table.
 
 A score cell holds the mean, std and 95% bootstrap interval over seeds. In each task column the
 best and second-best means are marked, and every other cell is tested against the best with a
@@ -17,6 +14,7 @@ Rendering into formats is harness.report.export's job.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +24,6 @@ from harness.report import stats
 from harness.report.results import Results
 
 ALPHA = 0.05
-VIEWS = ("overall", "strategies", "backbones", "task", "cost")
 
 
 @dataclass
@@ -61,22 +58,52 @@ class Board:
         return next(c for c in self.columns if c.key == key)
 
 
+@dataclass(frozen=True)
+class View:
+    name: str
+    shows: str  # one line for the CLI's help
+    heading: str  # its section in the HTML report
+    build: Callable[[Results, str | None], list[Board]]  # (results, only this task) -> boards
+
+    @property
+    def stem(self) -> str:
+        """The file name its tables are written under."""
+        return "leaderboard" if self.name == "overall" else f"leaderboard-{self.name}"
+
+
+def _overall(results: Results, task: str | None) -> list[Board]:
+    return [_score_board(results, results.name, ["model", "strategy"], results.pairs(), _by("model", "strategy"))]
+
+
+def _strategies(results: Results, task: str | None) -> list[Board]:
+    return [_score_board(results, f"{results.name} · {m}", ["strategy"], [(s,) for _, s in results.pairs(model=m)],
+                         _by("strategy", model=m)) for m in results.models]
+
+
+def _backbones(results: Results, task: str | None) -> list[Board]:
+    return [_score_board(results, f"{results.name} · {s}", ["model"], [(m,) for m, _ in results.pairs(strategy=s)],
+                         _by("model", strategy=s)) for s in results.strategies]
+
+
+def _tasks(results: Results, task: str | None) -> list[Board]:
+    return [_task_board(results, name) for name in ([task] if task else results.task_names)]
+
+
+# The leaderboard views, in the order `harness report` writes them.
+VIEWS: dict[str, View] = {view.name: view for view in (
+    View("overall", "backbone x strategy rows, tasks as columns (one board)", "Leaderboard", _overall),
+    View("strategies", "one board per backbone, a strategy per row", "Strategies per backbone", _strategies),
+    View("backbones", "one board per strategy, a backbone per row", "Backbones per strategy", _backbones),
+    View("cost", "trainable share, peak memory and train time next to the average score", "Cost",
+         lambda results, task: [_cost_board(results)]),
+    View("task", "every metric of a task (--task: only that one)", "Every metric, per task", _tasks),
+)}
+
+
 def boards(results: Results, view: str = "overall", task: str | None = None) -> list[Board]:
-    if view == "overall":
-        return [_score_board(results, results.name, ["model", "strategy"],
-                             results.pairs(), _by("model", "strategy"))]
-    if view == "strategies":
-        return [_score_board(results, f"{results.name} · {m}", ["strategy"], [(s,) for _, s in results.pairs(model=m)],
-                             _by("strategy", model=m)) for m in results.models]
-    if view == "backbones":
-        return [_score_board(results, f"{results.name} · {s}", ["model"], [(m,) for m, _ in results.pairs(strategy=s)],
-                             _by("model", strategy=s)) for s in results.strategies]
-    if view == "task":
-        names = [task] if task else results.task_names
-        return [_task_board(results, name) for name in names]
-    if view == "cost":
-        return [_cost_board(results)]
-    raise ValueError(f"unknown view {view!r}")
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}")
+    return VIEWS[view].build(results, task)
 
 
 def _by(*keys: str, **fixed: str):
