@@ -13,7 +13,6 @@ The task adapter chooses the head (the AutoModelFor* class); this module only fi
 from __future__ import annotations
 
 import collections
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -37,6 +36,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from harness.config import ModelSpec
+from harness.digest import text_digest
 from harness.errors import ConfigError, unknown
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -195,7 +195,7 @@ def resolve(alias: str, spec: ModelSpec) -> Backbone:
             if key not in TINY_SIZE_KEYS:
                 raise ConfigError(f"model {alias!r}: size: {unknown('size key', key, TINY_SIZE_KEYS)}")
         basis = json.dumps({"tiny": family, "size": spec.size, "defaults": TINY[family].defaults}, sort_keys=True)
-        return Backbone(alias, spec, "tiny", family, _digest(basis))
+        return Backbone(alias, spec, "tiny", family, text_digest(basis))
     if source.startswith("package:"):
         folder, version = _package_folder(alias, source.removeprefix("package:"), spec.gguf_file)
         return Backbone(alias, spec, "package", str(folder), _folder_fingerprint(folder, version))
@@ -205,7 +205,7 @@ def resolve(alias: str, spec: ModelSpec) -> Backbone:
             raise ConfigError(f"model {alias!r}: {source} is not a model folder (no config.json there)")
         return Backbone(alias, spec, "local", str(path.resolve()), _folder_fingerprint(path, ""))
     basis = json.dumps({"hub": source, "revision": spec.revision or "unpinned"})
-    return Backbone(alias, spec, "hub", source, _digest(basis))
+    return Backbone(alias, spec, "hub", source, text_digest(basis))
 
 
 def _package_folder(alias: str, ref: str, gguf_file: str | None = None) -> tuple[Path, str]:
@@ -232,11 +232,7 @@ def _folder_fingerprint(folder: Path, version: str) -> str:
     for f in sorted(folder.iterdir()):
         if f.suffix in {".safetensors", ".bin", ".gguf", ".pt"}:
             parts.append(f"{f.name}:{f.stat().st_size}")
-    return _digest("\n".join(parts))
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return text_digest("\n".join(parts))
 
 
 # --------------------------------------------------------------------------- tiny tokenizers

@@ -15,7 +15,8 @@ from pathlib import Path
 import datasets
 
 from harness.config import TaskCard
-from harness.errors import ConfigError, DataError, did_you_mean
+from harness.digest import json_digest
+from harness.errors import ConfigError, DataError, did_you_mean, first_line
 from harness.registry import GENERATORS
 
 ROW = "__row__"  # column holding each row's index in its source split
@@ -93,7 +94,7 @@ def _load_source(card: TaskCard) -> datasets.DatasetDict:
     try:
         return datasets.load_dataset(source.hub, source.config, revision=source.revision)
     except Exception as exc:  # the hub raises many types; the user needs the dataset id and why
-        raise DataError(f"{_where(card)}: cannot load hub dataset {source.hub!r}: {_first_line(exc)}") from exc
+        raise DataError(f"{_where(card)}: cannot load hub dataset {source.hub!r}: {first_line(exc)}") from exc
 
 
 def _load_files(card: TaskCard) -> datasets.DatasetDict:
@@ -109,7 +110,7 @@ def _load_files(card: TaskCard) -> datasets.DatasetDict:
             try:
                 rows[split] = datasets.Dataset.from_list(_READERS[fmt](path))
             except (ValueError, KeyError, TypeError) as exc:
-                raise DataError(f"{_where(card)}: source.files.{split}: {path.name}: {_first_line(exc)}") from None
+                raise DataError(f"{_where(card)}: source.files.{split}: {path.name}: {first_line(exc)}") from None
         return datasets.DatasetDict(rows)
     kwargs: dict = {}
     if fmt in ("csv", "tsv"):
@@ -121,7 +122,7 @@ def _load_files(card: TaskCard) -> datasets.DatasetDict:
             _BUILDERS[fmt], data_files={s: str(p) for s, p in paths.items()}, **kwargs
         )
     except Exception as exc:
-        raise DataError(f"{_where(card)}: cannot read {fmt} files: {_first_line(exc)}") from exc
+        raise DataError(f"{_where(card)}: cannot read {fmt} files: {first_line(exc)}") from exc
 
 
 def read_conll(path: Path) -> list[dict]:
@@ -195,7 +196,7 @@ def fingerprint(card: TaskCard) -> str:
     else:
         basis = {"hub": source.hub, "config": source.config, "revision": source.revision or "unpinned"}
     basis["splits"] = card.splits.model_dump()
-    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+    return json_digest(basis)
 
 
 def _file_digest(path: Path) -> str:
@@ -210,6 +211,3 @@ def _where(card: TaskCard) -> str:
     return f"task {card.name!r} ({card.path})" if card.path else f"task {card.name!r}"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -11,7 +11,6 @@ batch is the longest the settings allow (every row at `max_length`), so padding 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import weakref
 from collections.abc import Callable
@@ -24,6 +23,8 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 from harness.device import gib, precision
+from harness.digest import json_digest
+from harness.errors import first_line
 
 # Training settings a cell's peak memory depends on.
 SHAPE_SETTINGS = {"batch_size", "eval_batch_size", "max_length", "max_target_length", "gradient_accumulation_steps",
@@ -107,7 +108,7 @@ def _key(backbone, adapter, strategy, train, device: str, batch: int) -> str:
         "train": train.model_dump(mode="json", include=SHAPE_SETTINGS - {"batch_size", "auto_batch_size"}),
         "device": device, "batch": batch, "harness": harness.__version__, "torch": torch.__version__,
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return json_digest(identity, 24)
 
 
 def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> MemoryEstimate:
@@ -134,10 +135,10 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> Me
             evaluation = _eval_peak(model, held, adapter, train, autocast, labels=strategy.trains)
     except ValueError as exc:  # the model's or the strategy's own check of its inputs: the run would fail
         return MemoryEstimate(weights + gradients + optimizer, weights, gradients, optimizer, 0, batch, tokens,
-                              device, error=_first_line(exc))
+                              device, error=first_line(exc)[:160])
     except Exception as exc:  # an operator that reads tensor values, which fake tensors have none of
         return MemoryEstimate(weights + gradients + optimizer, weights, gradients, optimizer, 0, batch, tokens,
-                              device, note=f"activations not counted (the model reads input values: {_first_line(exc)})")
+                              device, note=f"activations not counted (the model reads input values: {first_line(exc)[:160]})")
     # later steps hold the optimizer's state through forward and backward; with gradient
     # accumulation, the gradients of earlier micro-batches stay alive through the next forward
     accumulated = gradients if train.gradient_accumulation_steps > 1 else 0
@@ -148,11 +149,6 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> Me
     peak = max(training, step, evaluation)
     activations = max(training - weights - gradients - optimizer, 0) if trained else max(evaluation - weights, 0)
     return MemoryEstimate(peak, weights, gradients, optimizer, activations, batch, tokens, device)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def _tensors(model: torch.nn.Module) -> list[torch.Tensor]:

@@ -19,7 +19,7 @@ from typing import Any
 from harness.backbones import Backbone
 from harness.config import TaskCard
 from harness.device import gib
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line
 from harness.estimate import SHAPE_SETTINGS, MemoryEstimate, cell_memory
 from harness.probe import TimeEstimate, probe_cells
 from harness.registry import ADAPTERS
@@ -261,7 +261,7 @@ def _check_cell(backbone: Backbone, adapter, strategy: Strategy, label: str) -> 
     except HarnessError as exc:
         return str(exc)
     except Exception as exc:
-        return f"model {backbone.alias!r}: cannot build a {adapter.type} model: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return f"model {backbone.alias!r}: cannot build a {adapter.type} model: {first_line(exc)}"
     reason = adapter.check_model(model)
     if reason:
         return f"task type {adapter.type!r} on {backbone.alias!r}: {reason}"

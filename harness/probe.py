@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data import load_splits
+from harness.errors import first_line
 from harness.registry import ADAPTERS
 from harness.spec import RunSpec
 
@@ -92,8 +93,7 @@ def probe_cells(specs: list[RunSpec], artifacts: Path | None,
         try:
             shapes[key] = probe(spec, artifacts)
         except Exception as exc:  # noqa: BLE001 - the reason is shown; the plan goes on
-            text = str(exc).strip()
-            shapes[key] = f"{spec.label}: {text.splitlines()[0] if text else type(exc).__name__}"
+            shapes[key] = f"{spec.label}: {first_line(exc)}"
     times = {run_id: shapes[key] for run_id, key in keys.items() if isinstance(shapes.get(key), TimeEstimate)}
     errors = {run_id: shapes[key] for run_id, key in keys.items() if isinstance(shapes.get(key), str)}
     return times, errors

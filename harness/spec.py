@@ -8,8 +8,6 @@ alias does not rerun anything.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from pydantic import Field
 
 from harness import RESULTS_VERSION
 from harness.config import LATER_DEFAULTS, ModelSpec, Strict, TaskCard, TrainConfig
+from harness.digest import json_digest
 from harness.registry import ADAPTERS, STRATEGIES
 from harness.strategies import Strategy
 
@@ -82,8 +81,7 @@ class RunSpec(Strict):
 
     @cached_property
     def id(self) -> str:
-        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return json_digest(self.identity(), compact=True)
 
     @property
     def label(self) -> str:

@@ -7,7 +7,6 @@ parameters train, and may add callbacks, optimizer groups or a loss term.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from transformers.trainer_utils import has_length
 
 import harness
 from harness.device import precision, precision_args
+from harness.digest import json_digest, text_digest
 from harness.spec import RunSpec, card_identity
 
 Progress = Callable[[int, int], None]  # (steps done, total steps)
@@ -129,13 +129,13 @@ def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | 
     definition, the card, the settings preprocessing reads, and the architecture kind."""
     if cache is None:
         return adapter.preprocess(rows, name, tokenizer, cfg)
-    key = _digest({
+    key = json_digest({
         "adapter": adapter.type, "card": card_identity(adapter.card),
         "split": name, "rows": _rows_digest(rows), "tokenizer": _tokenizer_digest(tokenizer),
         "train": cfg.model_dump(mode="json", exclude=NOT_PREPROCESSING),
         "model": [getattr(model.config, "model_type", None), bool(getattr(model.config, "is_encoder_decoder", False))],
         "harness": harness.__version__,
-    })
+    }, 24)
     folder = cache / key
     if (folder / "info.json").exists():
         info = json.loads((folder / "info.json").read_text(encoding="utf-8"))
@@ -152,23 +152,19 @@ def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | 
     return features, info | {"cache": "miss"}
 
 
-def _digest(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
 def _rows_digest(rows: datasets.Dataset) -> str:
     table = rows.with_format("arrow")[:]
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return hashlib.sha256(sink.getvalue()).hexdigest()
+    return text_digest(sink.getvalue(), 64)
 
 
 def _tokenizer_digest(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
     settings = {k: str(v) for k, v in sorted(tokenizer.init_kwargs.items())}
-    return _digest([body, settings, type(tokenizer).__name__, tokenizer.padding_side, tokenizer.truncation_side])
+    return json_digest([body, settings, type(tokenizer).__name__, tokenizer.padding_side, tokenizer.truncation_side], 24)
 
 
 def train(trainer: Trainer, cfg):

@@ -21,6 +21,7 @@ from rich.progress import (
 )
 
 from harness.cost import environment
+from harness.errors import first_line
 from harness.spec import RunSpec
 from harness.store import RunRecord, Store
 
@@ -36,10 +37,9 @@ class Summary:
 
 def failure(spec: RunSpec, exc: BaseException) -> RunRecord:
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        message = f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        message = f"out of memory: {first_line(exc)}"
     else:
-        text = str(exc).strip().splitlines()
-        message = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+        message = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
     return RunRecord(
         id=spec.id, spec=spec.model_dump(mode="json"), status="failed", error=message,
         info={"traceback": traceback.format_exc()}, environment=environment(),

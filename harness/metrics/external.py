@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, first_line
 from harness.metrics import Metric
 
 PREFIX = "evaluate:"
@@ -24,8 +24,7 @@ def _module(path: str):
     try:
         return evaluate.load(path)
     except Exception as exc:  # noqa: BLE001 -- evaluate raises many types for a missing module or no network
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"metric 'evaluate:{path}': cannot load it: {first}") from None
+        raise ConfigError(f"metric 'evaluate:{path}': cannot load it: {first_line(exc)}") from None
 
 
 def load(spec: str) -> Metric:

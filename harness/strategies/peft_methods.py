@@ -20,7 +20,7 @@ from peft.utils import constants
 from torch import nn
 from transformers import TrainerCallback
 
-from harness.errors import ConfigError, did_you_mean
+from harness.errors import ConfigError, did_you_mean, first_line
 from harness.strategies import Strategy
 
 # Fields of a peft config that harness sets itself or that do not describe the method.
@@ -60,7 +60,7 @@ class PeftStrategy(Strategy):
         try:
             cls(args)._config(None)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {key}: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"{where}: {key}: {first_line(exc)}") from None
         return cls(args)
 
     def _config(self, model: nn.Module | None, task_type: str | None = None):
@@ -101,8 +101,7 @@ class PeftStrategy(Strategy):
         try:  # the model is on the meta device: this costs no memory
             peft.get_peft_model(self.peft_ready(model), self._config(model, peft_task(model)))
         except Exception as exc:  # peft raises many types; its message is the reason
-            text = str(exc).strip().splitlines()
-            return f"peft cannot apply {self.name}: {text[0] if text else type(exc).__name__}"
+            return f"peft cannot apply {self.name}: {first_line(exc)}"
         return None
 
     def apply(self, model: nn.Module, adapter) -> nn.Module:
