@@ -89,9 +89,51 @@ class TrainConfig(Strict):
                                                      "gradient accumulation (the effective batch stays) and retry")
 
 
-# Settings added after results were first stored: hashed into run ids only when they differ from
-# these defaults, so that adding them did not rerun every stored cell.
-LATER_DEFAULTS = {"precision": "auto", "group_by_length": False, "auto_batch_size": False}
+# What reads each TrainConfig field, declared once; the run id, the preprocessing cache, the memory
+# estimate's cache and joint training read their fields from here (`train_fields`), and a test
+# holds that every field is declared.
+#   result     it can change a cell's result: hashed into the run id
+#   later      added after results were first stored: hashed only when it differs from its default,
+#              so that adding it reran no stored cell
+#   targets    read only by task types that generate targets (see Adapter.unused_train): not hashed
+#              into the others' ids
+#   preprocess read by adapter.preprocess: part of the preprocessing cache's key
+#   shape      the peak memory of a training step depends on it: part of the estimate's key
+#   per_task   may differ between the tasks of one joint model (their evaluation rows, their shots)
+TRAIN_ROLES: dict[str, frozenset[str]] = {name: frozenset(roles.split()) for name, roles in {
+    "epochs": "result",
+    "max_steps": "result",
+    "learning_rate": "result",
+    "batch_size": "result shape",
+    "eval_batch_size": "result shape",
+    "gradient_accumulation_steps": "result shape",
+    "max_length": "result preprocess shape",
+    "warmup_ratio": "result",
+    "weight_decay": "result",
+    "lr_scheduler": "result",
+    "max_grad_norm": "result",
+    "label_smoothing": "result",
+    "early_stopping": "result",
+    "eval_every_steps": "result",
+    "max_train_samples": "result",
+    "shots": "result per_task",
+    "dropout": "result",
+    "save_model": "",  # keeping the model changes nothing it scores
+    "max_eval_samples": "result per_task",
+    "max_target_length": "result targets preprocess shape",
+    "generation": "result targets preprocess",
+    "precision": "result later shape",
+    "group_by_length": "result later",
+    "auto_batch_size": "result later shape",
+}.items()}
+ROLES = frozenset({"result", "later", "targets", "preprocess", "shape", "per_task"})
+
+
+def train_fields(role: str) -> frozenset[str]:
+    """The TrainConfig fields declared with `role` (see TRAIN_ROLES)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown TrainConfig role {role!r}")
+    return frozenset(name for name, roles in TRAIN_ROLES.items() if role in roles)
 
 
 # --------------------------------------------------------------------------- models

@@ -22,13 +22,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
+from harness.config import train_fields
 from harness.device import gib, precision
 from harness.digest import json_digest
 from harness.errors import first_line
-
-# Training settings a cell's peak memory depends on.
-SHAPE_SETTINGS = {"batch_size", "eval_batch_size", "max_length", "max_target_length", "gradient_accumulation_steps",
-                  "precision", "auto_batch_size"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ def cell_memory(backbone, adapter, strategy, train, device: str, batch: int | No
     """The peak memory of one cell on `device` at per-device batch `batch` (the settings' if None),
     kept under `cache` (a folder) by everything it depends on."""
     batch = batch or train.batch_size
-    key = _key(backbone, adapter, strategy, train, device, batch)
+    key = estimate_key(backbone, adapter, strategy, train, device, batch)
     path = cache / f"{key}.json" if cache else None
     if path and path.exists():
         return MemoryEstimate(**json.loads(path.read_text(encoding="utf-8")))
@@ -99,13 +96,14 @@ def cell_memory(backbone, adapter, strategy, train, device: str, batch: int | No
     return estimate
 
 
-def _key(backbone, adapter, strategy, train, device: str, batch: int) -> str:
+def estimate_key(backbone, adapter, strategy, train, device: str, batch: int) -> str:
+    """The cache key of one memory estimate: what the estimate depends on, and nothing else."""
     import harness
 
     identity = {
         "backbone": backbone.spec.model_dump(mode="json"), "adapter": adapter.type, "head": adapter.head(),
         "options": adapter.options.model_dump(mode="json"), "strategy": [strategy.name, strategy.resolved()],
-        "train": train.model_dump(mode="json", include=SHAPE_SETTINGS - {"batch_size", "auto_batch_size"}),
+        "train": train.model_dump(mode="json", include=train_fields("shape") - {"batch_size", "auto_batch_size"}),
         "device": device, "batch": batch, "harness": harness.__version__, "torch": torch.__version__,
     }
     return json_digest(identity, 24)

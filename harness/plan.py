@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.backbones import Backbone
-from harness.config import TaskCard
+from harness.config import TaskCard, train_fields
 from harness.device import gib
 from harness.errors import HarnessError, first_line
-from harness.estimate import SHAPE_SETTINGS, MemoryEstimate, cell_memory
+from harness.estimate import MemoryEstimate, cell_memory
 from harness.probe import TimeEstimate, probe_cells
 from harness.registry import ADAPTERS
 from harness.spec import RunSpec
@@ -121,7 +121,7 @@ def jobs(specs: list[RunSpec]) -> list[list[RunSpec]]:
     model (same backbone, strategy row, seed and training settings), in first-seen order."""
     groups: dict[tuple, list[RunSpec]] = {}
     for spec in specs:
-        key = (spec.model, spec.strategy, spec.seed, spec.train.model_dump_json(exclude={"max_eval_samples"}),
+        key = (spec.model, spec.strategy, spec.seed, spec.train.model_dump_json(exclude=train_fields("per_task")),
                tuple(spec.partners)) \
             if spec.partners else (spec.id,)
         groups.setdefault(key, []).append(spec)
@@ -190,7 +190,7 @@ def memory_preflight(loaded: LoadedSuite, specs: list[RunSpec], budget: int | No
         backbone, strategy = loaded.backbones[spec.model], loaded.strategies[spec.strategy_key][2]
         adapter = ADAPTERS.get(card.type)(card)
         key = json.dumps([spec.model, card.type, adapter.head(), spec.strategy_key,
-                          spec.train.model_dump(mode="json", include=SHAPE_SETTINGS)], sort_keys=True, default=str)
+                          spec.train.model_dump(mode="json", include=train_fields("shape"))], sort_keys=True, default=str)
         if key not in done:
             estimate = cell_memory(backbone, adapter, strategy, spec.train, device, cache=cache)
             done[key] = (estimate, _memory_reason(estimate, backbone, adapter, strategy, spec, budget, device, cache))
@@ -221,8 +221,7 @@ def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
     label, members = spec.strategy_key, list(spec.partners)
     if len(members) < 2:
         return f"strategy {label!r} on {spec.model!r}: joint training needs two tasks or more, has {members}"
-    # what may differ per task: its evaluation rows; shots come from the suite's axis, equal for all
-    per_task = {"max_eval_samples", "shots"}
+    per_task = train_fields("per_task")
     train = loaded.suite.train_for(spec.model, spec.task, label).model_dump(exclude=per_task)
     for task in members:
         other = loaded.suite.train_for(spec.model, task, label).model_dump(exclude=per_task)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from harness import RESULTS_VERSION
-from harness.config import LATER_DEFAULTS, ModelSpec, Strict, TaskCard, TrainConfig
+from harness.config import ModelSpec, Strict, TaskCard, TrainConfig, train_fields
 from harness.digest import json_digest
 from harness.registry import ADAPTERS, STRATEGIES
 from harness.strategies import Strategy
@@ -63,13 +63,14 @@ class RunSpec(Strict):
     def identity(self) -> dict[str, Any]:
         # Settings that cannot change this cell's result are not hashed: keeping the model, and the
         # settings a task type never reads (generation settings for a classifier). Editing them reruns nothing.
-        unused = {"save_model"} | ADAPTERS.get(self.card.type).unused_train
+        unused = (set(TrainConfig.model_fields) - train_fields("result")) | ADAPTERS.get(self.card.type).unused_train
+        later = {k for k in train_fields("later") if getattr(self.train, k) == TrainConfig.model_fields[k].default}
         identity = {
             "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
             "task": {"card": card_identity(self.card), "data": self.data_fingerprint},
             "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
             "train": self.train.model_dump(
-                mode="json", exclude=unused | {k for k, v in LATER_DEFAULTS.items() if getattr(self.train, k) == v}),
+                mode="json", exclude=unused | later),
             "seed": self.seed,
             "metrics": self.metrics,
             "results_version": self.results_version,

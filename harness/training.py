@@ -31,6 +31,7 @@ from transformers import (
 from transformers.trainer_utils import has_length
 
 import harness
+from harness.config import train_fields
 from harness.device import precision, precision_args
 from harness.digest import json_digest, text_digest
 from harness.spec import RunSpec, card_identity
@@ -115,13 +116,6 @@ class _ReportSteps(TrainerCallback):
         self.progress(state.global_step, state.max_steps)
 
 
-# Training settings that never change what preprocessing makes of a split.
-NOT_PREPROCESSING = {"epochs", "max_steps", "learning_rate", "batch_size", "eval_batch_size",
-                     "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "lr_scheduler", "max_grad_norm",
-                     "label_smoothing", "early_stopping", "eval_every_steps", "dropout", "save_model", "shots",
-                     "max_train_samples", "max_eval_samples"}
-
-
 def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | None):
     """adapter.preprocess, done once per (rows, tokenizer, settings) and kept under `cache`:
     every cell of a suite that reads the same split with the same tokenizer reuses it. The key
@@ -132,7 +126,7 @@ def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | 
     key = json_digest({
         "adapter": adapter.type, "card": card_identity(adapter.card),
         "split": name, "rows": _rows_digest(rows), "tokenizer": _tokenizer_digest(tokenizer),
-        "train": cfg.model_dump(mode="json", exclude=NOT_PREPROCESSING),
+        "train": cfg.model_dump(mode="json", include=train_fields("preprocess")),
         "model": [getattr(model.config, "model_type", None), bool(getattr(model.config, "is_encoder_decoder", False))],
         "harness": harness.__version__,
     }, 24)

@@ -120,3 +120,38 @@ def test_card_errors_name_the_card_file(small_suite, tmp_path):
     })
     message = error_of(small_suite(tasks=[str(card)]))
     assert "broken.yaml" in message and "primary metric 'acuracy' is not among metrics" in message
+
+
+def test_every_train_setting_declares_what_reads_it():
+    """TRAIN_ROLES is the one list the run id, the preprocessing cache, the estimate cache and
+    joint training read: a new TrainConfig field missing from it would silently be left out."""
+    from harness.config import ROLES, TRAIN_ROLES, TrainConfig, train_fields
+
+    assert set(TRAIN_ROLES) == set(TrainConfig.model_fields)
+    assert all(roles <= ROLES for roles in TRAIN_ROLES.values())
+    assert train_fields("later") <= train_fields("result")  # later fields are hashed, when not at their default
+    assert train_fields("targets") <= train_fields("result")
+    assert train_fields("preprocess") == {"max_length", "max_target_length", "generation"}
+    with pytest.raises(ValueError):
+        train_fields("shpae")
+
+
+def test_a_setting_marked_shape_changes_the_memory_estimate_key():
+    """Every `shape` setting (bar the batch, passed apart) is in the estimate's cache key; a `result`
+    setting that is not `shape` is not, so that editing it reuses the cached estimate."""
+    from harness.backbones import resolve
+    from harness.config import ModelSpec, TaskCard, TrainConfig, train_fields
+    from harness.estimate import estimate_key
+    from harness.registry import ADAPTERS, STRATEGIES
+    from tests.conftest import SENTIMENT_CARD
+
+    adapter = ADAPTERS.get("classification")(TaskCard.model_validate(SENTIMENT_CARD))
+    backbone, strategy = resolve("tiny", ModelSpec(source="tiny:bert")), STRATEGIES.get("full").from_suite({}, "t", "s")
+    base = TrainConfig()
+    key = estimate_key(backbone, adapter, strategy, base, "cpu", 8)
+    changed = {"eval_batch_size": 7, "gradient_accumulation_steps": 2, "max_length": 64, "max_target_length": 16,
+               "precision": "bf16"}
+    assert set(changed) == train_fields("shape") - {"batch_size", "auto_batch_size"}
+    for name, value in changed.items():
+        assert estimate_key(backbone, adapter, strategy, base.model_copy(update={name: value}), "cpu", 8) != key, name
+    assert estimate_key(backbone, adapter, strategy, base.model_copy(update={"learning_rate": 1.0}), "cpu", 8) == key

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import datasets
 
-from harness.config import Strict, TaskCard, TrainConfig
+from harness.config import Strict, TaskCard, TrainConfig, train_fields
 from harness.errors import DataError
 from harness.registry import METRICS
 
@@ -27,7 +27,7 @@ class Adapter:
     label_names: ClassVar[list[str]] = ["labels"]  # the model inputs that hold the targets
     generates: ClassVar[bool] = False  # predictions come from `generate`, not from one forward pass
     # TrainConfig fields this task type never reads: not hashed into its run ids
-    unused_train: ClassVar[set[str]] = {"generation", "max_target_length"}
+    unused_train: ClassVar[frozenset[str]] = train_fields("targets")
 
     def __init__(self, card: TaskCard):
         self.card = card

@@ -45,7 +45,7 @@ class Seq2SeqAdapter(Adapter):
     type = "seq2seq"
     Options = Seq2SeqOptions
     generates = True
-    unused_train: ClassVar[set[str]] = set()
+    unused_train: ClassVar[frozenset[str]] = frozenset()  # it reads every setting
 
     def __init__(self, card: TaskCard):
         super().__init__(card)
