@@ -21,20 +21,19 @@ from torch.utils.data import DataLoader
 
 from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, parameter_counts
-from harness.finetuned import save_finetuned
 from harness.registry import ADAPTERS
-from harness.runner import cost_of, record_of, rows_of
+from harness.runner import (
+    PreparedTask,
+    cost_of,
+    load_task,
+    preprocess_task,
+    record_of,
+    save_if_asked,
+)
 from harness.spec import RunSpec
 from harness.store import RunRecord
 from harness.strategies import Context, backbone_of
-from harness.training import (
-    HarnessTrainer,
-    Progress,
-    build_trainer,
-    preprocessed,
-    set_dropout,
-    training_info,
-)
+from harness.training import HarnessTrainer, Progress, build_trainer, set_dropout
 
 
 class MultiTaskModel(nn.Module):
@@ -112,78 +111,68 @@ def _loader(dataset, model: nn.Module, collator, batch_size: int, seed: int) -> 
 
 def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
     """Train one model on every partner task of `specs` (cells of the same joint model) and
-    return a record for each spec."""
-    started = time.perf_counter()
+    return a record for each spec: runner.run_cell's structure (set up, train, evaluate, record)
+    with one model per task around a shared body, and batches drawn from a task mixture."""
+    started, timer = time.perf_counter(), PhaseTimer()
     first = specs[0]
     cfg, seed, strategy = first.train, first.seed, first.build_strategy()
-    timer = PhaseTimer()
-    cards = {name: partner.task_card() for name, partner in first.partners.items()}
-    adapters = {name: ADAPTERS.get(card.type)(card) for name, card in cards.items()}
-    # the body with the most parameters is shared (a classifier's has a pooler that a tagger's lacks)
-    order = sorted(cards, key=lambda n: adapters[n].type != "classification")
+    # the body of a pooled head is the fullest (it has a pooler that the others lack): it is the one shared
+    names = sorted(first.partners, key=lambda n: not ADAPTERS.get(first.partners[n].card.type).pooled)
     with PeakMemory() as memory:
         with timer("load"):
-            rows = {n: rows_of(cards[n], adapters[n], strategy, cfg, seed) for n in order}
-            texts = [t for n in order for t in adapters[n].texts(rows[n][1])]
-            backbone = resolve(first.model, first.model_spec)
-            models, tokenizer = {}, None
-            for n in order:
-                adapter = adapters[n]
-                models[n], tokenizer = backbone.load(strategy.model_class(adapter), strategy.head(adapter), texts,
-                                                     seed, tokenizer=tokenizer)
-            share_backbone(models)
-        cache = artifacts.parent / "cache" / "preprocessed" if artifacts else None
+            tasks = {n: load_task(first.partners[n].task_card(), strategy, cfg, seed) for n in names}
+            models, tokenizer = _models(first, strategy, tasks)
         with timer("preprocess"):
-            sets, counts = {}, {}
-            for n in order:
-                adapters[n].bind(models[n])
-                data, train_rows, eval_rows, _ = rows[n]
-                train_set, train_info = preprocessed(adapters[n], train_rows, data.train_source, tokenizer, cfg,
-                                                     models[n], cache)
-                eval_set, eval_info = preprocessed(adapters[n], eval_rows, data.eval_source, tokenizer, cfg,
-                                                   models[n], cache)
-                sets[n], counts[n] = (train_set, eval_set), (train_info, eval_info)
+            for n, task in tasks.items():
+                preprocess_task(task, tokenizer, cfg, models[n], artifacts)
         if cfg.dropout is not None:
             for model in models.values():
                 set_dropout(model, cfg.dropout)
-        for n in order:
-            strategy.prepare(Context(first, adapters[n], tokenizer, artifacts))
-            models[n] = strategy.apply(models[n], adapters[n])
+        for n, task in tasks.items():
+            strategy.prepare(Context(first, task.adapter, tokenizer, artifacts))
+            models[n] = strategy.apply(models[n], task.adapter)
         joint = MultiTaskModel(models)
         params = parameter_counts(joint, strategy.trained(joint))
-        loaders = {n: _loader(sets[n][0], models[n], adapters[n].collator(tokenizer), cfg.batch_size, seed + i)
-                   for i, n in enumerate(order)}
+        loaders = {n: _loader(t.train_set, models[n], t.adapter.collator(tokenizer), cfg.batch_size, seed + i)
+                   for i, (n, t) in enumerate(tasks.items())}
         mixing = strategy.mixing({n: len(loader) for n, loader in loaders.items()})
         mixture = TaskMixture(loaders, mixing, seed)
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-            trainer = build_trainer(first, joint, tokenizer, adapters[first.task], sets[first.task][0], None, workdir,
-                               progress, strategy, trainer_class=JointTrainer, mixture=mixture)
+            trainer = build_trainer(first, joint, tokenizer, tasks[first.task].adapter, tasks[first.task].train_set,
+                                    None, workdir, progress, strategy, trainer_class=JointTrainer, mixture=mixture)
             with timer("train"):
                 result = trainer.train()  # the task mixture batches itself: no auto batch size
             predictions = {}
             with timer("evaluate"):
                 for spec in specs:
+                    task = tasks[spec.task]
                     models[spec.task].eval()
-                    scorer = build_trainer(spec, models[spec.task], tokenizer, adapters[spec.task], None,
-                                      sets[spec.task][1], workdir, None, strategy)
-                    predictions[spec.task] = scorer.predictions(sets[spec.task][1])
+                    scorer = build_trainer(spec, models[spec.task], tokenizer, task.adapter, None, task.eval_set,
+                                           workdir, None, strategy)
+                    predictions[spec.task] = scorer.predictions(task.eval_set)
     tokens = int(trainer.state.num_input_tokens_seen or 0)
-    eval_rows = sum(len(sets[s.task][1]) for s in specs)
+    eval_rows = sum(len(tasks[s.task].eval_set) for s in specs)
     cost = cost_of(params, memory, timer, started, result.metrics, tokens, eval_rows, timer.seconds["evaluate"])
-    shared = {
-        "tasks": order,
-        "sampling": strategy.args.sampling,
-        "probabilities": {n: round(p, 6) for n, p in mixing.items()},
-        "batches_per_epoch": {n: len(loader) for n, loader in loaders.items()},
-        "batches_drawn": dict(mixture.drawn),
-    }
+    shared = {"tasks": names, "sampling": strategy.args.sampling,
+              "probabilities": {n: round(p, 6) for n, p in mixing.items()},
+              "batches_per_epoch": {n: len(loader) for n, loader in loaders.items()},
+              "batches_drawn": dict(mixture.drawn)}
     records = []
-    for spec in specs:
-        adapter, (data, *_rest) = adapters[spec.task], rows[spec.task]
-        saved = None
-        if cfg.save_model and artifacts:  # each task's model (shared body and its own head) loads alone
-            saved = save_finetuned(models[spec.task], tokenizer, artifacts / spec.id / "model", strategy, spec)
-        info = training_info(trainer, result, *counts[spec.task], data, cfg, saved) | {"joint": shared}
-        records.append(record_of(spec, adapter, data, predictions[spec.task],
-                                 adapter.references(sets[spec.task][1]), dict(cost), info))
+    for spec in specs:  # each task's model (the shared body and its own head) is saved to load alone
+        task = tasks[spec.task]
+        info = task.info(trainer, result, cfg, save_if_asked(models[spec.task], tokenizer, artifacts, strategy, spec))
+        records.append(record_of(spec, task.adapter, task.data, predictions[spec.task],
+                                 task.adapter.references(task.eval_set), dict(cost), info | {"joint": shared}))
     return records
+
+
+def _models(first: RunSpec, strategy, tasks: dict[str, PreparedTask]) -> tuple[dict[str, nn.Module], object]:
+    """({task: its head model}, the tokenizer) around one shared body, loaded in `tasks`' order."""
+    backbone = resolve(first.model, first.model_spec)
+    texts = [t for task in tasks.values() for t in task.adapter.texts(task.train_rows)]
+    models, tokenizer = {}, None
+    for n, task in tasks.items():
+        models[n], tokenizer = backbone.load(strategy.model_class(task.adapter), strategy.head(task.adapter), texts,
+                                             first.seed, tokenizer=tokenizer)
+    share_backbone(models)
+    return models, tokenizer

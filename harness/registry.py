@@ -14,8 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from harness.config import TaskCard, parse
+from harness.config import TaskCard
 from harness.errors import ConfigError, HarnessError, did_you_mean, unknown
+from harness.schema import parse
 from harness.yamlfile import read_yaml
 
 T = TypeVar("T")

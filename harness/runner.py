@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
+from harness.adapters import Adapter
 from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, environment, parameter_counts
-from harness.data import load_splits
+from harness.data import TaskData, load_splits
 from harness.finetuned import save_finetuned
 from harness.registry import ADAPTERS
 from harness.spec import RunSpec
@@ -30,65 +32,97 @@ from harness.training import (
 
 
 def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | None = None) -> RunRecord:
-    """Train and score one cell. With `train.save_model`, the model goes to <artifacts>/<run id>/model.
-    A strategy that does not train (zero-shot, in-context) predicts instead of the Trainer."""
-    started = time.perf_counter()
-    card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
-    cfg = spec.train
+    """Train and score one cell: set up (rows, backbone, features, the strategy applied), train,
+    evaluate, record. With `train.save_model`, the model goes to <artifacts>/<run id>/model.
+    A strategy that does not train (zero-shot, in-context) predicts instead of the Trainer.
+    joint.run_joint is the same structure for the cells of one joint model."""
+    started, timer, cfg = time.perf_counter(), PhaseTimer(), spec.train
     strategy = spec.build_strategy()
-    timer = PhaseTimer()
-    info: dict = {}
     with PeakMemory() as memory:
         with timer("load"):
-            data, train_rows, eval_rows, augmented = rows_of(card, adapter, strategy, cfg, spec.seed)
-            backbone = resolve(spec.model, spec.model_spec)
-            model, tokenizer = backbone.load(strategy.model_class(adapter), strategy.head(adapter),
-                                             adapter.texts(train_rows), spec.seed)
+            task = load_task(spec.task_card(), strategy, cfg, spec.seed)
+            model, tokenizer = resolve(spec.model, spec.model_spec).load(
+                strategy.model_class(task.adapter), strategy.head(task.adapter), task.adapter.texts(task.train_rows),
+                spec.seed)
         if not strategy.trains:
             params = parameter_counts(model, set())
             with timer("evaluate"):
-                predictions, info = strategy.predict(model, tokenizer, adapter, eval_rows, train_rows, spec.seed, cfg)
-            references = adapter.references_of(eval_rows, data.eval_source)
-            tokens, result_metrics = 0, {}
+                predictions, info = strategy.predict(model, tokenizer, task.adapter, task.eval_rows, task.train_rows,
+                                                     spec.seed, cfg)
+            references, tokens, result_metrics = task.adapter.references_of(task.eval_rows, task.data.eval_source), 0, {}
         else:
-            adapter.bind(model)
-            cache = artifacts.parent / "cache" / "preprocessed" if artifacts else None
             with timer("preprocess"):
-                train_set, train_info = preprocessed(adapter, train_rows, data.train_source, tokenizer, cfg, model, cache)
-                eval_set, eval_info = preprocessed(adapter, eval_rows, data.eval_source, tokenizer, cfg, model, cache)
+                preprocess_task(task, tokenizer, cfg, model, artifacts)
             if cfg.dropout is not None:
                 set_dropout(model, cfg.dropout)
-            strategy.prepare(Context(spec, adapter, tokenizer, artifacts))
-            model = strategy.apply(model, adapter)
+            strategy.prepare(Context(spec, task.adapter, tokenizer, artifacts))
+            model = strategy.apply(model, task.adapter)
             params = parameter_counts(model, strategy.trained(model))
             with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-                trainer = build_trainer(spec, model, tokenizer, adapter, train_set, eval_set, workdir, progress, strategy)
+                trainer = build_trainer(spec, model, tokenizer, task.adapter, task.train_set, task.eval_set, workdir,
+                                        progress, strategy)
                 with timer("train"):
                     result = train(trainer, cfg)
                 with timer("evaluate"):
                     trainer.model = strategy.before_evaluate(trainer.model)
-                    predictions = trainer.predictions(eval_set)
-                saved = save_finetuned(trainer.model, tokenizer, artifacts / spec.id / "model", strategy, spec) \
-                    if cfg.save_model and artifacts else None
-            references = adapter.references(eval_set)
+                    predictions = trainer.predictions(task.eval_set)
+                saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
+            references = task.adapter.references(task.eval_set)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
-            info = training_info(trainer, result, train_info, eval_info, data, cfg, saved)
-            if augmented:
-                info["augmentation"] = augmented
-    cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(eval_rows), timer.seconds["evaluate"])
-    return record_of(spec, adapter, data, predictions, references, cost, info)
+            info = task.info(trainer, result, cfg, saved)
+    cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(task.eval_rows),
+                   timer.seconds["evaluate"])
+    return record_of(spec, task.adapter, task.data, predictions, references, cost, info)
 
 
-def rows_of(card, adapter, strategy, cfg, seed: int):
-    """(splits, training rows, evaluation rows, what augmentation did) of one task for one cell:
-    the first N rows if asked, the few-shot draw, the strategy's data augmentation."""
+@dataclass
+class PreparedTask:
+    """One task of a cell made ready: its adapter, splits and rows, then its model-ready features."""
+
+    adapter: Adapter
+    data: TaskData
+    train_rows: datasets.Dataset
+    eval_rows: datasets.Dataset
+    augmented: dict | None  # what the strategy's data augmentation did
+    train_set: datasets.Dataset | None = None
+    eval_set: datasets.Dataset | None = None
+    counts: tuple[dict, dict] = ({}, {})  # what preprocessing did to each split
+
+    def info(self, trainer, result, cfg, saved) -> dict:
+        """What training did, for this task's record (training.training_info, and augmentation)."""
+        info = training_info(trainer, result, *self.counts, self.data, cfg, saved)
+        return info | ({"augmentation": self.augmented} if self.augmented else {})
+
+
+def load_task(card, strategy, cfg, seed: int) -> PreparedTask:
+    """A task's rows for one cell: the first N rows if asked, the few-shot draw, the strategy's
+    data augmentation."""
+    adapter = ADAPTERS.get(card.type)(card)
     data = load_splits(card)
     train_rows = _head(data.train, cfg.max_train_samples)
     if cfg.shots:
         train_rows = adapter.few_shot(train_rows, cfg.shots, seed)
     train_rows, augmented = strategy.augment(train_rows, adapter, seed)
-    return data, train_rows, _head(data.eval, cfg.max_eval_samples), augmented
+    return PreparedTask(adapter, data, train_rows, _head(data.eval, cfg.max_eval_samples), augmented)
+
+
+def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path | None) -> None:
+    """The task's features for `model` (its adapter bound to it), through the preprocessing cache
+    beside the store's runs folder."""
+    task.adapter.bind(model)
+    cache = artifacts.parent / "cache" / "preprocessed" if artifacts else None
+    task.train_set, train_info = preprocessed(task.adapter, task.train_rows, task.data.train_source, tokenizer, cfg,
+                                              model, cache)
+    task.eval_set, eval_info = preprocessed(task.adapter, task.eval_rows, task.data.eval_source, tokenizer, cfg,
+                                            model, cache)
+    task.counts = (train_info, eval_info)
+
+
+def save_if_asked(model, tokenizer, artifacts: Path | None, strategy, spec: RunSpec) -> Path | None:
+    """With `train.save_model`: the fine-tuned model in <artifacts>/<run id>/model (see finetuned)."""
+    if not (spec.train.save_model and artifacts):
+        return None
+    return save_finetuned(model, tokenizer, artifacts / spec.id / "model", strategy, spec)
 
 
 def cost_of(params: dict, memory: PeakMemory, timer: PhaseTimer, started: float, result_metrics: dict,

@@ -15,9 +15,10 @@ from typing import Any
 from pydantic import Field
 
 from harness import RESULTS_VERSION
-from harness.config import ModelSpec, Strict, TaskCard, TrainConfig, train_fields
+from harness.config import ModelSpec, TaskCard, TrainConfig, train_fields
 from harness.digest import json_digest
 from harness.registry import ADAPTERS, STRATEGIES
+from harness.schema import Strict
 from harness.strategies import Strategy
 
 # Card fields that change how results are shown, never the results: editing them reruns nothing.

@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.backbones import Backbone, resolve
-from harness.config import Suite, TaskCard, TrainConfig, format_error, parse
+from harness.config import Suite, TaskCard, TrainConfig
 from harness.data import fingerprint
 from harness.errors import ConfigError, unknown
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+from harness.schema import format_error, parse
 from harness.spec import Partner, RunSpec
 from harness.strategies import Strategy
 from harness.yamlfile import read_yaml

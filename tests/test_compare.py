@@ -81,8 +81,8 @@ def test_targets(small_suite, tmp_path, capsys):
 
 
 def test_shipped_targets_parse():
-    from harness.config import parse
     from harness.report.compare import Targets
+    from harness.schema import parse
     from harness.yamlfile import read_yaml
 
     for path in (ROOT / "targets").glob("*.yaml"):

@@ -12,9 +12,10 @@ from typing import Any, ClassVar
 
 import datasets
 
-from harness.config import Strict, TaskCard, TrainConfig, train_fields
+from harness.config import TaskCard, TrainConfig, train_fields
 from harness.errors import DataError
 from harness.registry import METRICS
+from harness.schema import Strict
 
 
 class NoOptions(Strict):
@@ -26,6 +27,8 @@ class Adapter:
     Options: ClassVar[type[Strict]] = NoOptions  # the card's `options:` for this task type
     label_names: ClassVar[list[str]] = ["labels"]  # the model inputs that hold the targets
     generates: ClassVar[bool] = False  # predictions come from `generate`, not from one forward pass
+    # its head reads the body's pooled output: its body has a pooler that other heads' bodies lack
+    pooled: ClassVar[bool] = False
     # TrainConfig fields this task type never reads: not hashed into its run ids
     unused_train: ClassVar[frozenset[str]] = train_fields("targets")
 
@@ -89,6 +92,11 @@ class Adapter:
 
     def references(self, features: datasets.Dataset) -> list:
         """Per-example references, aligned with `decode`'s predictions."""
+        raise NotImplementedError
+
+    def references_of(self, rows: datasets.Dataset, name: str) -> list:
+        """Per-example references straight from raw rows of split `name`, for strategies that
+        predict without preprocessing (prompting)."""
         raise NotImplementedError
 
     def breakdown(self, predictions: Sequence, references: Sequence) -> dict:

@@ -19,6 +19,7 @@ REGRESSION_METRICS = {"pearson", "spearman"}
 
 class ClassificationAdapter(Adapter):
     type = "classification"
+    pooled = True
 
     @classmethod
     def check_card(cls, card: TaskCard) -> str | None:

@@ -24,8 +24,9 @@ import transformers
 from pydantic import Field
 
 from harness.adapters import Adapter, source_rows
-from harness.config import Strict, TaskCard, TrainConfig
+from harness.config import TaskCard, TrainConfig
 from harness.errors import DataError
+from harness.schema import Strict
 
 
 class QAOptions(Strict):

@@ -27,8 +27,9 @@ from transformers.models.auto.modeling_auto import (
 
 from harness.adapters import Adapter, source_rows
 from harness.backbones import GenerationModel
-from harness.config import Strict, TaskCard, TrainConfig
+from harness.config import TaskCard, TrainConfig
 from harness.errors import DataError
+from harness.schema import Strict
 
 
 class Seq2SeqOptions(Strict):

@@ -16,10 +16,10 @@ from xml.sax.saxutils import escape, quoteattr
 import pandas as pd
 from pydantic import Field
 
-from harness.config import Strict, parse
 from harness.registry import METRICS
 from harness.report import stats
 from harness.report.results import Results
+from harness.schema import Strict, parse
 from harness.yamlfile import read_yaml
 
 KEY = ["model", "strategy", "task"]

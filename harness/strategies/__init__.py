@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import safetensors.torch
 import torch
 from torch import nn
 
-from harness.config import Strict, parse
+from harness.schema import Strict, parse
 
 
 class NoArgs(Strict):
@@ -99,6 +100,39 @@ class Strategy:
     def callbacks(self, model: nn.Module) -> list:
         """TrainerCallbacks that change what trains during training (gradual unfreezing)."""
         return []
+
+    def predict(self, model: nn.Module, tokenizer, adapter, rows, train_rows, seed: int, train) -> tuple[list, dict]:
+        """(per-example predictions on `rows`, what was done) for a strategy that does not train
+        (`trains` False): it predicts in place of the Trainer."""
+        raise NotImplementedError
+
+    def mixing(self, sizes: dict[str, int]) -> dict[str, float]:
+        """For a `joint` strategy: the probability of drawing each task's next batch, given its
+        number of batches per epoch."""
+        raise NotImplementedError
+
+    def save_trained(self, model: nn.Module, folder: Path) -> None:
+        """Write what this strategy trained in `model` into `folder`: the parameters it trains
+        (the rest is the backbone, which the run spec rebuilds). `load_trained` reads them back."""
+        folder.mkdir(parents=True, exist_ok=True)
+        trained = self.trained(model)
+        state = {n: p.detach().contiguous() for n, p in model.named_parameters() if n in trained}
+        safetensors.torch.save_file(state, folder / TRAINED)
+
+    def load_trained(self, model: nn.Module, adapter, folder: Path) -> nn.Module:
+        """`model` (the backbone rebuilt as the cell built it) with this strategy applied and the
+        parameters `save_trained` wrote loaded into it."""
+        model = self.apply(model, adapter)
+        state = safetensors.torch.load_file(folder / TRAINED)
+        missing = set(state) - set(dict(model.named_parameters()))
+        if missing:
+            raise ValueError(f"{folder}: saved parameters the rebuilt model lacks: {sorted(missing)[:3]}")
+        model.load_state_dict(state, strict=False)
+        return model
+
+
+# The file Strategy.save_trained writes the trained parameters to.
+TRAINED = "trained.safetensors"
 
 
 def backbone_of(model: nn.Module) -> nn.Module:

@@ -20,8 +20,9 @@ import torch
 from pydantic import Field, model_validator
 
 from harness.backbones import GenerationModel, resolve
-from harness.config import ModelSpec, Strict
+from harness.config import ModelSpec
 from harness.errors import HarnessError
+from harness.schema import Strict
 from harness.strategies.full import Full
 
 

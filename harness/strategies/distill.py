@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from harness.config import ModelSpec, Strict
+from harness.config import ModelSpec
+from harness.schema import Strict
 from harness.strategies import Context, Strategy
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 from transformers import TrainerCallback
 
-from harness.config import Strict
+from harness.schema import Strict
 from harness.strategies import (
     Strategy,
     depth_groups,

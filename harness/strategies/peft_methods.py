@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import peft
@@ -111,6 +112,15 @@ class PeftStrategy(Strategy):
         if self.args.get("merge"):
             model.merge_adapter()
         return model
+
+    def save_trained(self, model: nn.Module, folder: Path) -> None:
+        """peft's own format: the adapter (with the trained head peft keeps as modules_to_save)."""
+        if any(getattr(m, "merged", False) for m in model.modules()):
+            model.unmerge_adapter()  # save the adapter as trained, not folded into the weights
+        model.save_pretrained(folder)
+
+    def load_trained(self, model: nn.Module, adapter, folder: Path) -> nn.Module:
+        return peft.PeftModel.from_pretrained(self.peft_ready(model), folder)
 
 
 def peft_task(model: nn.Module) -> str:

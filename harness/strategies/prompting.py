@@ -18,7 +18,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from harness.backbones import GenerationModel
-from harness.config import Strict
+from harness.schema import Strict
 from harness.strategies import Strategy
 
 
