@@ -53,7 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/results.md")
     args = parser.parse_args()
-    from harness.estimate import cell_memory, measured_peak
+    from harness.estimate import cell_memory
+    from harness.testing import measured_peak
 
     lines = [f"{'cell':40} {'estimate MiB':>12} {'measured MiB':>12} {'ratio':>6} {'estimate took':>13}"]
     print(lines[0], flush=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,7 +119,7 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> Me
     if strategy.trains:
         model = strategy.apply(model, adapter)
     trained = strategy.trained(model) if strategy.trains else set()
-    weights = sum(t.untyped_storage().nbytes() for t in _tensors(model))
+    weights = sum(t.untyped_storage().nbytes() for t in tensors_of(model))
     gradients = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n in trained)
     optimizer = 2 * gradients  # AdamW's two moments, in the parameters' dtype
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision(train.precision))
@@ -128,7 +127,7 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> Me
     try:
         with FakeTensorMode(allow_non_fake_inputs=True):
             _to_fake(model, device, trained)
-            held = _tensors(model)
+            held = tensors_of(model)
             backward = _backward_peak(model, held, adapter, train, batch, autocast) if trained else 0
             evaluation = _eval_peak(model, held, adapter, train, autocast, labels=strategy.trains)
     except ValueError as exc:  # the model's or the strategy's own check of its inputs: the run would fail
@@ -149,7 +148,7 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> Me
     return MemoryEstimate(peak, weights, gradients, optimizer, activations, batch, tokens, device)
 
 
-def _tensors(model: torch.nn.Module) -> list[torch.Tensor]:
+def tensors_of(model: torch.nn.Module) -> list[torch.Tensor]:
     """Every parameter and buffer once (tied weights are one tensor)."""
     return list({id(t): t for t in [*model.parameters(), *model.buffers()]}.values())
 
@@ -199,67 +198,3 @@ def _eval_peak(model, held, adapter, train, autocast, labels: bool) -> int:
     with LiveBytes(held) as live, torch.no_grad(), autocast:
         model(**inputs)
     return live.peak
-
-
-def allocated_peak(step: Callable[[], object], held: int = 0, device: str = "cpu") -> int:
-    """The true peak of bytes allocated on `device` while `step()` runs on real tensors, from the
-    allocator's own events in torch's profiler, plus `held` (what was allocated before): what
-    estimates are checked against (benchmarks/memory.py, tests)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    kind = device.split(":")[0]
-    with profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if kind == "cuda" else [])],
-                 profile_memory=True) as prof:
-        step()
-    running = peak = 0
-    events = [e for e in prof.profiler.kineto_results.events()
-              if e.name() == "[memory]" and str(e.device_type()).lower().endswith(kind)]
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        running += event.nbytes()
-        peak = max(peak, running)
-    return held + peak
-
-
-def measured_peak(backbone, adapter, strategy, train, device: str = "cpu") -> int:
-    """The true peak bytes of what `cell_memory` estimates: the same model (config, head, strategy;
-    real random weights) runs two real optimizer steps at the same longest batch (forward,
-    backward, clipping, Trainer's fused AdamW) and an evaluation forward."""
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
-    adapter.bind(model)
-    model = strategy.apply(model, adapter)
-    trained = strategy.trained(model)
-    params = [p for n, p in model.named_parameters() if n in trained]
-    for name, param in model.named_parameters():
-        param.requires_grad_(name in trained)
-    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
-    vocab = min(model.config.get_text_config().vocab_size, 100)
-
-    def batch(rows: int) -> dict[str, torch.Tensor]:
-        out = {}
-        for name, (shape, dtype) in adapter.longest_batch(rows, train).items():
-            target = name in adapter.label_names and not adapter.generates  # a class or a position: 0 or 1
-            out[name] = (torch.zeros(shape, device=device) if dtype == "float"
-                         else torch.randint(0, 2 if target else vocab, shape, device=device))
-        if "attention_mask" in out:
-            out["attention_mask"].fill_(1)
-        return out
-
-    micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
-
-    def steps() -> None:
-        for _ in range(2):
-            model.train()
-            for _ in range(train.gradient_accumulation_steps):
-                loss = model(**micro).loss
-                loss.backward()
-                del loss
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        model.eval()
-        with torch.no_grad():
-            model(**evaluation)
-
-    return allocated_peak(steps, sum(t.untyped_storage().nbytes() for t in _tensors(model)), device)

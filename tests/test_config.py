@@ -7,7 +7,7 @@ import pytest
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.suite import load_suite
-from tests.conftest import write_yaml
+from harness.testing import write_yaml
 
 
 def error_of(path) -> str:
@@ -143,7 +143,7 @@ def test_a_setting_marked_shape_changes_the_memory_estimate_key():
     from harness.config import ModelSpec, TaskCard, TrainConfig, train_fields
     from harness.estimate import estimate_key
     from harness.registry import ADAPTERS, STRATEGIES
-    from tests.conftest import SENTIMENT_CARD
+    from harness.testing import SENTIMENT_CARD
 
     adapter = ADAPTERS.get("classification")(TaskCard.model_validate(SENTIMENT_CARD))
     backbone, strategy = resolve("tiny", ModelSpec(source="tiny:bert")), STRATEGIES.get("full").from_suite({}, "t", "s")

@@ -13,7 +13,7 @@ from harness.errors import DataError
 from harness.generated import same_subject, sentiment, similarity
 from harness.runner import run_cell
 from harness.suite import expand, load_suite
-from tests.conftest import write_yaml
+from harness.testing import write_yaml
 
 
 @pytest.mark.parametrize("generator", [sentiment, same_subject, similarity])

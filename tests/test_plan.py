@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.cli import main
 from harness.plan import preflight
 from harness.suite import expand, load_suite
-from tests.conftest import SENTIMENT_CARD, write_yaml
+from harness.testing import SENTIMENT_CARD, write_yaml
 
 
 def ids(path) -> list[str]:

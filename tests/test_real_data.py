@@ -12,7 +12,7 @@ from harness.data import load_splits
 from harness.registry import load_card
 from harness.runner import run_cell
 from harness.suite import expand, load_suite
-from tests.conftest import SHARED_DATA, write_yaml
+from harness.testing import SHARED_DATA, write_yaml
 
 pytestmark = [
     pytest.mark.real_data,

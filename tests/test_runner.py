@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.backbones import resolve
-from harness.data import load_splits
-from harness.registry import ADAPTERS
 from harness.runner import run_cell
 from harness.suite import expand, load_suite
-from harness.training import build_trainer
-from tests.conftest import FAST_TRAIN
+from harness.testing import FAST_TRAIN, trained_pair
 
 
 def test_full_fine_tuning_learns_far_above_chance(small_suite):
@@ -30,7 +26,7 @@ def test_full_fine_tuning_learns_far_above_chance(small_suite):
 
 
 def test_regression_task_scores_with_pearson(small_suite, tmp_path):
-    from tests.conftest import write_yaml
+    from harness.testing import write_yaml
 
     card = write_yaml(tmp_path / "tasks" / "sim.yaml", {
         "name": "sim", "type": "classification",
@@ -41,26 +37,6 @@ def test_regression_task_scores_with_pearson(small_suite, tmp_path):
     record = run_cell(spec)
     assert set(record.metrics) == {"pearson", "spearman"}
     assert all(isinstance(p, float) for p in record.predictions)
-
-
-def trained_pair(spec):
-    """(parameters before, parameters after, trainable names) through the runner's training path."""
-    card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
-    data = load_splits(card)
-    backbone = resolve(spec.model, spec.model_spec)
-    model, tokenizer = backbone.load(adapter.model_class, adapter.head(), adapter.texts(data.train), spec.seed)
-    train, _ = adapter.preprocess(data.train.select(range(128)), "train", tokenizer, spec.train)
-    strategy = spec.build_strategy()
-    model = strategy.apply(model, adapter)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as workdir:
-        build_trainer(spec, model, tokenizer, adapter, train, train, workdir, None, strategy).train()
-    after = dict(model.named_parameters())
-    return before, after, trainable
 
 
 @pytest.mark.parametrize("strategy", ["head_only", "bitfit", "lora", "full"])

@@ -13,7 +13,7 @@ from harness.report import plots
 from harness.report.results import Results
 from harness.store import Store
 from harness.suite import expand, load_suite
-from tests.test_leaderboard import record
+from harness.testing import fake_record
 
 EVIL = "<img src=x onerror=alert(1)>"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -26,7 +26,7 @@ def fill(small_suite):
     with Store(loaded.store_path) as store:
         for spec in expand(loaded):
             correct = {"full": 180, "lora": 150}[spec.strategy] - (20 if spec.model == EVIL else 0) + spec.seed
-            store.write(record(spec, correct, trainable={"full": 1000, "lora": 20}[spec.strategy],
+            store.write(fake_record(spec, correct, trainable={"full": 1000, "lora": 20}[spec.strategy],
                                log_history=[{"step": s, "eval_accuracy": 50 + s} for s in (10, 20, 30)]))
     return path, loaded
 

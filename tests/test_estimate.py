@@ -7,10 +7,10 @@ import pytest
 
 from harness import estimate as estimate_module
 from harness.cli import main
-from harness.estimate import cell_memory, measured_peak
+from harness.estimate import cell_memory
 from harness.store import Store
 from harness.suite import expand, load_suite
-from tests.conftest import write_yaml
+from harness.testing import measured_peak, write_yaml
 
 
 def _parts(suite_path, strategy="full"):

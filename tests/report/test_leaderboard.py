@@ -16,30 +16,9 @@ from harness.report.leaderboard import boards
 from harness.report.results import Results
 from harness.store import RunRecord, Store
 from harness.suite import expand, load_suite
-from tests.conftest import write_yaml
+from harness.testing import fake_record, write_yaml
 
-GOLDEN = Path(__file__).parent / "golden"
-N = 200  # examples in each fake evaluation set
-REFS = [i % 2 for i in range(N)]
-
-
-def predictions(correct: int, offset: int = 0) -> list[int]:
-    """Predictions that get exactly `correct` of REFS right (wrong ones start at `offset`)."""
-    wrong = set(range(offset, offset + N - correct))
-    return [1 - r if i in wrong else r for i, r in enumerate(REFS)]
-
-
-def record(spec, correct: int, trainable: int = 10, offset: int = 0, **info) -> RunRecord:
-    preds = predictions(correct, offset)
-    accuracy = 100 * correct / N
-    return RunRecord(id=spec.id, spec=spec.model_dump(mode="json"), status="done",
-                     metrics={"accuracy": accuracy, "f1_macro": accuracy, "mcc": accuracy - 50},
-                     cost={"trainable_params": trainable, "trainable_share": trainable / 1000,
-                           "peak_memory_mb": 100.0 + trainable, "memory_kind": "cpu_peak_rss",
-                           "seconds": {"train": trainable / 100}},
-                     info=info, predictions=preds, references=REFS)
-
-
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 @pytest.fixture
 def two_task_suite(small_suite, tmp_path):
     write_yaml(tmp_path / "tasks" / "other.yaml", {
@@ -63,7 +42,7 @@ def fill(loaded, specs, skip=()):
             if (spec.strategy, spec.task, spec.seed) in skip:
                 continue
             correct = CORRECT[spec.strategy] + spec.seed - (5 if spec.task == "other" else 0)
-            store.write(record(spec, correct, trainable={"full": 1000, "lora": 20, "bitfit": 5}[spec.strategy]))
+            store.write(fake_record(spec, correct, trainable={"full": 1000, "lora": 20, "bitfit": 5}[spec.strategy]))
 
 
 def test_figures_equal_a_computation_by_hand(two_task_suite):
@@ -125,8 +104,8 @@ def test_views(two_task_suite):
 def test_split_hygiene_is_flagged(two_task_suite):
     _, loaded, specs = two_task_suite
     with Store(loaded.store_path) as store:
-        store.write(record(specs[0], 150, selected_on="validation", reported_on="validation"))
-        store.write(record(specs[1], 150, selected_on=None, reported_on="validation"))
+        store.write(fake_record(specs[0], 150, selected_on="validation", reported_on="validation"))
+        store.write(fake_record(specs[1], 150, selected_on=None, reported_on="validation"))
         board = boards(Results.from_suite(loaded, specs, store))[0]
     assert any("1 of 2 runs chose their checkpoint on the split they report (validation)" in n for n in board.notes)
 
@@ -151,7 +130,7 @@ def test_failed_runs_are_not_scored(small_suite):
     loaded = load_suite(small_suite(seeds=[0, 1]))
     specs = expand(loaded)
     with Store(loaded.store_path) as store:
-        store.write(record(specs[0], 140))
+        store.write(fake_record(specs[0], 140))
         store.write(RunRecord(id=specs[1].id, spec=specs[1].model_dump(mode="json"), status="failed", error="boom"))
         board = boards(Results.from_suite(loaded, specs, store))[0]
     cell = board.column("small_sentiment").cells[0]

@@ -11,7 +11,7 @@ from harness.plan import preflight
 from harness.runner import run_cell
 from harness.strategies.prompting import continuation_logprobs
 from harness.suite import expand, load_suite
-from tests.conftest import SHARED_DATA, write_yaml
+from harness.testing import SHARED_DATA, write_yaml
 
 
 def test_prompted_cells_run_without_training_and_encoders_are_refused(small_suite):

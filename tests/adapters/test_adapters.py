@@ -20,7 +20,7 @@ from harness.plan import preflight
 from harness.registry import load_card
 from harness.runner import run_cell
 from harness.suite import expand, load_suite
-from tests.conftest import write_yaml
+from harness.testing import write_yaml
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

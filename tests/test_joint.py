@@ -16,7 +16,7 @@ from harness.plan import jobs, preflight
 from harness.registry import STRATEGIES
 from harness.store import Store
 from harness.suite import expand, load_suite
-from tests.conftest import FAST_TRAIN, write_yaml
+from harness.testing import FAST_TRAIN, write_yaml
 
 ENTITIES_CARD = {
     "name": "small_entities",

@@ -9,7 +9,7 @@ import pytest
 
 from harness.registry import METRICS
 
-FOLDER = Path(__file__).parent / "metric_cases"
+FOLDER = Path(__file__).parent / "cases"
 # classification.json is hand-computed; the others were computed by the reference implementations
 # (conlleval.pl, the official SQuAD scripts, rouge-score, sacrebleu): see make_cases.py.
 CASES = [c for f in sorted(FOLDER.glob("*.json")) for c in json.loads(f.read_text(encoding="utf-8"))]

@@ -17,7 +17,7 @@ from harness.plan import jobs
 from harness.runner import run_cell
 from harness.store import Store
 from harness.suite import expand, load_suite
-from tests.conftest import write_yaml
+from harness.testing import write_yaml
 
 
 def bad_label_card(tmp_path):

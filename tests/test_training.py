@@ -13,7 +13,7 @@ import pytest
 
 from harness.runner import run_cell
 from harness.suite import expand, load_suite
-from tests.conftest import write_yaml
+from harness.testing import write_yaml
 
 CASES = [("tiny:bert", "gen_similarity"), ("tiny:bert", "gen_entities"), ("tiny:bert", "gen_facts"),
          ("tiny:llama", "gen_headline")]

@@ -1,7 +1,7 @@
 """Writes ner.json, squad.json and generation.json: metric cases whose expected values come from the
 reference implementations, not from harness.
 
-    python tests/metric_cases/make_cases.py --conlleval conlleval.pl --squad-v1 evaluate-v1.1.py --squad-v2 evaluate-v2.0.py
+    python tests/metrics/cases/make_cases.py --conlleval conlleval.pl --squad-v1 evaluate-v1.1.py --squad-v2 evaluate-v2.0.py
 
 - entity precision / recall / F1 and token accuracy (default mode): conlleval.pl (Perl), the CoNLL
   shared task's own script, fed the tags as `token gold guess` lines;

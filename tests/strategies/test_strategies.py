@@ -10,7 +10,7 @@ import torch
 from harness.plan import preflight
 from harness.strategies import depth_groups
 from harness.suite import expand, load_suite
-from tests.test_runner import trained_pair
+from harness.testing import trained_pair
 
 TWO_LAYERS = "bert.encoder.layer"
 

@@ -1,0 +1,178 @@
+"""A small kit for testing harness and what is built on it, in the spirit of seqio's test_utils:
+tiny task cards and suites written into a folder, fake records whose scores are known, a store
+filled with them, a strategy's parameters before and after training, and the measured peak
+memory of a training step (what memory estimates are checked against).
+
+Nothing here is used by harness itself; tests and benchmarks import it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import yaml
+
+from harness.backbones import resolve
+from harness.data import load_splits
+from harness.estimate import tensors_of
+from harness.registry import ADAPTERS
+from harness.spec import RunSpec
+from harness.store import RunRecord, Store
+from harness.training import build_trainer
+
+# The samples of real public datasets beside the checkout (HARNESS_SHARED_DATA overrides).
+SHARED_DATA = Path(os.environ.get("HARNESS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+SENTIMENT_CARD = {
+    "name": "small_sentiment",
+    "type": "classification",
+    "source": {"generate": "sentiment", "seed": 0, "options": {"n_train": 600, "n_eval": 200}},
+    "inputs": ["sentence"],
+    "labels": ["negative", "positive"],
+    "metrics": ["accuracy", "f1_macro"],
+    "primary": "accuracy",
+}
+
+FAST_TRAIN = {"epochs": 3, "learning_rate": 2.0e-3, "batch_size": 32, "max_length": 48, "warmup_ratio": 0.1}
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def write_suite(folder: Path, **changes) -> Path:
+    """<folder>/suite.yaml: a tiny BERT trained fully on the small generated sentiment task, one
+    seed, storing in <folder>/results/; `changes` replace its keys. The task's card is
+    <folder>/tasks/small_sentiment.yaml, written if absent (a test may have changed it)."""
+    card = folder / "tasks" / "small_sentiment.yaml"
+    if not card.exists():
+        write_yaml(card, SENTIMENT_CARD)
+    suite = {
+        "name": "small",
+        "models": {"tiny": "tiny:bert"},
+        "tasks": [str(card)],
+        "strategies": {"full": {}},
+        "seeds": [0],
+        "train": dict(FAST_TRAIN),
+        "store": str(folder / "results" / "store.sqlite"),
+    }
+    suite.update(changes)
+    return write_yaml(folder / "suite.yaml", suite)
+
+
+N = 200  # examples in each fake evaluation set
+REFS = [i % 2 for i in range(N)]
+
+
+def predictions(correct: int, offset: int = 0) -> list[int]:
+    """Predictions that get exactly `correct` of REFS right (the wrong ones start at `offset`)."""
+    wrong = set(range(offset, offset + N - correct))
+    return [1 - r if i in wrong else r for i, r in enumerate(REFS)]
+
+
+def fake_record(spec: RunSpec, correct: int, trainable: int = 10, offset: int = 0, **info) -> RunRecord:
+    """A done record of `spec` with `correct` of N examples right (accuracy, f1_macro, mcc from it)
+    and cost figures that grow with `trainable`."""
+    accuracy = 100 * correct / N
+    return RunRecord(id=spec.id, spec=spec.model_dump(mode="json"), status="done",
+                     metrics={"accuracy": accuracy, "f1_macro": accuracy, "mcc": accuracy - 50},
+                     cost={"trainable_params": trainable, "trainable_share": trainable / 1000,
+                           "peak_memory_mb": 100.0 + trainable, "memory_kind": "cpu_peak_rss",
+                           "seconds": {"train": trainable / 100}},
+                     info=info, predictions=predictions(correct, offset), references=REFS)
+
+
+def fill_store(path: Path, specs: list[RunSpec], correct: Callable[[RunSpec], int], skip=()) -> None:
+    """A store at `path` holding a fake record of each spec (`correct(spec)` right), bar `skip`."""
+    with Store(path) as store:
+        for spec in specs:
+            if spec.id not in skip:
+                store.write(fake_record(spec, correct(spec)))
+
+
+def trained_pair(spec: RunSpec, rows: int = 128):
+    """(parameters before, parameters after, trainable names) of `spec`'s strategy trained on the
+    first `rows` training rows through the one training path."""
+    card = spec.task_card()
+    adapter = ADAPTERS.get(card.type)(card)
+    data = load_splits(card)
+    backbone = resolve(spec.model, spec.model_spec)
+    model, tokenizer = backbone.load(adapter.model_class, adapter.head(), adapter.texts(data.train), spec.seed)
+    train, _ = adapter.preprocess(data.train.select(range(rows)), "train", tokenizer, spec.train)
+    strategy = spec.build_strategy()
+    model = strategy.apply(model, adapter)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    with tempfile.TemporaryDirectory() as workdir:
+        build_trainer(spec, model, tokenizer, adapter, train, train, workdir, None, strategy).train()
+    return before, dict(model.named_parameters()), trainable
+
+
+def allocated_peak(step: Callable[[], object], held: int = 0, device: str = "cpu") -> int:
+    """The true peak of bytes allocated on `device` while `step()` runs on real tensors, from the
+    allocator's own events in torch's profiler, plus `held` (what was allocated before): what
+    estimates are checked against (benchmarks/memory.py, tests)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    kind = device.split(":")[0]
+    with profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if kind == "cuda" else [])],
+                 profile_memory=True) as prof:
+        step()
+    running = peak = 0
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and str(e.device_type()).lower().endswith(kind)]
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        running += event.nbytes()
+        peak = max(peak, running)
+    return held + peak
+
+
+def measured_peak(backbone, adapter, strategy, train, device: str = "cpu") -> int:
+    """The true peak bytes of what `cell_memory` estimates: the same model (config, head, strategy;
+    real random weights) runs two real optimizer steps at the same longest batch (forward,
+    backward, clipping, Trainer's fused AdamW) and an evaluation forward."""
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
+    adapter.bind(model)
+    model = strategy.apply(model, adapter)
+    trained = strategy.trained(model)
+    params = [p for n, p in model.named_parameters() if n in trained]
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in trained)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    vocab = min(model.config.get_text_config().vocab_size, 100)
+
+    def batch(rows: int) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, (shape, dtype) in adapter.longest_batch(rows, train).items():
+            target = name in adapter.label_names and not adapter.generates  # a class or a position: 0 or 1
+            out[name] = (torch.zeros(shape, device=device) if dtype == "float"
+                         else torch.randint(0, 2 if target else vocab, shape, device=device))
+        if "attention_mask" in out:
+            out["attention_mask"].fill_(1)
+        return out
+
+    micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
+
+    def steps() -> None:
+        for _ in range(2):
+            model.train()
+            for _ in range(train.gradient_accumulation_steps):
+                loss = model(**micro).loss
+                loss.backward()
+                del loss
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        model.eval()
+        with torch.no_grad():
+            model(**evaluation)
+
+    return allocated_peak(steps, sum(t.untyped_storage().nbytes() for t in tensors_of(model)), device)
