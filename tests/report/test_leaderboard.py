@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli import main
 from harness.report import export
-from harness.report.leaderboard import boards
+from harness.report.leaderboard import VIEWS, boards
 from harness.report.results import Results
 from harness.store import RunRecord, Store
 from harness.suite import expand, load_suite
@@ -99,6 +99,22 @@ def test_views(two_task_suite):
     assert [c.key for c in task.columns] == ["accuracy", "mcc"]
     assert [c.key for c in cost.columns] == ["average", "trainable_params", "trainable_share", "peak_memory_mb", "train_seconds"]
     assert cost.column("trainable_params").cells[0].mean == 1000
+
+
+def test_every_view_of_the_table_is_offered_printed_and_written(two_task_suite, tmp_path, capsys):
+    """The CLI's --view choices and help, and the files written, come from VIEWS."""
+    path, loaded, specs = two_task_suite
+    fill(loaded, specs)
+    with pytest.raises(SystemExit):
+        main(["leaderboard", str(path), "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert set(VIEWS) == {"overall", "strategies", "backbones", "task", "cost"}
+    for view in VIEWS.values():
+        assert f"{view.name}{' (default)' if view.name == 'overall' else ''}: {view.shows}" in shown
+        assert main(["leaderboard", str(path), "--view", view.name, "--out", str(tmp_path / "out")]) == 0
+        assert (tmp_path / "out" / f"{view.stem}.md").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        main(["leaderboard", str(path), "--view", "nonsense"])
 
 
 def test_split_hygiene_is_flagged(two_task_suite):
