@@ -20,7 +20,7 @@ class Metric:
     variant: str  # e.g. "sklearn.metrics.f1_score(average='macro')"
     scale: float = 100.0  # scores are reported in points, as papers do
     # For metrics that are a mean over examples (accuracy, exact match): each example's score, which
-    # lets paired tests work per example (McNemar, sign-flip permutation) instead of bootstrapping.
+    # lets paired tests work per example (McNemar, t over seeds and examples) instead of bootstrapping.
     per_example: Callable[[object, object], float] | None = None
     # The same metric over many resamples at once: (R x n predictions, R x n references) -> R values,
     # unscaled. Paired bootstraps use it; tests hold it equal to `compute` on every row.

@@ -107,7 +107,8 @@ def frame(boards: list[Board]) -> pd.DataFrame:
                     out |= {f"{column.key}_mean": cell.mean, f"{column.key}_std": cell.std,
                             f"{column.key}_ci_low": cell.low, f"{column.key}_ci_high": cell.high,
                             f"{column.key}_n": cell.n, f"{column.key}_place": cell.place,
-                            f"{column.key}_tied_with_best": cell.tied, f"{column.key}_p_vs_best": cell.p_value}
+                            f"{column.key}_tied_with_best": cell.tied, f"{column.key}_p_vs_best": cell.p_value,
+                            f"{column.key}_test_vs_best": cell.test, f"{column.key}_ci": board.interval}
                 else:
                     out[column.key] = cell.mean
             rows.append(out)
@@ -151,7 +152,8 @@ def latex(boards: list[Board]) -> str:
         lines += [r"\bottomrule", r"\end{tabular}"]
         if board.notes:
             notes = latex_escape(" ".join(board.notes))
-            for plain, tex in ((DAGGER, r"$^\dagger$"), ("±", r"$\pm$"), ("α", r"$\alpha$"), ("⚠ ", "Warning: ")):
+            for plain, tex in ((DAGGER, r"$^\dagger$"), ("±", r"$\pm$"), ("α", r"$\alpha$"), ("⚠ ", "Warning: "),
+                              ("×", r"$\times$"), ("·", r"$\cdot$"), ("√", r"$\sqrt{}$")):
                 notes = notes.replace(plain, tex)
             lines.append(r"\par\smallskip{\footnotesize " + notes + "}")
         lines.append(r"\end{table}")

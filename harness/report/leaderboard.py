@@ -3,10 +3,12 @@
 Every view is a row of `VIEWS` (its name, what it shows, its heading in the HTML report, how it
 is built); the CLI's `--view` choices and help, `harness report` and `boards` read that table.
 
-A score cell holds the mean, std and 95% bootstrap interval over seeds. In each task column the
-best and second-best means are marked, and every other cell is tested against the best with a
-paired test on the same examples; Holm's correction runs over all tests of a board, and cells not
-significantly different from the best are marked. Averages over tasks use each task's combined
+A score cell holds the mean, std and 95% Student-t interval of the mean over seeds. In each task
+column the best and second-best means are marked, and every other cell is tested against the best
+with a paired test on the same examples (stats.paired_test: seed and example variance both count);
+Holm's correction runs over all the comparisons of a board (the family is the board, so that
+every mark in it holds at once), and cells not distinguishable from the best at ALPHA after it
+are marked †. Averages over tasks use each task's combined
 score (its card's `average` metrics, as GLUE does), with the rank and win rate of each row.
 Rendering into formats is harness.report.export's job.
 """
@@ -34,8 +36,9 @@ class Cell:
     high: float = math.nan
     n: int = 0
     place: int = 0  # 1 best, 2 second best in its column; 0 otherwise
-    tied: bool = False  # not significantly different from the best (Holm-adjusted p >= ALPHA)
+    tied: bool = False  # not distinguishable from the best at ALPHA after Holm's correction over the board
     p_value: float = math.nan  # Holm-adjusted p-value against the best
+    test: str = ""  # the paired test that gave it (stats.PairedTest.test)
 
 
 @dataclass
@@ -53,6 +56,8 @@ class Board:
     rows: list[tuple[str, ...]]
     columns: list[Column]
     notes: list[str] = field(default_factory=list)
+    interval: str = stats.INTERVAL  # what a score cell's low / high are
+    tests: dict[str, int] = field(default_factory=dict)  # paired tests run against the best, by name
 
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
@@ -132,12 +137,13 @@ def _score_board(results: Results, title: str, index: list[str], rows: list[tupl
                 if i != best and cells[i].n:
                     test = _paired(results, groups[best], group, metric)
                     if test is not None:
-                        tests[(task, i)] = test.p_value
+                        tests[(task, i)] = test
         columns.append(Column(task, f"{task} ({metric})", "score", cells))
-    adjusted = stats.holm(tests)
+    # the family Holm corrects over is the board: every comparison with a column's best, all columns
+    adjusted = stats.holm({key: test.p_value for key, test in tests.items()})
     for (task, i), p in adjusted.items():
         cell = next(c for c in columns if c.key == task).cells[i]
-        cell.p_value, cell.tied = p, (not math.isnan(p)) and p >= ALPHA
+        cell.p_value, cell.tied, cell.test = p, (not math.isnan(p)) and p >= ALPHA, tests[task, i].test
     table = _task_scores(results, rows, select)
     columns.append(Column("average", "average", "score", _averages(table)))
     if len(results.task_names) > 1:
@@ -151,6 +157,8 @@ def _score_board(results: Results, title: str, index: list[str], rows: list[tupl
         share_cells.append(Cell(mean=float(np.median(values)), n=1) if values else Cell())
     columns.append(Column("trainable_share", "trainable", "share", share_cells))
     board = Board(title, index, rows, columns)
+    for test in tests.values():
+        board.tests[test.test] = board.tests.get(test.test, 0) + 1
     board.notes = _notes(results, board)
     return board
 
@@ -244,10 +252,12 @@ def _paired(results: Results, best, other, metric: str):
 def _notes(results: Results, board: Board) -> list[str]:
     notes = []
     if any(c.kind == "score" and any(cell.n > 1 for cell in c.cells) for c in board.columns):
-        notes.append("mean ± std over seeds; 95% bootstrap intervals in the CSV / JSON")
-    if any(cell.tied for c in board.columns for cell in c.cells):
-        notes.append(f"† not significantly different from the best in its column (paired test on the same "
-                     f"examples, Holm-corrected over the table, α = {ALPHA})")
+        notes.append(f"mean ± std over seeds; {board.interval} (mean ± t·s/√n) in the CSV / JSON")
+    if board.tests:
+        ran = ", ".join(f"{name} ×{count}" for name, count in sorted(board.tests.items()))
+        notes.append(f"† not distinguishable from the best in its column at α = {ALPHA} after Holm's correction over "
+                     f"the {sum(board.tests.values())} comparisons with a best in this table (paired tests on the same "
+                     f"examples: {ran}; with 2 or more seeds they count seed and example variance)")
     selected = results.runs[results.runs.selected_on.notna() & (results.runs.selected_on == results.runs.reported_on)]
     if len(selected):
         splits = ", ".join(sorted(set(selected.reported_on)))

@@ -96,7 +96,7 @@ def task_bars(results: Results):
         ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=f"{model} · {strategy}",
                color=plt.cm.tab10(i % 10))
     ax.set_xticks(np.arange(len(tasks)), [f"{t}\n({results.tasks[t]['primary']})" for t in tasks], fontsize=8)
-    ax.set_ylabel("score (mean over seeds, 95% bootstrap interval)")
+    ax.set_ylabel("score (mean over seeds, 95% Student-t interval)")
     ax.set_title(f"{results.name}: score per task", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, axis="y", alpha=0.3)

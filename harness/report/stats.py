@@ -1,11 +1,25 @@
-"""Statistics for leaderboards: seed summaries with bootstrap intervals, paired tests between cells
-on the same examples, Holm's correction, ranks and win rates. scipy does the numerics.
+"""Statistics for leaderboards: seed summaries with Student-t intervals, paired tests between cells
+on the same examples that count both sources of variance (seeds and examples), Holm's correction,
+ranks and win rates. scipy does the numerics.
 
-Paired tests use the per-example predictions stored with every run. Seeds are paired by seed
-value. For a metric that is a mean over examples (accuracy), each example's score is averaged over
-the seed pairs and the two cells are compared example by example: McNemar's exact test for one
-seed, a sign-flip permutation test for several. Any other metric (F1, MCC, Pearson) gets a paired
-bootstrap over examples: the same resampled examples for both cells and every seed.
+Seed interval: the mean over seeds ± t(0.975, n−1) · s / √n, Student's t interval for the mean of
+n seeds (n ≥ 2): it covers the true mean in 95% of draws when seed scores are normal, where a
+percentile bootstrap over 2-5 seeds is no wider than their range.
+
+Paired test of cells A and B (same examples, seeds paired by seed value). The difference D̄ is
+the mean over seed pairs of metric(A) − metric(B). Its variance has two parts: training randomness
+(how D moves from seed to seed) and the evaluation examples (how D would move on other examples
+drawn like these). With S ≥ 2 seed pairs, the seed part is the variance of the per-seed
+differences over seeds / S; the example part is, for a metric that is a mean over examples
+(accuracy, exact match, SQuAD F1, ROUGE), the variance of the seed-averaged per-example
+differences / n, and for any other metric (F1, MCC, BLEU, entity F1) the variance of D̄ over paired
+bootstrap resamples of the examples (the same resampled examples for both cells and every seed).
+Each part also holds the seed-by-example noise, so the sum errs on the large side. D̄ / √(sum) is
+referred to Student's t with Welch–Satterthwaite degrees of freedom (S − 1 for the seed part, n − 1
+for the example part): "t (seeds + examples)". With one seed there is no seed part: McNemar's exact
+test when every per-example score is 0 or 1, a paired t-test over examples for other per-example
+scores, and a normal test on the bootstrap standard error for the rest. p-values come from
+distributions, not from counting resamples, so they have no floor that a correction cannot pass.
 """
 
 from __future__ import annotations
@@ -20,7 +34,8 @@ from scipy import stats
 from harness.metrics import Metric
 
 CONFIDENCE = 0.95
-RESAMPLES = 2000
+RESAMPLES = 2000  # bootstrap resamples of the examples, for the standard error of corpus-level metrics
+INTERVAL = "95% Student-t interval of the mean over seeds"
 
 
 @dataclass(frozen=True)
@@ -28,31 +43,31 @@ class SeedSummary:
     n: int
     mean: float
     std: float  # sample standard deviation (ddof=1); nan for one seed
-    low: float  # 95% bootstrap confidence interval of the mean; nan for one seed
+    low: float  # 95% Student-t confidence interval of the mean over seeds; nan for one seed
     high: float
 
 
-def summarize(values: Sequence[float], seed: int = 0) -> SeedSummary:
+def summarize(values: Sequence[float]) -> SeedSummary:
     x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     if len(x) == 0:
         return SeedSummary(0, math.nan, math.nan, math.nan, math.nan)
     if len(x) == 1:
         return SeedSummary(1, float(x[0]), math.nan, math.nan, math.nan)
     mean, std = float(x.mean()), float(x.std(ddof=1))
-    if std == 0:
-        return SeedSummary(len(x), mean, 0.0, mean, mean)
-    ci = stats.bootstrap((x,), np.mean, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
-                         method="percentile", random_state=seed).confidence_interval
-    return SeedSummary(len(x), mean, std, float(ci.low), float(ci.high))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 1)) * std / math.sqrt(len(x))
+    return SeedSummary(len(x), mean, std, mean - half, mean + half)
 
 
 @dataclass(frozen=True)
 class PairedTest:
-    test: str  # mcnemar | permutation | paired bootstrap
+    test: str  # "t (seeds + examples)" | "McNemar (exact)" | "paired t (examples)" | "bootstrap SE (normal)"
     difference: float  # metric(A) - metric(B), in points, averaged over seed pairs
     p_value: float
     seeds: int  # seed pairs used
     examples: int
+    std_error: float = math.nan  # of the difference, in points (nan for McNemar)
+    seed_variance: float = math.nan  # the seed part of the difference's variance (points²)
+    example_variance: float = math.nan  # the example part
 
 
 Run = tuple[int, list, list]  # (seed, predictions, references)
@@ -67,23 +82,42 @@ def paired_test(a: list[Run], b: list[Run], metric: Metric, resamples: int = RES
     refs = pairs[0][2]
     if any(list(r) != list(refs) for _, _, r in pairs):
         return None
-    n = len(refs)
-    diff = float(np.mean([metric(pa, refs) - metric(pb, refs) for pa, pb, _ in pairs]))
+    n, k = len(refs), len(pairs)
+    per_seed = np.array([metric(pa, refs) - metric(pb, refs) for pa, pb, _ in pairs])
+    diff = float(per_seed.mean())
     if metric.per_example is not None:
-        score_a = np.mean([[metric.per_example(p, r) for p, r in zip(pa, refs)] for pa, _, _ in pairs], axis=0)
-        score_b = np.mean([[metric.per_example(p, r) for p, r in zip(pb, refs)] for _, pb, _ in pairs], axis=0)
-        if len(pairs) == 1:
+        score_a = np.array([[metric.per_example(p, r) for p, r in zip(pa, refs)] for pa, _, _ in pairs])
+        score_b = np.array([[metric.per_example(p, r) for p, r in zip(pb, refs)] for _, pb, _ in pairs])
+        if k == 1 and np.isin(score_a, (0.0, 1.0)).all() and np.isin(score_b, (0.0, 1.0)).all():
             wins, losses = int(np.sum(score_a > score_b)), int(np.sum(score_a < score_b))
             p = 1.0 if wins + losses == 0 else stats.binomtest(wins, wins + losses, 0.5).pvalue
-            return PairedTest("mcnemar", diff, float(p), 1, n)
-        d = score_a - score_b
-        if not np.any(d):
-            return PairedTest("permutation", diff, 1.0, len(pairs), n)
-        result = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=resamples,
-                                        alternative="two-sided", random_state=seed)
-        return PairedTest("permutation", diff, float(result.pvalue), len(pairs), n)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, (resamples, n))  # the same resampled examples for both cells and every seed
+            return PairedTest("McNemar (exact)", diff, float(p), 1, n)
+        d = (score_a - score_b).mean(axis=0) * metric.scale  # per example, averaged over seeds
+        example_variance = float(d.var(ddof=1)) / n if n > 1 else math.nan
+    else:
+        example_variance = _bootstrap_variance(pairs, refs, metric, resamples, seed)
+    seed_variance = float(per_seed.var(ddof=1)) / k if k > 1 else 0.0
+    parts = [(seed_variance, k - 1), (example_variance, n - 1)] if k > 1 else [(example_variance, n - 1)]
+    variance = sum(v for v, _ in parts)
+    name = "t (seeds + examples)" if k > 1 else "paired t (examples)" if metric.per_example else "bootstrap SE (normal)"
+    if math.isnan(variance):
+        return PairedTest(name, diff, math.nan, k, n)
+    if variance == 0:
+        return PairedTest(name, diff, 1.0 if diff == 0 else 0.0, k, n, 0.0, seed_variance, example_variance)
+    dof = variance ** 2 / sum(v ** 2 / df for v, df in parts if v > 0)
+    statistic = abs(diff) / math.sqrt(variance)
+    if metric.per_example is None and k == 1:
+        p = 2 * stats.norm.sf(statistic)
+    else:
+        p = 2 * stats.t.sf(statistic, dof)
+    return PairedTest(name, diff, float(p), k, n, math.sqrt(variance), seed_variance, example_variance)
+
+
+def _bootstrap_variance(pairs, refs, metric: Metric, resamples: int, seed: int) -> float:
+    """Variance (points²) of the seed-averaged difference over paired bootstrap resamples of the
+    examples: the same resampled examples for both cells and every seed."""
+    n = len(refs)
+    idx = np.random.default_rng(seed).integers(0, n, (resamples, n))
     if metric.stats is not None:  # corpus-level metrics: resample each example's sufficient statistics
         def resampled(p):
             return np.asarray(metric.from_stats(np.asarray(metric.stats(p, refs))[idx].sum(axis=1))) * metric.scale
@@ -94,12 +128,7 @@ def paired_test(a: list[Run], b: list[Run], metric: Metric, resamples: int = RES
             return metric.many(np.asarray(p)[idx], ref[idx])
     deltas = np.mean([resampled(pa) - resampled(pb) for pa, pb, _ in pairs], axis=0)
     deltas = deltas[~np.isnan(deltas)]
-    # two-sided: how often the resampled difference falls on either side of zero, never exactly 0
-    k = len(deltas)
-    p = min(1.0, 2 * min((np.sum(deltas <= 0) + 1) / (k + 1), (np.sum(deltas >= 0) + 1) / (k + 1))) if k else math.nan
-    return PairedTest("paired bootstrap", diff, float(p), len(pairs), n)
-
-
+    return float(deltas.var(ddof=1)) if len(deltas) > 1 else math.nan
 def holm(p_values: dict) -> dict:
     """Holm's step-down adjustment of a family of p-values (keys are kept)."""
     items = sorted(((p, k) for k, p in p_values.items() if not math.isnan(p)), key=lambda x: x[0])

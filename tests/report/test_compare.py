@@ -97,3 +97,33 @@ def test_compare_prints_both_sides(small_suite, tmp_path, capsys):
     assert main(["export", str(small_suite()), "--out", str(tmp_path / "a.json")]) == 0
     assert main(["compare", str(tmp_path / "a.json"), str(base.store_path)]) == 0
     assert "+0.00" in capsys.readouterr().out
+
+
+def test_check_catches_a_small_consistent_regression_among_100_cells(tmp_path, capsys):
+    """100 cells x 2 seeds on 5,000 examples: one cell loses 25 examples in both seeds (0.5 points,
+    inside the 0.5-point tolerance); only the paired test can see it, after Holm over 100 tests."""
+    from harness.store import RunRecord
+    from harness.testing import SENTIMENT_CARD, write_suite, write_yaml
+
+    cards = [str(write_yaml(tmp_path / "tasks" / f"t{i}.yaml", dict(SENTIMENT_CARD, name=f"t{i}"))) for i in range(10)]
+    path = write_suite(tmp_path, tasks=cards, seeds=[0, 1], strategies={f"r{r}": {"use": "lora", "r": r} for r in range(1, 11)})
+    specs = expand(load_suite(path))
+    refs = [i % 2 for i in range(5000)]
+    regressed = next(s for s in specs if s.strategy == "r3" and s.task == "t7")
+
+    def fill(store_path, worse: int):
+        with Store(store_path) as store:
+            for spec in specs:
+                wrong = 500 + (worse if (spec.strategy, spec.task) == (regressed.strategy, regressed.task) else 0)
+                preds = [1 - r if i < wrong else r for i, r in enumerate(refs)]
+                store.write(RunRecord(id=spec.id, spec=spec.model_dump(mode="json"), status="done",
+                                      metrics={"accuracy": 100 * (1 - wrong / 5000), "f1_macro": 0.0},
+                                      predictions=preds, references=refs))
+
+    fill(tmp_path / "base.sqlite", 0)
+    fill(tmp_path / "cand.sqlite", 25)
+    assert main(["check", "--candidate", str(tmp_path / "cand.sqlite"), "--baseline", str(tmp_path / "base.sqlite"),
+                 "--out", str(tmp_path / "c")]) == 1
+    out = capsys.readouterr().out
+    assert "1 failing cell(s)" in out and "significantly worse on the same examples" in out
+    assert "r3 · t7" in out

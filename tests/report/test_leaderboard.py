@@ -82,7 +82,7 @@ def test_significance_marks_where_the_answer_is_known(two_task_suite):
     column = board.column("small_sentiment")
     by = {row[1]: column.cells[i] for i, row in enumerate(board.rows)}
     assert by["full"].place == 1 and by["lora"].place == 2
-    assert by["lora"].tied and by["lora"].p_value > 0.2  # one example apart in each seed
+    assert by["lora"].tied and by["lora"].p_value > 0.1  # one example apart in each seed
     assert not by["bitfit"].tied and by["bitfit"].p_value < 0.01  # 60 examples apart on 200
     assert any("†" in note for note in board.notes)
 

@@ -12,13 +12,12 @@ from harness.registry import METRICS
 from harness.report import stats
 
 
-def test_seed_summary_matches_numpy_and_scipy_bootstrap():
+def test_seed_summary_is_students_t_interval():
     values = [81.0, 84.5, 83.0, 86.0]
     s = stats.summarize(values)
     assert s.n == 4 and s.mean == pytest.approx(83.625) and s.std == pytest.approx(np.std(values, ddof=1))
-    ci = sp.bootstrap((np.array(values),), np.mean, confidence_level=0.95, n_resamples=stats.RESAMPLES,
-                      method="percentile", random_state=0).confidence_interval
-    assert (s.low, s.high) == pytest.approx((ci.low, ci.high))
+    low, high = sp.t.interval(0.95, 3, loc=np.mean(values), scale=sp.sem(values))
+    assert (s.low, s.high) == pytest.approx((low, high))
 
 
 def test_seed_summary_edge_cases():
@@ -45,16 +44,41 @@ def test_one_seed_accuracy_uses_mcnemar_exact():
     a = [True] * 12 + [False] * 3 + [True] * 50
     b = [False] * 12 + [True] * 3 + [True] * 50
     test = stats.paired_test([run(0, a)], [run(0, b)], METRICS.get("accuracy"))
-    assert test.test == "mcnemar"
+    assert test.test == "McNemar (exact)"
     assert test.p_value == pytest.approx(sp.binomtest(12, 15, 0.5).pvalue)
     assert test.difference == pytest.approx(100 * 9 / 65)
 
 
-def test_several_seeds_use_a_sign_flip_permutation_test():
-    a = [run(s, [True] * 40 + [False] * 10) for s in range(3)]
+def test_several_seeds_count_seed_and_example_variance():
+    """By hand: the seed part is the variance of the per-seed differences over seeds / S, the
+    example part the variance of the seed-averaged per-example differences / n, the p-value
+    Student's t with Welch-Satterthwaite degrees of freedom."""
+    a = [run(s, [True] * (40 + s) + [False] * (10 - s)) for s in range(3)]
     b = [run(s, [False] * 15 + [True] * 25 + [False] * 10) for s in range(3)]
     test = stats.paired_test(a, b, METRICS.get("accuracy"))
-    assert test.test == "permutation" and test.seeds == 3 and test.p_value < 0.001
+    d = np.array([[100.0 * (x - y) for x, y in zip(pa, pb)] for (_, pa, _), (_, pb, _) in zip(a, b)])
+    seed_part, example_part = d.mean(axis=1).var(ddof=1) / 3, d.mean(axis=0).var(ddof=1) / 50
+    dof = (seed_part + example_part) ** 2 / (seed_part ** 2 / 2 + example_part ** 2 / 49)
+    p = 2 * sp.t.sf(abs(d.mean()) / np.sqrt(seed_part + example_part), dof)
+    assert test.test == "t (seeds + examples)" and test.seeds == 3
+    assert (test.difference, test.seed_variance, test.example_variance, test.p_value) == pytest.approx(
+        (d.mean(), seed_part, example_part, p))
+    # identical seeds: no seed part, and the test is a paired t over the examples
+    same = [run(s, [True] * 40 + [False] * 10) for s in range(3)]
+    flat = stats.paired_test(same, b, METRICS.get("accuracy"))
+    paired = sp.ttest_rel([100.0 * x for x in same[0][1]], [100.0 * y for y in b[0][1]])
+    assert flat.seed_variance == 0 and flat.p_value == pytest.approx(paired.pvalue)
+
+
+def test_one_seed_continuous_scores_use_a_paired_t_test():
+    refs = [["the cat"]] * 4
+    good = ["the cat", "cat sat", "big cat", "cat"]
+    bad = ["dog", "cat dog sat", "big cat", "dog"]
+    metric = METRICS.get("squad_f1")
+    test = stats.paired_test([(0, good, refs)], [(0, bad, refs)], metric)
+    scores = [[100 * metric.per_example(p, r) for p, r in zip(preds, refs)] for preds in (good, bad)]
+    assert test.test == "paired t (examples)"
+    assert test.p_value == pytest.approx(sp.ttest_rel(*scores).pvalue)
 
 
 def test_other_metrics_use_a_paired_bootstrap_and_see_no_difference_between_equals():
@@ -62,7 +86,7 @@ def test_other_metrics_use_a_paired_bootstrap_and_see_no_difference_between_equa
     refs = list(rng.integers(0, 2, 300))
     preds = [r if rng.random() < 0.8 else 1 - r for r in refs]
     same = stats.paired_test([(0, preds, refs)], [(0, list(preds), refs)], METRICS.get("mcc"))
-    assert same.test == "paired bootstrap" and same.difference == 0 and same.p_value == 1.0
+    assert same.test == "bootstrap SE (normal)" and same.difference == 0 and same.p_value == 1.0
     worse = [r if rng.random() < 0.55 else 1 - r for r in refs]
     test = stats.paired_test([(0, preds, refs)], [(0, worse, refs)], METRICS.get("mcc"))
     assert test.difference > 0 and test.p_value < 0.01
