@@ -265,8 +265,18 @@ class Splits(Strict):
     train: str = "train"
     eval: str | None = Field("validation", description="reported split; carved from train when absent")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off when eval is absent")
+    dev: str | None = Field(None, description="the split early stopping and checkpoint choice look at; carved "
+                                              "from train (after eval) when absent")
+    dev_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off as dev when dev is absent")
     group: str | None = Field(None, description="carve whole groups by this column (SQuAD's title: no article "
                                                 "in both splits)")
+
+    @model_validator(mode="after")
+    def _nothing_selects_on_eval(self):
+        if self.dev is not None and self.dev in (self.eval, self.train):
+            role = "eval (what the leaderboard reports)" if self.dev == self.eval else "train"
+            raise ValueError(f"dev is the {role} split {self.dev!r}: selection must look at a split of its own")
+        return self
 
 
 class TaskCard(Strict):

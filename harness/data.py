@@ -29,16 +29,22 @@ _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl",
 
 @dataclass(frozen=True)
 class TaskData:
-    """The rows a cell trains and is scored on, with the source split each came from."""
+    """The rows a cell trains on, selects on (dev) and is scored on (eval), with the source split each
+    came from. The three never share a row."""
 
     train: datasets.Dataset
+    dev: datasets.Dataset
     eval: datasets.Dataset
     train_source: str
+    dev_source: str  # e.g. 'train (carved dev)'
     eval_source: str  # e.g. 'validation', or 'train (carved)'
 
 
 def load_splits(card: TaskCard) -> TaskData:
-    """Train and eval rows for a task; eval is carved from train (seeded) when the card has none."""
+    """Train, dev and eval rows for a task: eval is carved from train when the card has none, then
+    dev from what is left of train when the card names none (seeded by the card, stratified by
+    label where labels are single values, whole groups with `splits.group`): the same for every
+    cell of the task, so that comparisons stay paired."""
     key = card.model_dump_json() + str(card.path)
     if key not in _CACHE:
         if len(_CACHE) >= 16:
@@ -56,20 +62,49 @@ def _load_splits(card: TaskCard) -> TaskData:
     raw = datasets.DatasetDict({name: split.add_column(ROW, list(range(len(split)))) for name, split in raw.items()})
     where = _where(card)
     splits = card.splits
-    if splits.train not in raw:
-        raise DataError(f"{where}: no split {splits.train!r} for train{did_you_mean(splits.train, raw)}")
-    if splits.eval is None or (splits.eval not in raw and splits.eval == "validation" and len(raw) == 1):
-        train = raw[splits.train]
-        if splits.group:
-            return _carve_groups(train, splits.group, splits.validation_fraction, card.source.seed, where, splits.train)
-        carved = train.train_test_split(test_size=splits.validation_fraction, seed=card.source.seed)
-        return TaskData(carved["train"], carved["test"], splits.train, f"{splits.train} (carved)")
-    if splits.eval not in raw:
-        raise DataError(f"{where}: no split {splits.eval!r} for eval{did_you_mean(splits.eval, raw)}")
-    return TaskData(raw[splits.train], raw[splits.eval], splits.train, splits.eval)
+    for role in ("train", "eval", "dev"):
+        name = getattr(splits, role)
+        if name is not None and name not in raw and not (role == "eval" and name == "validation" and len(raw) == 1):
+            raise DataError(f"{where}: no split {name!r} for {role}{did_you_mean(name, raw)}")
+    train, train_source = raw[splits.train], splits.train
+    if splits.eval is None or splits.eval not in raw:
+        train, evaluation = _carve(card, train, splits.validation_fraction, card.source.seed, where)
+        eval_source = f"{splits.train} (carved{f' by {splits.group}' if splits.group else ''})"
+    else:
+        evaluation, eval_source = raw[splits.eval], splits.eval
+    if splits.dev is not None:
+        return TaskData(train, raw[splits.dev], evaluation, train_source, splits.dev, eval_source)
+    train, dev = _carve(card, train, splits.dev_fraction, card.source.seed + 1, where)
+    return TaskData(train, dev, evaluation, train_source, f"{splits.train} (carved dev)", eval_source)
 
 
-def _carve_groups(split: datasets.Dataset, column: str, fraction: float, seed: int, where: str, name: str) -> TaskData:
+def _carve(card: TaskCard, split: datasets.Dataset, fraction: float, seed: int, where: str):
+    """(kept, held out): a seeded `fraction` of `split`, whole groups with `splits.group`, else
+    stratified by the label column where it holds one value per row and the card lists labels.
+    Both keep the source order (`max_train_samples` takes the first rows of the file)."""
+    if card.splits.group:
+        return _carve_groups(split, card.splits.group, fraction, seed, where)
+    label = card.label
+    if card.labels and label in split.column_names and len(split) and not isinstance(split[0][label], list):
+        values = [str(v) for v in split[label]]
+        if all(values.count(v) >= 2 for v in set(values)) and round(fraction * len(split)) >= len(set(values)):
+            return _stratified(split, values, fraction, seed)
+    return _stratified(split, [""] * len(split), fraction, seed)
+
+
+def _stratified(split: datasets.Dataset, values: list[str], fraction: float, seed: int):
+    """Hold out about `fraction` of each value's rows (seeded), keeping the source order."""
+    rng = random.Random(seed)
+    held: list[int] = []
+    for value in sorted(set(values)):
+        rows = [i for i, v in enumerate(values) if v == value]
+        rng.shuffle(rows)
+        held += rows[: max(1, min(len(rows) - 1, round(fraction * len(rows))))]
+    out = set(held)
+    return split.select([i for i in range(len(split)) if i not in out]), split.select(sorted(out))
+
+
+def _carve_groups(split: datasets.Dataset, column: str, fraction: float, seed: int, where: str):
     """Hold out a seeded `fraction` of the groups (at least one), whole."""
     if column not in split.column_names:
         raise DataError(f"{where}: splits.group: no column {column!r}{did_you_mean(column, split.column_names)}")
@@ -81,7 +116,7 @@ def _carve_groups(split: datasets.Dataset, column: str, fraction: float, seed: i
     held = set(groups[: max(1, round(fraction * len(groups)))])
     keep = [i for i, v in enumerate(values) if v not in held]
     out = [i for i, v in enumerate(values) if v in held]
-    return TaskData(split.select(keep), split.select(out), name, f"{name} (carved by {column})")
+    return split.select(keep), split.select(out)
 
 
 def _load_source(card: TaskCard) -> datasets.DatasetDict:

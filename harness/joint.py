@@ -147,8 +147,8 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
                 for spec in specs:
                     task = tasks[spec.task]
                     models[spec.task].eval()
-                    scorer = build_trainer(spec, models[spec.task], tokenizer, task.adapter, None, task.eval_set,
-                                           workdir, None, strategy)
+                    scorer = build_trainer(spec, models[spec.task], tokenizer, task.adapter, None, None, workdir, None,
+                                           strategy)
                     predictions[spec.task] = scorer.predictions(task.eval_set)
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     eval_rows = sum(len(tasks[s.task].eval_set) for s in specs)

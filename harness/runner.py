@@ -59,7 +59,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             model = strategy.apply(model, task.adapter)
             params = parameter_counts(model, strategy.trained(model))
             with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-                trainer = build_trainer(spec, model, tokenizer, task.adapter, task.train_set, task.eval_set, workdir,
+                trainer = build_trainer(spec, model, tokenizer, task.adapter, task.train_set, task.dev_set, workdir,
                                         progress, strategy)
                 with timer("train"):
                     result = train(trainer, cfg)
@@ -82,11 +82,13 @@ class PreparedTask:
     adapter: Adapter
     data: TaskData
     train_rows: datasets.Dataset
+    dev_rows: datasets.Dataset
     eval_rows: datasets.Dataset
     augmented: dict | None  # what the strategy's data augmentation did
     train_set: datasets.Dataset | None = None
+    dev_set: datasets.Dataset | None = None  # only when training selects (early stopping, eval_every_steps)
     eval_set: datasets.Dataset | None = None
-    counts: tuple[dict, dict] = ({}, {})  # what preprocessing did to each split
+    counts: tuple[dict, dict] = ({}, {})  # what preprocessing did to train and eval
 
     def info(self, trainer, result, cfg, saved) -> dict:
         """What training did, for this task's record (training.training_info, and augmentation)."""
@@ -95,15 +97,15 @@ class PreparedTask:
 
 
 def load_task(card, strategy, cfg, seed: int) -> PreparedTask:
-    """A task's rows for one cell: the first N rows if asked, the few-shot draw, the strategy's
-    data augmentation."""
+    """A task's rows for one cell: the first N rows if asked, the few-shot draw (of dev as well, so
+    that selection sees no more labelled rows than training), the strategy's data augmentation."""
     adapter = ADAPTERS.get(card.type)(card)
     data = load_splits(card)
-    train_rows = _head(data.train, cfg.max_train_samples)
+    train_rows, dev_rows = _head(data.train, cfg.max_train_samples), data.dev
     if cfg.shots:
-        train_rows = adapter.few_shot(train_rows, cfg.shots, seed)
+        train_rows, dev_rows = adapter.few_shot(train_rows, cfg.shots, seed), adapter.few_shot(dev_rows, cfg.shots, seed)
     train_rows, augmented = strategy.augment(train_rows, adapter, seed)
-    return PreparedTask(adapter, data, train_rows, _head(data.eval, cfg.max_eval_samples), augmented)
+    return PreparedTask(adapter, data, train_rows, dev_rows, _head(data.eval, cfg.max_eval_samples), augmented)
 
 
 def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path | None) -> None:
@@ -115,6 +117,8 @@ def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path |
                                               model, cache)
     task.eval_set, eval_info = preprocessed(task.adapter, task.eval_rows, task.data.eval_source, tokenizer, cfg,
                                             model, cache)
+    if cfg.early_stopping or cfg.eval_every_steps:  # what training evaluates on: never eval
+        task.dev_set, _ = preprocessed(task.adapter, task.dev_rows, task.data.dev_source, tokenizer, cfg, model, cache)
     task.counts = (train_info, eval_info)
 
 
@@ -145,7 +149,7 @@ def record_of(spec: RunSpec, adapter, data, predictions: list, references: list,
     metrics = adapter.score(predictions, references)
     if breakdown := adapter.breakdown(predictions, references):
         info["breakdown"] = breakdown
-    info |= {"trained_on": data.train_source, "reported_on": data.eval_source}
+    info |= {"trained_on": data.train_source, "reported_on": data.eval_source}  # selected_on: training_info
     return RunRecord(
         id=spec.id, spec=spec.model_dump(mode="json"), status="done", metrics=metrics,
         signatures=adapter.signatures(), cost=cost, info=info, environment=environment(),

@@ -84,6 +84,13 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> Load
                     except ValidationError as exc:
                         raise ConfigError(format_error(exc, TrainConfig, where, ("overrides", i, "train"))) from None
 
+    for model in suite.models:
+        for task, card in cards.items():
+            for label in strategies:
+                if reason := _selection_problem(suite.train_for(model, task, label), card):
+                    raise ConfigError(f"{where}: train.early_stopping.metric (model {model!r}, task {task!r}, "
+                                      f"strategy {label!r}): {reason}")
+
     backbones: dict[str, Backbone | str] = {}
     for alias, spec in suite.models.items():
         try:
@@ -91,6 +98,20 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> Load
         except ConfigError as exc:
             backbones[alias] = str(exc)
     return LoadedSuite(suite, path, cards, strategies, backbones)
+
+
+def _selection_problem(train: TrainConfig, card: TaskCard) -> str | None:
+    """Why early stopping cannot monitor what it is told to on this task, or None."""
+    metric = train.early_stopping.metric if train.early_stopping else None
+    if metric is None:
+        return None
+    if metric == "loss":
+        if ADAPTERS.get(card.type).generates:
+            return f"task {card.name!r} is scored on generated text, which has no dev loss; name one of its metrics"
+        return None
+    if metric not in card.metrics:
+        return unknown("metric", metric, [*card.metrics, "loss"]) + f" for task {card.name!r}"
+    return None
 
 
 def expand(loaded: LoadedSuite) -> list[RunSpec]:

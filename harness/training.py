@@ -78,11 +78,16 @@ class HarnessTrainer(Trainer):
         return metrics
 
     def predictions(self, features) -> list:
-        """Per-example predictions on preprocessed `features`."""
+        """Per-example predictions on preprocessed `features` (the scores are the caller's: the
+        Trainer's compute_metrics reads the dev set)."""
         if self.adapter.generates:
             self.model.eval()
             return self.adapter.generate(self.model, self.processing_class, features, self.train_config)
-        return self.adapter.decode(self.predict(features).predictions, features)
+        scorer, self.compute_metrics = self.compute_metrics, None
+        try:
+            return self.adapter.decode(self.predict(features).predictions, features)
+        finally:
+            self.compute_metrics = scorer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.strategy.own_loss:
@@ -208,7 +213,7 @@ def training_info(trainer, result, train_info: dict, eval_info: dict, data, cfg,
         "epochs": round(trainer.state.epoch or 0.0, 3),
         "train_loss": round(result.training_loss, 6) if math.isfinite(result.training_loss) else None,
         "tokens_seen": int(trainer.state.num_input_tokens_seen or 0),
-        "selected_on": data.eval_source if cfg.early_stopping else None,  # checkpoint chosen on it
+        "selected_on": data.dev_source if cfg.early_stopping else None,  # checkpoint chosen on it
         "best_step": _best_step(trainer) if cfg.early_stopping else None,
         "log_history": trainer.state.log_history,
         "saved_to": str(saved) if saved else None,
@@ -228,8 +233,10 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
             module.attention_dropout = p
 
 
-def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set, workdir: str, progress: Progress | None,
+def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, workdir: str, progress: Progress | None,
              strategy, trainer_class: type[HarnessTrainer] | None = None, **extra) -> Trainer:
+    """The Trainer of one cell. `dev_set` is what training evaluates on (early stopping, checkpoint
+    choice, curves): the task's dev split, never the split it reports; None when nothing selects."""
     cfg = spec.train
     stopping = cfg.early_stopping
     every = "steps" if cfg.eval_every_steps else "epoch" if stopping else "no"
@@ -255,7 +262,7 @@ def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set,
         save_total_limit=1 if stopping else None,
         load_best_model_at_end=bool(stopping),
         metric_for_best_model=(stopping.metric or adapter.card.primary) if stopping else None,
-        greater_is_better=True,
+        greater_is_better=not (stopping and stopping.metric == "loss"),  # the loss is best lowest
         logging_strategy="steps",
         logging_steps=10,
         report_to="none",
@@ -280,10 +287,11 @@ def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, eval_set,
         train_config=cfg,
         args=args,
         train_dataset=train_set,
-        eval_dataset=eval_set,
+        eval_dataset=dev_set,
         processing_class=tokenizer,
         data_collator=adapter.collator(tokenizer),
-        compute_metrics=lambda p: adapter.score(adapter.decode(p.predictions, eval_set), adapter.references(eval_set)),
+        compute_metrics=(lambda p: adapter.score(adapter.decode(p.predictions, dev_set), adapter.references(dev_set)))
+        if dev_set is not None else None,
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # our own display reports progress

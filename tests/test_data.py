@@ -57,8 +57,9 @@ def test_local_files_in_every_format(tmp_path, fmt):
     write_rows(tmp_path / f"dev.{fmt}", fmt)
     card = card_for(tmp_path, {"train": f"train.{fmt}", "validation": f"dev.{fmt}"})  # relative to the card
     data = load_splits(card)
-    assert len(data.train) == len(data.eval) == 40
-    assert list(data.train["text"])[:2] == ["row 0 bad", "row 1 good"]
+    texts = dict(zip([*data.train["__row__"], *data.dev["__row__"]], [*data.train["text"], *data.dev["text"]]))
+    assert len(data.eval) == len(texts) == 40 and len(data.dev) == 4  # dev: a tenth of train, carved
+    assert (texts[0], texts[1]) == ("row 0 bad", "row 1 good")
     assert data.eval_source == "validation"
 
 
@@ -66,7 +67,7 @@ def test_eval_is_carved_from_train_with_a_seed(tmp_path):
     write_rows(tmp_path / "train.csv", "csv")
     card = card_for(tmp_path, {"train": "train.csv"}, splits={"eval": None, "validation_fraction": 0.25})
     data = load_splits(card)
-    assert (len(data.train), len(data.eval)) == (30, 10)
+    assert (len(data.train), len(data.dev), len(data.eval)) == (26, 4, 10)  # dev: a tenth of the 30 left, stratified
     assert data.eval_source == "train (carved)"
     assert not set(data.train["__row__"]) & set(data.eval["__row__"])
     again = load_splits(card.model_copy(update={"description": "x"}))  # not the cached object
@@ -77,7 +78,8 @@ def test_glue_style_tsv_with_quotes_and_bom(tmp_path):
     (tmp_path / "train.tsv").write_text('\ufeffsentence\tlabel\nit \'s a "great" film \t1\nawful \t0\n', encoding="utf-8")
     card = card_for(tmp_path, {"train": "train.tsv"}, inputs=["sentence"], splits={"eval": "train"})
     data = load_splits(card)
-    assert list(data.train["sentence"]) == ['it \'s a "great" film ', "awful "]
+    rows = sorted(zip([*data.train["__row__"], *data.dev["__row__"]], [*data.train["sentence"], *data.dev["sentence"]]))
+    assert [text for _, text in rows] == ['it \'s a "great" film ', "awful "]
 
 
 def test_missing_file_and_missing_split(tmp_path):

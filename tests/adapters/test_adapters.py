@@ -224,9 +224,9 @@ def test_conll_files_load_through_a_card_and_iob1_becomes_iob2(tmp_path):
         "inputs": ["tokens"], "label": "ner_tags", "labels": NER_LABELS, "options": {"scheme": "IOB1"},
         "metrics": ["seqeval_f1"], "primary": "seqeval_f1"})
     data = load_splits(load_card(path))
-    assert data.train["tokens"] == [["Anna", "Berg", "visited", "Oslo", "."], ["Oslo", "Lima"]]
-    assert data.train.column_names[:4] == ["tokens", "pos_tags", "chunk_tags", "ner_tags"]
-    _, tags = TokenClassificationAdapter(load_card(path)).tags(data.train, "train")
+    assert list(data.eval["tokens"]) == [["Anna", "Berg", "visited", "Oslo", "."], ["Oslo", "Lima"]]
+    assert data.eval.column_names[:4] == ["tokens", "pos_tags", "chunk_tags", "ner_tags"]
+    _, tags = TokenClassificationAdapter(load_card(path)).tags(data.eval, "validation")
     assert tags == [["B-PER", "I-PER", "O", "B-LOC", "O"], ["B-LOC", "B-LOC"]]
 
 
@@ -335,6 +335,7 @@ def test_decoder_only_seq2seq_learns_translation(tmp_path):
 
 def test_encoder_decoder_seq2seq_learns_translation(tmp_path):
     untrained = run_one(tmp_path / "a", "tiny:t5", "gen_reorder", max_steps=1, max_eval_samples=40)
-    trained = run_one(tmp_path / "b", "tiny:t5", "gen_reorder", epochs=4, learning_rate=3e-3, max_eval_samples=40)
+    # 8 epochs at 2e-3: with a tenth of train carved as dev, 4 at 3e-3 scored 24 BLEU (29 before)
+    trained = run_one(tmp_path / "b", "tiny:t5", "gen_reorder", epochs=8, learning_rate=2e-3, max_eval_samples=40)
     assert trained.metrics["bleu"] > 25 and trained.metrics["bleu"] > untrained.metrics["bleu"] + 20, \
         (untrained.metrics, trained.metrics)
