@@ -80,3 +80,8 @@ def test_early_stopping_metric_must_be_one_the_task_has(small_suite):
         load_suite(small_suite(train={"early_stopping": {"metric": "acuracy"}}))
     load_suite(small_suite(train={"early_stopping": {"metric": "f1_macro"}}))
     load_suite(small_suite(train={"early_stopping": {"metric": "loss"}}))
+
+
+def test_early_stopping_on_the_loss_is_refused_where_the_dev_score_is_generated(small_suite):
+    with pytest.raises(ConfigError, match="task 'gen_reorder' is scored on generated text, which has no dev loss"):
+        load_suite(small_suite(tasks=["gen_reorder"], train={"early_stopping": {"metric": "loss"}}))

@@ -41,7 +41,7 @@ def write_card(tmp_path, name):
 def test_glue_tsv_samples_load_and_validate(tmp_path, name):
     card = load_card(write_card(tmp_path, name))
     data = load_splits(card)
-    assert len(data.train) + len(data.eval) == 2000
+    assert len(data.train) + len(data.dev) + len(data.eval) == 2000
     from harness.adapters.classification import ClassificationAdapter
     from harness.backbones import build_tokenizer
     from harness.config import TrainConfig
@@ -49,7 +49,7 @@ def test_glue_tsv_samples_load_and_validate(tmp_path, name):
     adapter = ClassificationAdapter(card)
     tokenizer = build_tokenizer(adapter.texts(data.train), 4000)
     counts: collections.Counter = collections.Counter()
-    for split, source in ((data.train, data.train_source), (data.eval, data.eval_source)):
+    for split, source in ((data.train, data.train_source), (data.dev, data.dev_source), (data.eval, data.eval_source)):
         rows, info = adapter.preprocess(split, source, tokenizer, TrainConfig(max_length=128))
         counts.update(rows["labels"])
         assert info["rows"] == len(split)
@@ -80,11 +80,13 @@ SAMPLES = Path(__file__).resolve().parents[1] / "suites" / "samples"
 
 def test_conll_and_squad_samples_load_as_their_cards_say():
     conll = load_splits(load_card(SAMPLES / "conll2003_sample.yaml"))
-    assert len(conll.train) + len(conll.eval) == 2000
-    assert sum(len(t) for t in list(conll.train["tokens"]) + list(conll.eval["tokens"])) == 29031  # as its README says
+    assert len(conll.train) + len(conll.dev) + len(conll.eval) == 2000
+    tokens = [*conll.train["tokens"], *conll.dev["tokens"], *conll.eval["tokens"]]
+    assert sum(len(t) for t in tokens) == 29031  # as its README says
     squad = load_splits(load_card(SAMPLES / "squad_sample.yaml"))
-    assert len(squad.train) + len(squad.eval) == 2804
-    assert not set(squad.train["title"]) & set(squad.eval["title"])  # no article on both sides
+    assert len(squad.train) + len(squad.dev) + len(squad.eval) == 2804
+    titles = [set(split["title"]) for split in (squad.train, squad.dev, squad.eval)]
+    assert not (titles[0] & titles[1] or titles[0] & titles[2] or titles[1] & titles[2])  # no article in two splits
     from harness.adapters.qa import QuestionAnsweringAdapter
 
     adapter = QuestionAnsweringAdapter(load_card(SAMPLES / "squad_sample.yaml"))
