@@ -237,10 +237,36 @@ def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, 
              strategy, trainer_class: type[HarnessTrainer] | None = None, **extra) -> Trainer:
     """The Trainer of one cell. `dev_set` is what training evaluates on (early stopping, checkpoint
     choice, curves): the task's dev split, never the split it reports; None when nothing selects."""
-    cfg = spec.train
-    stopping = cfg.early_stopping
+    cfg, stopping = spec.train, spec.train.early_stopping
+    callbacks: list[TrainerCallback] = list(strategy.callbacks(model))
+    if stopping:
+        callbacks.append(EarlyStoppingCallback(stopping.patience, stopping.threshold))
+    if progress:
+        callbacks.append(_ReportSteps(progress))
+    trainer = (trainer_class or HarnessTrainer)(
+        **extra,
+        model=model,
+        strategy=strategy,
+        adapter=adapter,
+        train_config=cfg,
+        args=_arguments(spec, adapter, workdir),
+        train_dataset=train_set,
+        eval_dataset=dev_set,
+        processing_class=tokenizer,
+        data_collator=adapter.collator(tokenizer),
+        compute_metrics=(lambda p: adapter.score(adapter.decode(p.predictions, dev_set), adapter.references(dev_set)))
+        if dev_set is not None else None,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # our own display reports progress
+    return trainer
+
+
+def _arguments(spec: RunSpec, adapter, workdir: str) -> TrainingArguments:
+    """The cell's training settings as Trainer's arguments."""
+    cfg, stopping = spec.train, spec.train.early_stopping
     every = "steps" if cfg.eval_every_steps else "epoch" if stopping else "no"
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=workdir,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
@@ -274,28 +300,6 @@ def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, 
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         **precision_args(cfg.precision),
     )
-    callbacks: list[TrainerCallback] = list(strategy.callbacks(model))
-    if stopping:
-        callbacks.append(EarlyStoppingCallback(stopping.patience, stopping.threshold))
-    if progress:
-        callbacks.append(_ReportSteps(progress))
-    trainer = (trainer_class or HarnessTrainer)(
-        **extra,
-        model=model,
-        strategy=strategy,
-        adapter=adapter,
-        train_config=cfg,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=dev_set,
-        processing_class=tokenizer,
-        data_collator=adapter.collator(tokenizer),
-        compute_metrics=(lambda p: adapter.score(adapter.decode(p.predictions, dev_set), adapter.references(dev_set)))
-        if dev_set is not None else None,
-        callbacks=callbacks,
-    )
-    trainer.remove_callback(PrinterCallback)  # our own display reports progress
-    return trainer
 
 
 def _best_step(trainer: Trainer) -> int | None:
