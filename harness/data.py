@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def _carve(card: TaskCard, split: datasets.Dataset, fraction: float, seed: int, 
     label = card.label
     if card.labels and label in split.column_names and len(split) and not isinstance(split[0][label], list):
         values = [str(v) for v in split[label]]
-        if all(values.count(v) >= 2 for v in set(values)) and round(fraction * len(split)) >= len(set(values)):
+        counts = Counter(values)
+        if min(counts.values()) >= 2 and round(fraction * len(split)) >= len(counts):
             return _stratified(split, values, fraction, seed)
     return _stratified(split, [""] * len(split), fraction, seed)
 
@@ -95,9 +97,12 @@ def _carve(card: TaskCard, split: datasets.Dataset, fraction: float, seed: int, 
 def _stratified(split: datasets.Dataset, values: list[str], fraction: float, seed: int):
     """Hold out about `fraction` of each value's rows (seeded), keeping the source order."""
     rng = random.Random(seed)
+    by_value: dict[str, list[int]] = {}
+    for i, v in enumerate(values):
+        by_value.setdefault(v, []).append(i)
     held: list[int] = []
-    for value in sorted(set(values)):
-        rows = [i for i, v in enumerate(values) if v == value]
+    for value in sorted(by_value):
+        rows = by_value[value]
         rng.shuffle(rows)
         held += rows[: max(1, min(len(rows) - 1, round(fraction * len(rows))))]
     out = set(held)

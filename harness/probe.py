@@ -44,6 +44,8 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
     if cfg.shots:
         train_rows = len(adapter.few_shot(data.train.select(range(train_rows)), cfg.shots, spec.seed))
     eval_rows = min(len(data.eval), cfg.max_eval_samples or len(data.eval))
+    # what training evaluates on while it selects (early stopping, curves): dev, drawn as runner.load_task does
+    dev_rows = len(adapter.few_shot(data.dev, cfg.shots, spec.seed)) if cfg.shots else len(data.dev)
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps
     probe_train = min(train_rows, steps * per_step)
     probe_eval = min(eval_rows, 2 * cfg.eval_batch_size)
@@ -66,13 +68,15 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
     made = record.info.get("train", {}).get("rows", probe_train) / max(probe_train, 1)
     batches = math.ceil(train_rows * made / cfg.batch_size)  # as Trainer counts its update steps
     total_steps = cfg.max_steps or math.ceil(cfg.epochs * max(math.ceil(batches / cfg.gradient_accumulation_steps), 1))
-    evaluations = 1
-    if cfg.early_stopping:  # at most one evaluation per epoch, then the final one
-        evaluations += math.ceil(cfg.epochs)
+    on_dev = 0  # evaluations on dev during training; the final one is on eval
+    if cfg.early_stopping:  # at most one evaluation per epoch
+        on_dev = math.ceil(cfg.epochs)
     elif cfg.eval_every_steps:
-        evaluations += total_steps // cfg.eval_every_steps
-    evaluate = seconds["evaluate"] * eval_rows / max(probe_eval, 1) * evaluations
-    preprocess = seconds["preprocess"] * (train_rows + eval_rows) / max(probe_train + probe_eval, 1)
+        on_dev = total_steps // cfg.eval_every_steps
+    per_row = seconds["evaluate"] / max(probe_eval, 1)
+    evaluate = per_row * (eval_rows + on_dev * dev_rows)
+    rows = train_rows + eval_rows + (dev_rows if on_dev else 0)  # dev is preprocessed only when it is read
+    preprocess = seconds["preprocess"] * rows / max(probe_train + probe_eval, 1)
     total = seconds["load"] + preprocess + step * total_steps + evaluate
     return TimeEstimate(total, step, total_steps, seconds["load"], preprocess, evaluate, took)
 

@@ -21,7 +21,7 @@ from harness.data import load_splits
 from harness.estimate import tensors_of
 from harness.registry import ADAPTERS
 from harness.spec import RunSpec
-from harness.store import RunRecord, Store
+from harness.store import RunRecord
 from harness.training import build_trainer
 
 # The samples of real public datasets beside the checkout (HARNESS_SHARED_DATA overrides).
@@ -86,14 +86,6 @@ def fake_record(spec: RunSpec, correct: int, trainable: int = 10, offset: int = 
                            "peak_memory_mb": 100.0 + trainable, "memory_kind": "cpu_peak_rss",
                            "seconds": {"train": trainable / 100}},
                      info=info, predictions=predictions(correct, offset), references=REFS)
-
-
-def fill_store(path: Path, specs: list[RunSpec], correct: Callable[[RunSpec], int], skip=()) -> None:
-    """A store at `path` holding a fake record of each spec (`correct(spec)` right), bar `skip`."""
-    with Store(path) as store:
-        for spec in specs:
-            if spec.id not in skip:
-                store.write(fake_record(spec, correct(spec)))
 
 
 def trained_pair(spec: RunSpec, rows: int = 128):
