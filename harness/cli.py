@@ -108,26 +108,36 @@ def _suite_path(name: str) -> Path:
     return candidate if candidate.exists() else path
 
 
-def _suite(args):
-    """(the loaded suite, its cells' specs, its store) for a command given a suite."""
+def _suite(args, counted_out: set[str] | frozenset = frozenset()):
+    """(the loaded suite, its grid given the store (see sweep.grid), its store) for a command given a suite."""
     from harness.store import Store
-    from harness.suite import expand, load_suite
+    from harness.suite import load_suite
+    from harness.sweep import grid
 
     loaded = load_suite(_suite_path(args.suite))
-    return loaded, expand(loaded), Store(args.store or loaded.store_path)
+    store = Store(args.store or loaded.store_path)
+    return loaded, grid(loaded, store, counted_out), store
 
 
-def _plan(args, limit: bool):
-    """The suite's plan. The memory budget: --memory, else (with `limit`) what this machine's
-    training device has free, else none (only cells whose training step fails cannot run)."""
+def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset()):
+    """(the suite's plan, its grid). The memory budget: --memory, else (with `limit`) what this
+    machine's training device has free, else none (only cells whose training step fails cannot run).
+    A sweep's group whose trials left all cannot run is over: its finals are planned too."""
     from harness.device import GiB, capacity, training_device
     from harness.plan import make_plan
+    from harness.sweep import grid as grid_of
 
-    loaded, specs, store = _suite(args)
+    loaded, grid, store = _suite(args, counted_out)
     device = training_device()
     budget = int(args.memory * GiB) if args.memory is not None else capacity(device) if limit else None
-    with console.status(f"checking {len(specs)} cells and estimating the peak memory of those to run"):
-        return make_plan(loaded, specs, store, budget, device)
+    with console.status(f"checking {len(grid.cells)} cells and estimating the peak memory of those to run"):
+        plan = make_plan(loaded, grid.cells, store, budget, device)
+        out = set(counted_out) | set(plan.refused)
+        if grid.waiting:
+            again = grid_of(loaded, store, out)
+            if len(again.cells) != len(grid.cells):
+                grid, plan = again, make_plan(loaded, again.cells, store, budget, device)
+    return plan, grid
 
 
 def _duration(seconds: float) -> str:
@@ -141,13 +151,15 @@ def _duration(seconds: float) -> str:
 def cmd_plan(args) -> int:
     from harness.cost import LOCK, lock_differences
     from harness.device import gib
+    from harness.sweep import role_of
 
-    plan = _plan(args, limit=True)
+    plan, grid = _plan(args, limit=True)
     if args.time:
         with console.status("probing") as status:
             plan = plan.probed(lambda i, n, spec: status.update(f"probing {i}/{n}: {spec.label}"))
     table = Table(title=f"{plan.suite.name}: {len(plan.cells)} cells", title_justify="left")
-    columns = ("model", "task", "strategy", "seed", "id", "memory", *(["time"] if args.time else []), "status")
+    swept = grid.trials and ["sweep"]
+    columns = ("model", "task", "strategy", *swept, "seed", "id", "memory", *(["time"] if args.time else []), "status")
     for column in columns:
         table.add_column(column, justify="right" if column in ("memory", "time") else "left")
     shown = {"done": "[green]done[/]", "to do": "to do", "failed": "[red]failed[/] (will retry): {}",
@@ -157,9 +169,12 @@ def cmd_plan(args) -> int:
         memory = f"{'>=' if estimate.note else ''}{gib(estimate.peak)}" if estimate and not estimate.error else ""
         timing = [_duration(cell.time.seconds) if hasattr(cell.time, "seconds") else "?" if cell.time else ""] \
             if args.time else []
-        table.add_row(spec.model, spec.task, spec.strategy, str(spec.seed), spec.id, memory, *timing,
+        role = [role_of(spec)] if swept else []
+        table.add_row(spec.model, spec.task, spec.strategy, *role, str(spec.seed), spec.id, memory, *timing,
                       shown[cell.status].format(cell.reason))
     console.print(table)
+    for line in grid.waiting_lines():
+        console.print(line, soft_wrap=True)
     console.print(", ".join(f"{n} {k}" for k, n in plan.counts().items()) + f"  (store: {plan.store.path})")
     if drift := lock_differences():
         listed = ", ".join(drift[:4]) + (f" and {len(drift) - 4} more" if len(drift) > 4 else "")
@@ -179,7 +194,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    plan = _plan(args, limit=args.executor == "local")
+    from harness.executors import execute
+    from harness.executors.local import Summary
+
+    plan, grid = _plan(args, limit=args.executor == "local")
     refused, jobs = plan.refused, plan.runnable()
     reasons = [f"[yellow]cannot run[/] {line}" for line in refusal_summary(list(refused.values()), args.suite)]
     if plan.cells and not jobs:
@@ -187,47 +205,57 @@ def cmd_run(args) -> int:
         raise HarnessError(f"{plan.suite.path}: no cell can run ({len(plan.cells)} refused, reasons above); nothing "
                            f"ran and no result was stored")
     where = f" on Ray{f' at {args.address}' if args.address else ''}" if args.executor == "ray" else ""
-    console.print(f"[bold]{plan.suite.name}[/]: {len(plan.cells)} cells ({len(refused)} cannot run); "
+    tuned = f", {len(grid.trials)} of them sweep trials" if grid.trials else ""
+    console.print(f"[bold]{plan.suite.name}[/]: {len(plan.cells)} cells{tuned} ({len(refused)} cannot run); "
                   f"store {plan.store.path}{where}")
-    if args.executor == "ray":
-        from harness.executors.ray import run_ray
-
-        summary = run_ray(jobs, plan.store, console, address=args.address, max_retries=args.max_retries,
+    total, attempted = Summary(), set()
+    while jobs:  # a sweep's finals join once their group's trials are over: one more round for them
+        summary = execute(args.executor, jobs, plan.store, console, address=args.address, max_retries=args.max_retries,
                           gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell, num_cpus=args.workers)
-    else:
-        from harness.executors.local import run_local
-
-        summary = run_local(jobs, plan.store, console)
+        attempted |= {spec.id for job in jobs for spec in job}
+        total.add(summary)
+        if not grid.waiting:
+            break
+        plan, grid = _plan(args, args.executor == "local", attempted - plan.store.done(list(attempted)))
+        refused = plan.refused
+        jobs = [kept for job in plan.runnable() if (kept := [s for s in job if s.id not in attempted])]
+        if jobs:
+            console.print(f"[bold]{plan.suite.name}[/]: the sweep chose; {sum(map(len, jobs))} more cells")
     if reasons:
         console.print("\n".join(reasons), soft_wrap=True)
-    elsewhere = f", {len(summary.elsewhere)} running in another process" if summary.elsewhere else ""
+    for line in grid.waiting_lines():
+        console.print(line, soft_wrap=True)
+    elsewhere = f", {len(total.elsewhere)} running in another process" if total.elsewhere else ""
     console.print(
-        f"{len(summary.done)} ran, {summary.skipped} already done, {len(summary.failed)} failed, "
-        f"{len(refused)} cannot run{elsewhere}, in {summary.seconds:.1f}s"
+        f"{len(total.done)} ran, {total.skipped} already done, {len(total.failed)} failed, "
+        f"{len(refused)} cannot run{elsewhere}, in {total.seconds:.1f}s"
     )
-    if summary.done or summary.skipped:
-        _print_board(plan.suite, plan.specs, plan.store, None)
-    if summary.failed:
-        console.print(f"[red]{len(summary.failed)} cell(s) failed[/]; see `harness plan {args.suite}` for the errors")
+    if total.done or total.skipped:
+        _print_board(plan.suite, grid, plan.store, None)
+    if total.failed:
+        console.print(f"[red]{len(total.failed)} cell(s) failed[/]; see `harness plan {args.suite}` for the errors")
         return 1
     return 0
 
 
 def cmd_leaderboard(args) -> int:
-    loaded, specs, store = _suite(args)
+    loaded, grid, store = _suite(args)
     if args.task and args.task not in loaded.cards:
         raise HarnessError(unknown("task", args.task, loaded.cards))
-    _print_board(loaded, specs, store, Path(args.out) if args.out else None, args.view, args.task)
+    _print_board(loaded, grid, store, Path(args.out) if args.out else None, args.view, args.task)
     return 0
 
 
-def _print_board(loaded, specs, store, out: Path | None, view: str = "overall", task: str | None = None) -> None:
+def _print_board(loaded, grid, store, out: Path | None, view: str = "overall", task: str | None = None) -> None:
     from harness.report import export
     from harness.report.leaderboard import boards
     from harness.report.results import Results
 
-    results = Results.from_suite(loaded, specs, store)
+    results = Results.from_suite(loaded, grid.reported, store, grid.trials)
     tables = boards(results, view, task)
+    if not tables:
+        raise HarnessError(f"{loaded.name}: nothing to show in the {view} view (the suite has no sweep, or none of "
+                           f"its trials is done)")
     for table in tables:
         console.print(export.rich_table(table))
     folder = out or store.path.parent / loaded.name
@@ -240,19 +268,21 @@ def cmd_report(args) -> int:
     from harness.report.leaderboard import boards
     from harness.report.results import Results
 
-    loaded, specs, store = _suite(args)
-    results = Results.from_suite(loaded, specs, store)
+    loaded, grid, store = _suite(args)
+    results = Results.from_suite(loaded, grid.reported, store, grid.trials)
     if results.runs.empty:
         raise HarnessError(f"{loaded.name}: no completed runs in {store.path}; run the suite first")
     folder = Path(args.out) if args.out else store.path.parent / loaded.name
-    sections = [(view.heading, boards(results, view.name)) for view in VIEWS.values()]
+    sections = [(view, boards(results, view.name)) for view in VIEWS.values()]
+    sections = [(view, tables) for view, tables in sections if tables]  # a suite without a sweep has no tuning
     written = []
-    for view, (_, tables) in zip(VIEWS.values(), sections):
+    for view, tables in sections:
         written += export.write(tables, folder, view.stem)
     console.print(export.rich_table(sections[0][1][0]))
     pictures = plots.write(results, folder / "plots")
     page = folder / "report.html"
-    page.write_text(html.render(f"harness report: {loaded.name}", sections, pictures), encoding="utf-8")
+    page.write_text(html.render(f"harness report: {loaded.name}", [(v.heading, t) for v, t in sections], pictures),
+                    encoding="utf-8")
     console.print(f"wrote {page}, {len(pictures)} plots in {folder / 'plots'} and {len(written)} tables in {folder}")
     return 0
 
@@ -261,7 +291,8 @@ def _results(ref: str, store_path: str | None):
     """Results from an export (.json), a whole store (.sqlite / .db) or a suite (file or name)."""
     from harness.report.results import Results
     from harness.store import Store
-    from harness.suite import expand, load_suite
+    from harness.suite import load_suite
+    from harness.sweep import grid
 
     path = Path(ref)
     if path.suffix == ".json":
@@ -271,7 +302,9 @@ def _results(ref: str, store_path: str | None):
             raise HarnessError(f"{ref}: no such store")
         return Results.from_store(Store(path))
     loaded = load_suite(_suite_path(ref))
-    return Results.from_suite(loaded, expand(loaded), Store(store_path or loaded.store_path))
+    store = Store(store_path or loaded.store_path)
+    found = grid(loaded, store)
+    return Results.from_suite(loaded, found.reported, store, found.trials)
 
 
 def cmd_compare(args) -> int:
@@ -328,9 +361,8 @@ def cmd_check(args) -> int:
 def cmd_export(args) -> int:
     from harness.report.results import Results
 
-    loaded, specs, store = _suite(args)
-
-    results = Results.from_suite(loaded, specs, store)
+    loaded, grid, store = _suite(args)
+    results = Results.from_suite(loaded, grid.reported, store, grid.trials)
     path = Path(args.out) if args.out else store.path.parent / loaded.name / "results.json"
     results.to_json(path, predictions=not args.no_predictions)
     console.print(f"wrote {len(results.runs)} runs to {path}")

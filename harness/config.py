@@ -154,10 +154,69 @@ class When(Strict):
         value = getattr(self, axis)
         return [value] if isinstance(value, str) else value
 
+    def matches(self, model: str, task: str, strategy: str) -> bool:
+        cell = {"model": model, "task": task, "strategy": strategy}
+        return all((names := self.names(axis)) is None or cell[axis] in names for axis in cell)
+
 
 class Override(Strict):
     when: When
     train: dict[str, Any]
+
+
+class Range(Strict):
+    """A range random search draws from (uniformly, or log-uniformly with `log`)."""
+
+    low: float
+    high: float
+    log: bool = Field(False, description="draw log-uniformly (learning rates)")
+    integer: bool = Field(False, description="round each draw to an integer (ranks, epochs)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class Space(Strict):
+    """The settings a sweep tries on the cells `when` names: train keys (dotted for nested ones:
+    `early_stopping.patience`) and strategy arguments (`strategy.<arg>` where a name is both)."""
+
+    when: When = When()
+    space: dict[str, list[Any] | Range] = Field(min_length=1)
+
+    @field_validator("space")
+    @classmethod
+    def _values(cls, v: dict[str, list[Any] | Range]) -> dict[str, list[Any] | Range]:
+        for key, values in v.items():
+            if isinstance(values, list):
+                if not values:
+                    raise ValueError(f"{key}: no values to try")
+                if len({repr(x) for x in values}) < len(values):
+                    raise ValueError(f"{key}: a value is listed more than once")
+        return v
+
+
+class Sweep(Strict):
+    """Tuning with equal budgets: trials scored on dev, the best mean dev setting run on every seed."""
+
+    budget: StrictInt = Field(ge=1, description="trials per (model, task, strategy), the same for every strategy")
+    search: Literal["grid", "random"] = Field(
+        "grid", description="grid: every point (refused when a space has more than budget); random: seeded draws")
+    seeds: list[StrictInt] = Field([0], min_length=1, description="seeds each trial runs with; the chosen setting "
+                                                                 "then runs on every suite seed")
+    seed: StrictInt = Field(0, description="seed of random search's draws (hashed into the trials' run ids)")
+    spaces: list[Space] = Field(min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        if len(set(values)) < len(values):
+            raise ValueError("a seed is listed more than once")
+        return values
 
 
 class Suite(Strict):
@@ -174,6 +233,8 @@ class Suite(Strict):
     overrides: list[Override] = Field(default_factory=list)
     exclude: list[When] = Field(default_factory=list, description="cells left out of the grid (model, task, strategy)")
     store: str | None = Field(None, description="SQLite store path; results/harness.sqlite if unset")
+    sweep: Sweep | None = Field(None, description="tune each cell's settings on dev with an equal budget "
+                                                  "(see harness.sweep)")
 
     # Set by load_suite, not by the file.
     path: Path | None = Field(None, exclude=True)
@@ -201,27 +262,22 @@ class Suite(Strict):
         return values
 
     def excluded(self, model: str, task: str, strategy: str) -> bool:
-        cell = {"model": model, "task": task, "strategy": strategy}
-        return any(all((names := rule.names(axis)) is None or cell[axis] in names for axis in cell)
-                   for rule in self.exclude)
+        return any(rule.matches(model, task, strategy) for rule in self.exclude)
 
     def train_for(self, model: str, task: str, strategy: str) -> TrainConfig:
         """The base training settings with every matching override applied in file order."""
         settings = self.train.model_dump()
-        cell = {"model": model, "task": task, "strategy": strategy}
         for override in self.overrides:
-            if all(
-                (names := override.when.names(axis)) is None or cell[axis] in names for axis in cell
-            ):
-                settings = _deep_merge(settings, override.train)
+            if override.when.matches(model, task, strategy):
+                settings = deep_merge(settings, override.train)
         return TrainConfig.model_validate(settings)
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

@@ -50,9 +50,15 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 predictions, info = strategy.predict(model, tokenizer, task.adapter, task.eval_rows, task.train_rows,
                                                      spec.seed, cfg)
             references, tokens, result_metrics = task.adapter.references_of(task.eval_rows, task.data.eval_source), 0, {}
+            if spec.sweep is not None:
+                with timer("dev"):
+                    found, _ = strategy.predict(model, tokenizer, task.adapter, task.dev_rows, task.train_rows,
+                                                spec.seed, cfg)
+                    info["dev_metrics"] = task.adapter.score(
+                        found, task.adapter.references_of(task.dev_rows, task.data.dev_source))
         else:
             with timer("preprocess"):
-                preprocess_task(task, tokenizer, cfg, model, artifacts)
+                preprocess_task(task, tokenizer, cfg, model, artifacts, dev=spec.sweep is not None)
             if cfg.dropout is not None:
                 set_dropout(model, cfg.dropout)
             strategy.prepare(Context(spec, task.adapter, tokenizer, artifacts))
@@ -66,10 +72,16 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 with timer("evaluate"):
                     trainer.model = strategy.before_evaluate(trainer.model)
                     predictions = trainer.predictions(task.eval_set)
+                if spec.sweep is not None:  # a sweep's cell: the dev scores that selection reads
+                    with timer("dev"):
+                        dev_metrics = task.adapter.score(trainer.predictions(task.dev_set),
+                                                         task.adapter.references(task.dev_set))
                 saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
             references = task.adapter.references(task.eval_set)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
             info = task.info(trainer, result, cfg, saved)
+            if spec.sweep is not None:
+                info["dev_metrics"] = dev_metrics
     cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(task.eval_rows),
                    timer.seconds["evaluate"])
     return record_of(spec, task.adapter, task.data, predictions, references, cost, info)
@@ -86,7 +98,7 @@ class PreparedTask:
     eval_rows: datasets.Dataset
     augmented: dict | None  # what the strategy's data augmentation did
     train_set: datasets.Dataset | None = None
-    dev_set: datasets.Dataset | None = None  # only when training selects (early stopping, eval_every_steps)
+    dev_set: datasets.Dataset | None = None  # only when training selects on it or a sweep scores it
     eval_set: datasets.Dataset | None = None
     counts: tuple[dict, dict] = ({}, {})  # what preprocessing did to train and eval
 
@@ -108,16 +120,17 @@ def load_task(card, strategy, cfg, seed: int) -> PreparedTask:
     return PreparedTask(adapter, data, train_rows, dev_rows, _head(data.eval, cfg.max_eval_samples), augmented)
 
 
-def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path | None) -> None:
+def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path | None, dev: bool = False) -> None:
     """The task's features for `model` (its adapter bound to it), through the preprocessing cache
-    beside the store's runs folder."""
+    beside the store's runs folder; dev's when training selects on it, or with `dev` (a sweep
+    scores it)."""
     task.adapter.bind(model)
     cache = artifacts.parent / "cache" / "preprocessed" if artifacts else None
     task.train_set, train_info = preprocessed(task.adapter, task.train_rows, task.data.train_source, tokenizer, cfg,
                                               model, cache)
     task.eval_set, eval_info = preprocessed(task.adapter, task.eval_rows, task.data.eval_source, tokenizer, cfg,
                                             model, cache)
-    if cfg.early_stopping or cfg.eval_every_steps:  # what training evaluates on: never eval
+    if dev or cfg.early_stopping or cfg.eval_every_steps:  # what training evaluates on: never eval
         task.dev_set, _ = preprocessed(task.adapter, task.dev_rows, task.data.dev_source, tokenizer, cfg, model, cache)
     task.counts = (train_info, eval_info)
 
@@ -136,7 +149,8 @@ def cost_of(params: dict, memory: PeakMemory, timer: PhaseTimer, started: float,
         **params,
         "peak_memory_mb": memory.megabytes,
         "memory_kind": memory.kind,
-        "seconds": {k: round(timer.seconds.get(k, 0.0), 3) for k in ("load", "preprocess", "train", "evaluate")},
+        "seconds": {k: round(timer.seconds.get(k, 0.0), 3) for k in ("load", "preprocess", "train", "evaluate")}
+        | ({"dev": round(timer.seconds["dev"], 3)} if "dev" in timer.seconds else {}),
         "wall_seconds": round(time.perf_counter() - started, 3),  # the whole cell, phases and the rest
         "train_samples_per_second": round(result_metrics.get("train_samples_per_second", 0.0), 2),
         "train_tokens_per_second": round(tokens / train_seconds, 1) if train_seconds else 0.0,

@@ -19,6 +19,7 @@ from harness.config import ModelSpec, TaskCard, TrainConfig, train_fields
 from harness.digest import json_digest
 from harness.registry import ADAPTERS, STRATEGIES
 from harness.schema import Strict
+from harness.space import shown
 from harness.strategies import Strategy
 
 # Card fields that change how results are shown, never the results: editing them reruns nothing.
@@ -40,6 +41,24 @@ def card_identity(card: TaskCard) -> dict[str, Any]:
     return card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not card.options else set()))
 
 
+class Trial(Strict):
+    """What makes a cell part of a sweep: the setting it tries and how the sweep was drawn. Its
+    record holds dev scores as well (selection reads them). Only `scored_on` and, for random
+    search, the draw's seed are hashed: the setting itself is hashed as the cell's settings."""
+
+    point: dict[str, Any]  # the setting, as the space names it
+    seeds: list[int]  # the seeds every trial runs with (the sweep's)
+    finals: list[int]  # the suite's seeds: the chosen setting runs on each (a trial on one of them is that final)
+    budget: int
+    search: str  # grid | random
+    draw_seed: int | None = None  # random search only
+    settings: int  # points this cell's space gives (at most budget)
+    order: int = 0  # this point's place among them (selection breaks ties by it)
+
+    def identity(self) -> dict[str, Any]:
+        return {"scored_on": "dev", **({"search": "random", "seed": self.draw_seed} if self.search == "random" else {})}
+
+
 class RunSpec(Strict):
     suite: str
     model: str
@@ -59,6 +78,7 @@ class RunSpec(Strict):
     metrics: dict[str, str]  # name -> variant (library versions are recorded with the result, not hashed)
     # joint strategies: every task trained together in one model, this cell's own included
     partners: dict[str, Partner] = Field(default_factory=dict)
+    sweep: Trial | None = None  # a cell of a sweep (a trial, or the chosen setting on a suite seed)
     results_version: int = RESULTS_VERSION
 
     def identity(self) -> dict[str, Any]:
@@ -79,6 +99,8 @@ class RunSpec(Strict):
         if self.partners:  # a joint model's result depends on every task it trained on
             identity["joint"] = {name: {"card": card_identity(p.card), "data": p.data_fingerprint}
                                  for name, p in sorted(self.partners.items())}
+        if self.sweep is not None:
+            identity["sweep"] = self.sweep.identity()
         return identity
 
     @cached_property
@@ -87,7 +109,8 @@ class RunSpec(Strict):
 
     @property
     def label(self) -> str:
-        return f"{self.model} · {self.task} · {self.strategy} · seed {self.seed}"
+        tried = f" ({shown(self.sweep.point)})" if self.sweep is not None else ""
+        return f"{self.model} · {self.task} · {self.strategy}{tried} · seed {self.seed}"
 
     def task_card(self) -> TaskCard:
         """The card with its file path restored (relative data files resolve against it)."""

@@ -9,12 +9,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.backbones import Backbone, resolve
-from harness.config import Suite, TaskCard, TrainConfig
+from harness.config import Suite, TaskCard, TrainConfig, deep_merge
 from harness.data import fingerprint
 from harness.errors import ConfigError, unknown
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
 from harness.schema import format_error, parse
-from harness.spec import Partner, RunSpec
+from harness.space import key_of, merged, points, size, split
+from harness.spec import Partner, RunSpec, Trial
 from harness.strategies import Strategy
 from harness.yamlfile import read_yaml
 
@@ -67,9 +68,24 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> Load
             if task not in cards:
                 raise ConfigError(f"{where}: strategies.{label}.tasks.{i}: {unknown('suite task', task, list(cards))}")
 
+    loaded = LoadedSuite(suite, path, cards, strategies)
+    _check_cells(loaded)
+    for alias, spec in suite.models.items():
+        try:
+            loaded.backbones[alias] = resolve(alias, spec)
+        except ConfigError as exc:
+            loaded.backbones[alias] = str(exc)
+    return loaded
+
+
+def _check_cells(loaded: LoadedSuite) -> None:
+    """Refuse, in one line, a rule naming an unknown model, task or strategy, and a cell whose
+    training settings (with the overrides and sweep points that reach it) do not validate."""
+    suite, cards, strategies, where = loaded.suite, loaded.cards, loaded.strategies, str(loaded.path)
     axes = {"model": list(suite.models), "task": list(cards), "strategy": list(strategies)}
     rules = [(f"overrides.{i}.when", o.when) for i, o in enumerate(suite.overrides)]
     rules += [(f"exclude.{i}", rule) for i, rule in enumerate(suite.exclude)]
+    rules += [(f"sweep.spaces.{i}.when", s.when) for i, s in enumerate(suite.sweep.spaces if suite.sweep else [])]
     for key, when in rules:
         for axis, known in axes.items():
             for name in when.names(axis) or []:
@@ -91,13 +107,11 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> Load
                     raise ConfigError(f"{where}: train.early_stopping.metric (model {model!r}, task {task!r}, "
                                       f"strategy {label!r}): {reason}")
 
-    backbones: dict[str, Backbone | str] = {}
-    for alias, spec in suite.models.items():
-        try:
-            backbones[alias] = resolve(alias, spec)
-        except ConfigError as exc:
-            backbones[alias] = str(exc)
-    return LoadedSuite(suite, path, cards, strategies, backbones)
+    for model in suite.models if suite.sweep else []:
+        for task in cards:
+            for label in strategies:
+                if not suite.excluded(model, task, label):
+                    _check_sweep(loaded, model, task, label)
 
 
 def _selection_problem(train: TrainConfig, card: TaskCard) -> str | None:
@@ -114,8 +128,43 @@ def _selection_problem(train: TrainConfig, card: TaskCard) -> str | None:
     return None
 
 
-def expand(loaded: LoadedSuite) -> list[RunSpec]:
-    """Every model x task x strategy x seed cell, in a stable order, as run specs."""
+def _check_sweep(loaded: LoadedSuite, model: str, task: str, label: str) -> None:
+    """Refuse, in one line, a sweep that cannot run on this cell: a grid over its budget, a range
+    in a grid, a joint strategy, or a point whose settings or arguments do not validate."""
+    sweep, where = loaded.suite.sweep, str(loaded.path)
+    space = merged(sweep, model, task, label)
+    if space is None:
+        return
+    cell = f"sweep.spaces (model {model!r}, task {task!r}, strategy {label!r})"
+    name, raw, strategy = loaded.strategies[label]
+    if strategy.joint:
+        raise ConfigError(f"{where}: {cell}: strategy {name!r} trains several tasks in one model; a sweep tunes "
+                          f"one cell at a time and cannot tune it")
+    if sweep.search == "grid" and size(space) == float("inf"):
+        raise ConfigError(f"{where}: {cell}: a range (low / high) can only be drawn from: use search: random, "
+                          f"or list the values to try")
+    if sweep.search == "grid" and size(space) > sweep.budget:
+        raise ConfigError(f"{where}: {cell}: the grid has {size(space):.0f} points, more than sweep.budget "
+                          f"({sweep.budget}); raise the budget, try fewer values, or use search: random")
+    base = loaded.suite.train_for(model, task, label)
+    for point in points(space, sweep.search, sweep.budget, sweep.seed):
+        train, args = split(point)
+        try:
+            TrainConfig.model_validate(deep_merge(base.model_dump(), train))
+        except ValidationError as exc:
+            raise ConfigError(format_error(exc, TrainConfig, where, ("sweep", "spaces", "space"))) from None
+        STRATEGIES.get(name).from_suite(raw | args, where, "sweep.spaces.space")
+        if reason := _selection_problem(TrainConfig.model_validate(deep_merge(base.model_dump(), train)),
+                                        loaded.cards[task]):
+            raise ConfigError(f"{where}: {cell}: early_stopping.metric: {reason}")
+
+
+def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None = None) -> list[RunSpec]:
+    """Every model x task x strategy x seed cell, in a stable order, as run specs.
+
+    A cell the suite's sweep tunes gives its trials instead (every point of its space on the
+    sweep's seeds) and, for the (model, task, row) groups in `finals` ({group: chosen point's
+    key}, see harness.sweep), the chosen point on every suite seed."""
     suite = loaded.suite
     specs = []
     data_prints = {name: fingerprint(card) for name, card in loaded.cards.items()}
@@ -137,21 +186,46 @@ def expand(loaded: LoadedSuite) -> list[RunSpec]:
                         partners = {t: Partner(card=loaded.cards[t], data_fingerprint=data_prints[t],
                                                card_path=str(loaded.cards[t].path) if loaded.cards[t].path else None)
                                     for t in members}
+                space = merged(suite.sweep, alias, task, label) if suite.sweep else None
                 for shots in suite.shots:
                     train = suite.train_for(alias, task, label)
                     if shots is not None:
                         train = train.model_copy(update={"shots": shots})
                     # a suite that sweeps shots shows each k as its own row: 'lora@16'
                     shown = label if len(suite.shots) == 1 else f"{label}@{shots or 'all'}"
-                    for seed in suite.seeds:
-                        specs.append(RunSpec(
+
+                    def cell(seed: int, train=train, args=raw, resolved=strategy.resolved(), trial=None) -> RunSpec:
+                        return RunSpec(
                             suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
                             task=task, card=card, card_path=str(card.path) if card.path else None,
                             data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
-                            strategy_args=raw, strategy_resolved=strategy.resolved(), train=train, seed=seed,
-                            metrics=metrics, partners=partners,
-                        ))
-    return specs
+                            strategy_args=args, strategy_resolved=resolved, train=train, seed=seed,
+                            metrics=metrics, partners=partners, sweep=trial)
+
+                    if space is None:
+                        specs += [cell(seed) for seed in suite.seeds]
+                        continue
+                    chosen = (finals or {}).get((alias, task, shown))
+                    specs += _sweep_cells(loaded, space, label, train, cell, chosen)
+    return list({spec.id: spec for spec in specs}.values())  # a trial on a suite seed is that seed's final too
+
+
+def _sweep_cells(loaded: LoadedSuite, space, label: str, train: TrainConfig, cell, chosen: str | None) -> list[RunSpec]:
+    """A swept cell's trials (every point on the sweep's seeds) and, with the key of the `chosen`
+    point, that point on every suite seed (its finals)."""
+    sweep, (name, raw, _) = loaded.suite.sweep, loaded.strategies[label]
+    tried = points(space, sweep.search, sweep.budget, sweep.seed)
+    out = []
+    for order, point in enumerate(tried):
+        update, args = split(point)
+        strategy = STRATEGIES.get(name).from_suite(raw | args, str(loaded.path), "sweep.spaces.space")
+        trial = Trial(point=point, seeds=sweep.seeds, finals=loaded.suite.seeds, budget=sweep.budget, search=sweep.search,
+                      draw_seed=sweep.seed if sweep.search == "random" else None, settings=len(tried), order=order)
+        seeds = list(sweep.seeds) + (list(loaded.suite.seeds) if chosen == key_of(point) else [])
+        out += [cell(seed, TrainConfig.model_validate(deep_merge(train.model_dump(), update)), raw | args,
+                     strategy.resolved(), trial) for seed in dict.fromkeys(seeds)]
+    return out
+
 
 
 def joint_members(loaded: LoadedSuite, model: str, label: str) -> list[str]:

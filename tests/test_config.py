@@ -26,7 +26,7 @@ def test_unknown_key_suggests_the_close_one(small_suite):
 
 def test_unknown_top_level_key(small_suite):
     path = small_suite(sedes=[1])
-    assert "unknown key 'sedes' (did you mean 'seeds'?)" in error_of(path)
+    assert "unknown key 'sedes' (did you mean 'seeds' or 'sweep'?)" in error_of(path)
 
 
 def test_wrong_type_names_the_key_and_value(small_suite):

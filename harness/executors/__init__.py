@@ -16,3 +16,14 @@ def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: P
     if specs[0].partners:
         return run_joint(specs, progress, artifacts)
     return [run_cell(specs[0], progress, artifacts)]
+
+
+def execute(executor: str, jobs: list[list[RunSpec]], store, console, **ray_options):
+    """Run `jobs` with the `executor` named ("local" or "ray", which takes `ray_options`); its Summary."""
+    if executor == "ray":
+        from harness.executors.ray import run_ray
+
+        return run_ray(jobs, store, console, **ray_options)
+    from harness.executors.local import run_local
+
+    return run_local(jobs, store, console)

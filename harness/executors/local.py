@@ -34,6 +34,14 @@ class Summary:
     elsewhere: list[str] = field(default_factory=list)  # cells another live process was running
     seconds: float = 0.0
 
+    def add(self, other: Summary) -> None:
+        """Count `other`'s cells in this one (a run in several rounds)."""
+        self.done += other.done
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.elsewhere += other.elsewhere
+        self.seconds += other.seconds
+
 
 def failure(spec: RunSpec, exc: BaseException) -> RunRecord:
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):

@@ -24,6 +24,7 @@ import numpy as np
 from harness.registry import METRICS
 from harness.report import stats
 from harness.report.results import Results
+from harness.report.tuning import curve
 
 ALPHA = 0.05
 
@@ -102,6 +103,8 @@ VIEWS: dict[str, View] = {view.name: view for view in (
     View("cost", "trainable share, peak memory and train time next to the average score", "Cost",
          lambda results, task: [_cost_board(results)]),
     View("task", "every metric of a task (--task: only that one)", "Every metric, per task", _tasks),
+    View("tuning", "a sweep's chosen setting per cell, its trials, tuning time and expected best score for a budget",
+         "Tuning", lambda results, task: [_tuning_board(results, task)] if len(results.trials) else []),
 )}
 
 
@@ -211,10 +214,46 @@ def _cost_board(results: Results) -> Board:
             values = runs[(runs.model == model) & (runs.strategy == strategy)][field_name].dropna()
             cells.append(Cell(mean=float(values.median()), n=1) if len(values) else Cell())
         columns.append(Column(key, title, kind, cells))
+    if len(results.trials):  # a sweep's cost: every trial's train time, over the row's tasks
+        spent = results.trials.groupby(["model", "strategy"]).seconds.sum()
+        columns.append(Column("tuning_seconds", "tuning train time", "seconds",
+                              [Cell(mean=float(spent[row]), n=1) if row in spent.index else Cell() for row in rows]))
     kinds = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "peak resident set (CPU)"}
     memory = ", ".join(sorted({kinds.get(k, str(k)) for k in runs.memory_kind.dropna()})) or "n/a"
     return Board(f"{results.name}: cost (median over cells)", ["model", "strategy"], rows, columns,
                  [f"peak memory: {memory}; train time: wall seconds of Trainer.train"])
+
+
+def _tuning_board(results: Results, task: str | None) -> Board:
+    """One row per tuned (model, strategy, task): the chosen setting, the trials it was chosen
+    from, the expected best dev score (and the eval of that dev-best) at 1 trial and at all of
+    them, the finals' eval score and the tuning's train time."""
+    rows, cells = [], {key: [] for key in ("trials", "dev1", "devn", "eval1", "evaln", "final", "seconds")}
+    runs = results.runs
+    for (model, name, strategy), choice in results.choices().items():
+        if task not in (None, name):
+            continue
+        found = curve(list(choice.candidates))
+        finals = runs[(runs.model == model) & (runs.strategy == strategy) & (runs.task == name)]
+        rows.append((model, strategy, name, choice.setting))
+        for key, value in (("trials", choice.tried), ("dev1", found["dev"][0]), ("devn", found["dev"][-1]),
+                           ("eval1", found["eval"][0]), ("evaln", found["eval"][-1]), ("seconds", choice.seconds)):
+            cells[key].append(Cell(mean=float(value), n=1))
+        cells["final"].append(_cell(finals.score))
+    titles = {"trials": ("trials", "count"), "dev1": ("dev @1", "score"), "devn": ("dev @all", "score"),
+              "eval1": ("eval @1", "score"), "evaln": ("eval @all", "score"), "final": ("eval (final)", "score"),
+              "seconds": ("tuning train time", "seconds")}
+    columns = [Column(key, *titles[key], cells[key]) for key in titles]
+    board = Board(f"{results.name}: tuning (chosen on dev)", ["model", "strategy", "task", "chosen"], rows, columns)
+    board.notes = ["each row's setting has the best mean dev score of its trials (primary metric); dev @k: the "
+                   "expected best dev score of k trials drawn from them, eval @k: the expected eval score of that "
+                   "dev-best (Dodge et al. 2019); eval (final): the chosen setting on the suite's seeds, which the "
+                   "leaderboard reports; tuning train time: every trial's, summed"]
+    short = [f"{m} · {s} · {t} ({c.tried} of {c.settings})" for (m, t, s), c in results.choices().items()
+             if c.tried < c.settings and task in (None, t)]
+    if short:
+        board.notes.append(f"⚠ chosen before every trial was done (or some cannot run): {', '.join(short)}")
+    return board
 
 
 def _cell(values) -> Cell:
@@ -258,6 +297,13 @@ def _notes(results: Results, board: Board) -> list[str]:
         notes.append(f"† not distinguishable from the best in its column at α = {ALPHA} after Holm's correction over "
                      f"the {sum(board.tests.values())} comparisons with a best in this table (paired tests on the same "
                      f"examples: {ran}; with 2 or more seeds they count seed and example variance)")
+    if len(results.trials):
+        choices = results.choices()
+        tuned = sorted({s for (_, _, s) in choices})
+        trials = sorted({c.tried for c in choices.values()})
+        notes.append(f"tuned on dev: {', '.join(tuned)} ({'-'.join(map(str, trials[::len(trials) - 1 or 1]))} "
+                     f"trials per cell; the chosen setting on every seed, scored on eval; settings, trials and "
+                     f"tuning time in the tuning view)")
     selected = results.runs[results.runs.selected_on.notna() & (results.runs.selected_on == results.runs.reported_on)]
     if len(selected):
         splits = ", ".join(sorted(set(selected.reported_on)))

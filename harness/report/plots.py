@@ -4,6 +4,8 @@
 - score against peak memory, and against train time (averaged over tasks)
 - per-task bars with 95% bootstrap-interval whiskers
 - evaluation curves over training steps, from the evaluations logged during training
+- with a sweep: the expected best score for a budget of trials, per task, against trials and
+  against train time (harness.report.tuning)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np  # noqa: E402
 
 from harness.report import stats  # noqa: E402
 from harness.report.results import Results  # noqa: E402
+from harness.report.tuning import curves  # noqa: E402
 
 MARKERS = "osD^vP*Xh"
 
@@ -133,6 +136,34 @@ def eval_curves(results: Results):
     return fig
 
 
+def budget_curves(results: Results, task: str):
+    """Expected best dev score (solid) and the eval score of that dev-best (dashed) against the
+    number of trials and against their train time; None when the task had no sweep."""
+    found = [c for c in curves(results) if c["task"] == task]
+    if not found:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    rows = [(c["model"], c["strategy"]) for c in found]
+    for c in found:
+        color = plt.cm.tab10(rows.index((c["model"], c["strategy"])) % 10)
+        for ax, x in zip(axes, (c["k"], c["seconds"])):
+            ax.plot(x, c["dev"], marker="o", color=color, label=f"{c['model']} · {c['strategy']} (dev)")
+            ax.plot(x, c["eval"], marker=".", linestyle="--", color=color, alpha=0.7,
+                    label=f"{c['model']} · {c['strategy']} (eval of dev-best)")
+    metric = found[0]["metric"]
+    axes[0].set_xlabel("trials (settings tried)")
+    axes[1].set_xlabel("train time of the trials (s)")
+    axes[1].set_xscale("log")
+    axes[0].set_ylabel(f"expected best {metric}")
+    axes[0].xaxis.get_major_locator().set_params(integer=True)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{results.name}: {task}, expected best score for a budget (Dodge et al. 2019)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def write(results: Results, folder: Path) -> list[Path]:
     """Every plot as a PNG in `folder`; returns their paths (plots with nothing to show are left out)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -143,9 +174,12 @@ def write(results: Results, folder: Path) -> list[Path]:
     figures["score_vs_memory"] = score_against(results, "peak_memory_mb", "peak memory (MB)")
     figures["score_vs_time"] = score_against(results, "train_seconds", "train time (s)")
     figures["task_bars"] = task_bars(results)
-    curves = eval_curves(results)
-    if curves is not None:
-        figures["eval_curves"] = curves
+    logged = eval_curves(results)
+    if logged is not None:
+        figures["eval_curves"] = logged
+    for task in sorted(set(results.trials.task)):
+        if (budget := budget_curves(results, task)) is not None:
+            figures[f"budget_{task}"] = budget
     paths = []
     for name, fig in figures.items():
         path = folder / f"{name}.png"

@@ -15,10 +15,16 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.report.tuning import curves
+from harness.selection import Choice, TrialScore, choose, trial_scores
+from harness.space import key_of
 
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
            "selected_on", "reported_on"]
+# A sweep's trial runs (harness.selection.TrialScore), one row each: what tuning reports read.
+TRIAL_COLUMNS = ["run_id", "model", "strategy", "task", "point", "setting", "seed", "seeds", "settings", "order",
+                 "dev", "eval", "seconds"]
 EXPORT_VERSION = 1
 
 
@@ -32,12 +38,14 @@ class Results:
     histories: dict[str, list[dict]] = field(default_factory=dict, repr=False)  # run id -> Trainer log
     order: dict[str, list[str]] = field(default_factory=dict)  # "model" / "strategy" -> the suite's order
     planned: set[tuple[str, str]] | None = None  # (model, strategy) pairs the suite's grid holds; None: all
+    trials: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRIAL_COLUMNS))
 
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def from_suite(cls, loaded, specs, store) -> Results:
-        """The runs of a suite's current plan, labelled as the suite labels them now."""
+    def from_suite(cls, loaded, specs, store, trials=()) -> Results:
+        """The runs of a suite's current plan, labelled as the suite labels them now; `trials`: its
+        sweep's trial specs (sweep.grid gives both)."""
         by_id = {s.id: s for s in specs}
         frame = store.frame(list(by_id))
         labels = {i: (s.model, s.strategy, s.task, s.seed) for i, s in by_id.items()}
@@ -46,6 +54,10 @@ class Results:
         results.planned = {(s.model, s.strategy) for s in specs}  # pairs a suite's `exclude` removed are not rows
         results.order = {"model": [m for m in loaded.suite.models if any(m == p[0] for p in results.planned)],
                          "strategy": list(dict.fromkeys(s.strategy for s in specs))}
+        if trials:
+            primaries = {name: card.primary for name, card in loaded.cards.items()}
+            labels = {s.id: (s.model, s.strategy, s.task) for s in trials}
+            results.trials = _trial_frame(trial_scores(store.frame(list(labels)), primaries, labels))
         return results
 
     @classmethod
@@ -54,9 +66,22 @@ class Results:
         frame = store.frame()
         if suite is not None:
             frame = frame[frame.suite == suite]
-        labels = {r.id: (r.model, r.strategy, r.task, r.seed) for r in frame.itertuples()}
         cards = {r.task: r.spec["card"] for r in frame.itertuples()}
-        return cls._build(frame, labels, cards, suite or Path(store.path).stem, store)
+        scores = trial_scores(frame, {task: card["primary"] for task, card in cards.items()})
+        chosen = choose(scores)
+
+        def reported(record) -> bool:  # not a sweep's, or its group's choice on a suite seed
+            sweep = record.spec.get("sweep")
+            choice = chosen.get((record.model, record.task, record.strategy))
+            return not sweep or (choice is not None and key_of(sweep["point"]) == choice.point
+                                 and record.seed in sweep["finals"])
+
+        trials = _trial_frame(scores)
+        frame = frame[[reported(r) for r in frame.itertuples()]] if len(frame) else frame
+        labels = {r.id: (r.model, r.strategy, r.task, r.seed) for r in frame.itertuples()}
+        results = cls._build(frame, labels, cards, suite or Path(store.path).stem, store)
+        results.trials = trials
+        return results
 
     @classmethod
     def from_json(cls, path: str | Path) -> Results:
@@ -64,7 +89,8 @@ class Results:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             runs = pd.DataFrame(data["runs"], columns=COLUMNS)
             predictions = {k: (v[0], v[1]) for k, v in data.get("predictions", {}).items()}
-            return cls(runs, data["tasks"], data.get("name", Path(path).stem), predictions)
+            trials = pd.DataFrame(data.get("trials", []), columns=TRIAL_COLUMNS)
+            return cls(runs, data["tasks"], data.get("name", Path(path).stem), predictions, trials=trials)
         except (OSError, ValueError, KeyError) as exc:
             raise HarnessError(f"{path}: not a harness results file ({exc})") from None
 
@@ -109,6 +135,15 @@ class Results:
     def task_names(self) -> list[str]:
         return [t for t in self.tasks if t in set(self.runs.task)] or list(self.tasks)
 
+    def trial_scores(self) -> list[TrialScore]:
+        return [TrialScore(r.run_id, (r.model, r.task, r.strategy), r.point, r.setting, int(r.seed), tuple(r.seeds),
+                           int(r.settings), int(r.order), float(r.dev), float(r.eval), float(r.seconds))
+                for r in self.trials.itertuples()]
+
+    def choices(self) -> dict[tuple[str, str, str], Choice]:
+        """{(model, task, strategy): the setting its sweep chose} (harness.selection.choose)."""
+        return choose(self.trial_scores())
+
     def predictions(self, run_id: str) -> tuple[list, list] | None:
         """(per-example predictions, references) of a run, if they were kept."""
         if run_id not in self._predictions and self._store is not None:
@@ -120,9 +155,19 @@ class Results:
     def to_json(self, path: str | Path, predictions: bool = True) -> Path:
         data: dict[str, Any] = {"harness_results": EXPORT_VERSION, "name": self.name, "tasks": self.tasks,
                                 "runs": json.loads(self.runs.to_json(orient="records"))}
+        if len(self.trials):
+            data["trials"] = json.loads(self.trials.to_json(orient="records"))
+            data["tuning"] = curves(self)  # the expected best score for a budget, per tuned cell
         if predictions:
             data["predictions"] = {i: p for i in self.runs.run_id if (p := self.predictions(i)) is not None}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data), encoding="utf-8")
         return path
+
+
+def _trial_frame(scores: list[TrialScore]) -> pd.DataFrame:
+    rows = [{"run_id": t.run_id, "model": t.group[0], "strategy": t.group[2], "task": t.group[1], "point": t.point,
+             "setting": t.setting, "seed": t.seed, "seeds": list(t.seeds), "settings": t.settings, "order": t.order,
+             "dev": t.dev, "eval": t.eval, "seconds": t.seconds} for t in scores]
+    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)

@@ -108,9 +108,13 @@ def test_every_view_of_the_table_is_offered_printed_and_written(two_task_suite, 
     with pytest.raises(SystemExit):
         main(["leaderboard", str(path), "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    assert set(VIEWS) == {"overall", "strategies", "backbones", "task", "cost"}
+    assert set(VIEWS) == {"overall", "strategies", "backbones", "task", "cost", "tuning"}
     for view in VIEWS.values():
         assert f"{view.name}{' (default)' if view.name == 'overall' else ''}: {view.shows}" in shown
+        if view.name == "tuning":  # this suite has no sweep (tests/test_sweep.py has)
+            assert main(["leaderboard", str(path), "--view", view.name]) == 2
+            assert "nothing to show in the tuning view" in capsys.readouterr().out
+            continue
         assert main(["leaderboard", str(path), "--view", view.name, "--out", str(tmp_path / "out")]) == 0
         assert (tmp_path / "out" / f"{view.stem}.md").stat().st_size > 0
     with pytest.raises(SystemExit):
