@@ -55,12 +55,12 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
     })
     stamps: list[float] = []
     started = time.perf_counter()
-    record = run_cell(spec.model_copy(update={"train": short}), lambda done, total: stamps.append(time.perf_counter()),
+    record = run_cell(spec.model_copy(update={"train": short, "sweep": None}), lambda done, total: stamps.append(time.perf_counter()),
                       artifacts)
     took = time.perf_counter() - started
     seconds = record.cost["seconds"]
     if not spec.build_strategy().trains:  # prompting: evaluation is the whole cell
-        evaluate = seconds["evaluate"] * eval_rows / max(probe_eval, 1)
+        evaluate = seconds["evaluate"] * (eval_rows + (dev_rows if spec.sweep else 0)) / max(probe_eval, 1)
         return TimeEstimate(seconds["load"] + evaluate, 0.0, 0, seconds["load"], 0.0, evaluate, took)
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     step = statistics.median(gaps) if gaps else seconds["train"] / max(len(stamps), 1)
@@ -73,6 +73,7 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
         on_dev = math.ceil(cfg.epochs)
     elif cfg.eval_every_steps:
         on_dev = total_steps // cfg.eval_every_steps
+    on_dev += spec.sweep is not None  # a sweep's cell scores dev once more, after training
     per_row = seconds["evaluate"] / max(probe_eval, 1)
     evaluate = per_row * (eval_rows + on_dev * dev_rows)
     rows = train_rows + eval_rows + (dev_rows if on_dev else 0)  # dev is preprocessed only when it is read
