@@ -64,6 +64,8 @@ class TrainConfig(Strict):
     max_train_samples: StrictInt | None = Field(None, ge=1, description="use only the first N training rows")
     shots: StrictInt | None = Field(None, ge=1, description="few-shot: train on k examples per class (k in all for "
                                                        "other task types), drawn with the run's seed")
+    few_shot_dev: bool = Field(True, description="with shots: draw dev k per class too, so that selection sees no "
+                                                 "more labelled rows than training (false: the whole dev split)")
     dropout: float | None = Field(None, ge=0, lt=1, description="override every dropout probability of the backbone")
     save_model: bool = Field(False, description="keep the fine-tuned model (the adapter alone for PEFT methods) "
                                                 "in <store folder>/runs/<run id>/model")
@@ -106,6 +108,7 @@ TRAIN_ROLES: dict[str, frozenset[str]] = {name: frozenset(roles.split()) for nam
     "eval_every_steps": "result",
     "max_train_samples": "result",
     "shots": "result per_task",
+    "few_shot_dev": "result later per_task",
     "dropout": "result",
     "save_model": "",  # keeping the model changes nothing it scores
     "max_eval_samples": "result per_task",

@@ -45,7 +45,8 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
         train_rows = len(adapter.few_shot(data.train.select(range(train_rows)), cfg.shots, spec.seed))
     eval_rows = min(len(data.eval), cfg.max_eval_samples or len(data.eval))
     # what training evaluates on while it selects (early stopping, curves): dev, drawn as runner.load_task does
-    dev_rows = len(adapter.few_shot(data.dev, cfg.shots, spec.seed)) if cfg.shots else len(data.dev)
+    dev_rows = len(adapter.few_shot(data.dev, cfg.shots, spec.seed)) if cfg.shots and cfg.few_shot_dev \
+        else len(data.dev)
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps
     probe_train = min(train_rows, steps * per_step)
     probe_eval = min(eval_rows, 2 * cfg.eval_batch_size)

@@ -115,7 +115,8 @@ def load_task(card, strategy, cfg, seed: int) -> PreparedTask:
     data = load_splits(card)
     train_rows, dev_rows = _head(data.train, cfg.max_train_samples), data.dev
     if cfg.shots:
-        train_rows, dev_rows = adapter.few_shot(train_rows, cfg.shots, seed), adapter.few_shot(dev_rows, cfg.shots, seed)
+        train_rows = adapter.few_shot(train_rows, cfg.shots, seed)
+        dev_rows = adapter.few_shot(dev_rows, cfg.shots, seed) if cfg.few_shot_dev else dev_rows
     train_rows, augmented = strategy.augment(train_rows, adapter, seed)
     return PreparedTask(adapter, data, train_rows, dev_rows, _head(data.eval, cfg.max_eval_samples), augmented)
 
@@ -164,6 +165,8 @@ def record_of(spec: RunSpec, adapter, data, predictions: list, references: list,
     if breakdown := adapter.breakdown(predictions, references):
         info["breakdown"] = breakdown
     info |= {"trained_on": data.train_source, "reported_on": data.eval_source}  # selected_on: training_info
+    if "dev_metrics" in info:  # a sweep's cell: what its dev scores were computed on
+        info["dev_scored_on"] = data.dev_source
     return RunRecord(
         id=spec.id, spec=spec.model_dump(mode="json"), status="done", metrics=metrics,
         signatures=adapter.signatures(), cost=cost, info=info, environment=environment(),

@@ -53,6 +53,9 @@ def test_a_named_dev_split_is_used_and_dev_can_never_be_eval(tmp_path):
 def test_few_shot_cells_select_on_a_few_shot_dev_set(tmp_path):
     task = load_task(local_card(tmp_path), STRATEGIES.get("full").from_suite({}, "t", "s"), TrainConfig(shots=4), 0)
     assert len(task.train_rows) == 8 and len(task.dev_rows) == 8 and sorted(task.dev_rows["label"]) == [0] * 4 + [1] * 4
+    whole = load_task(local_card(tmp_path), STRATEGIES.get("full").from_suite({}, "t", "s"),
+                      TrainConfig(shots=4, few_shot_dev=False), 0)  # the suite says otherwise: all of dev
+    assert len(whole.train_rows) == 8 and len(whole.dev_rows) == len(task.data.dev) > 8
 
 
 def test_early_stopping_selects_on_dev_and_the_record_says_so(small_suite):

@@ -19,6 +19,7 @@ from harness.registry import (
     Registry,
     TaskCatalogue,
 )
+from harness.space import merged, points
 from harness.strategies import Strategy
 from harness.suite import expand, load_suite
 from harness.yamlfile import read_yaml
@@ -80,7 +81,14 @@ def test_every_suite_loads_expands_and_preflights(path):
     specs = expand(loaded)
     cells = [(m, t, s) for m in loaded.suite.models for t in loaded.cards for s in loaded.strategies
              if not loaded.suite.excluded(m, t, s)]
-    assert len(specs) == len(cells) * len(loaded.suite.seeds) * len(loaded.suite.shots)
+    suite = loaded.suite
+
+    def runs(cell) -> int:  # a swept cell runs each point of its space on the sweep's seeds first
+        space = merged(suite.sweep, *cell) if suite.sweep else None
+        if space is None:
+            return len(suite.seeds)
+        return len(points(space, suite.sweep.search, suite.sweep.budget, suite.sweep.seed)) * len(suite.sweep.seeds)
+    assert len(specs) == sum(runs(cell) for cell in cells) * len(suite.shots)
     refused = preflight(loaded, specs)
     # a tiny backbone always builds: a tiny cell is refused only because a strategy or the task type cannot apply
     for spec in specs:

@@ -149,8 +149,8 @@ def test_a_sweep_runs_resumes_and_reports_its_choice(small_suite, tmp_path, caps
         frame = store.frame()
         found = grid(loaded, store)
     assert len(frame) == 3 and all("accuracy" in info["dev_metrics"] for info in frame["info"])
-    assert all(info["reported_on"] == "validation" and "dev" in cost["seconds"]
-               for info, cost in zip(frame["info"], frame["cost"]))
+    assert all(info["reported_on"] == "validation" and info["dev_scored_on"].startswith("train")
+               and "dev" in cost["seconds"] for info, cost in zip(frame["info"], frame["cost"]))
     choice = found.choices[("tiny", "small_sentiment", "full")]
     trials = {r["spec"]["train"]["learning_rate"]: r["info"]["dev_metrics"]["accuracy"] for _, r in frame.iterrows()
               if r["seed"] == 0}

@@ -230,7 +230,7 @@ def _tuning_board(results: Results, task: str | None) -> Board:
     them, the finals' eval score and the tuning's train time."""
     rows, cells = [], {key: [] for key in ("trials", "dev1", "devn", "eval1", "evaln", "final", "seconds")}
     runs = results.runs
-    for (model, name, strategy), choice in results.choices().items():
+    for (model, name, strategy), choice in sorted(results.choices().items(), key=lambda item: _order(results, *item[0])):
         if task not in (None, name):
             continue
         found = curve(list(choice.candidates))
@@ -254,6 +254,13 @@ def _tuning_board(results: Results, task: str | None) -> Board:
     if short:
         board.notes.append(f"⚠ chosen before every trial was done (or some cannot run): {', '.join(short)}")
     return board
+
+
+def _order(results: Results, model: str, task: str, strategy: str) -> tuple[int, int, int]:
+    """Where a (model, task, strategy) goes among the rows: the suite's order of models, strategies, tasks."""
+    def place(names: list[str], name: str) -> int:
+        return names.index(name) if name in names else len(names)
+    return place(results.models, model), place(results.strategies, strategy), place(list(results.tasks), task)
 
 
 def _cell(values) -> Cell:

@@ -139,28 +139,30 @@ def eval_curves(results: Results):
 def budget_curves(results: Results, task: str):
     """Expected best dev score (solid) and the eval score of that dev-best (dashed) against the
     number of trials and against their train time; None when the task had no sweep."""
-    found = [c for c in curves(results) if c["task"] == task]
+    found = {(c["model"], c["strategy"]): c for c in curves(results) if c["task"] == task}
     if not found:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    rows = [(c["model"], c["strategy"]) for c in found]
-    for c in found:
-        color = plt.cm.tab10(rows.index((c["model"], c["strategy"])) % 10)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    rows = [row for row in results.pairs() if row in found] + [row for row in found if row not in results.pairs()]
+    for i, row in enumerate(rows):
+        c, color = found[row], plt.cm.tab10(i % 10)
         for ax, x in zip(axes, (c["k"], c["seconds"])):
-            ax.plot(x, c["dev"], marker="o", color=color, label=f"{c['model']} · {c['strategy']} (dev)")
-            ax.plot(x, c["eval"], marker=".", linestyle="--", color=color, alpha=0.7,
-                    label=f"{c['model']} · {c['strategy']} (eval of dev-best)")
-    metric = found[0]["metric"]
+            ax.plot(x, c["dev"], marker="o", color=color, label=" · ".join(row) if ax is axes[0] else None)
+            ax.plot(x, c["eval"], marker=".", linestyle="--", color=color, alpha=0.7)
+    axes[0].plot([], [], color="black", label="expected best dev score")
+    axes[0].plot([], [], color="black", linestyle="--", label="eval score of that dev-best")
     axes[0].set_xlabel("trials (settings tried)")
+    axes[0].xaxis.get_major_locator().set_params(integer=True)
     axes[1].set_xlabel("train time of the trials (s)")
     axes[1].set_xscale("log")
-    axes[0].set_ylabel(f"expected best {metric}")
-    axes[0].xaxis.get_major_locator().set_params(integer=True)
+    axes[1].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0].set_ylabel(f"expected best {next(iter(found.values()))['metric']}")
     for ax in axes:
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{results.name}: {task}, expected best score for a budget (Dodge et al. 2019)", fontsize=10)
-    fig.tight_layout()
+    fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.83, 0.5))
+    fig.suptitle(f"{results.name}: {task}, expected best score for a budget of trials (Dodge et al. 2019)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
     return fig
 
 

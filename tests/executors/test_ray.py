@@ -150,3 +150,18 @@ def test_two_processes_on_one_store_run_each_cell_once(small_suite):
     labels = [line.split("  ")[0] for lines in ran for line in lines]
     assert len(labels) == 4 and len(set(labels)) == 4  # every cell ran, none twice
     assert set(_records(loaded.store_path)) == {s.id for s in expand(loaded)}
+
+
+def test_a_sweep_runs_on_ray_trials_first_then_the_chosen_setting(small_suite, local_ray, capsys):
+    from harness.cli import main
+    from harness.sweep import grid
+
+    path = small_suite(strategies={"full": {}}, seeds=[0, 1], train=QUICK,
+                       sweep={"budget": 2, "spaces": [{"space": {"learning_rate": [1.0e-5, 2.0e-3]}}]})
+    assert main(["run", str(path), "--executor", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert "3 ran" in out and "the sweep chose; 1 more cells" in out
+    loaded = load_suite(path)
+    with Store(loaded.store_path) as store:
+        found = grid(loaded, store)
+        assert not found.waiting and store.done([s.id for s in found.reported]) == {s.id for s in found.reported}
