@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from harness.backbones import Backbone, resolve
 from harness.config import Suite, TaskCard, TrainConfig, deep_merge
 from harness.data import fingerprint
-from harness.errors import ConfigError, unknown
+from harness.errors import ConfigError, did_you_mean, unknown
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
 from harness.schema import format_error, parse
 from harness.space import key_of, merged, points, size, split
@@ -153,7 +153,16 @@ def _check_sweep(loaded: LoadedSuite, model: str, task: str, label: str) -> None
             TrainConfig.model_validate(deep_merge(base.model_dump(), train))
         except ValidationError as exc:
             raise ConfigError(format_error(exc, TrainConfig, where, ("sweep", "spaces", "space"))) from None
-        STRATEGIES.get(name).from_suite(raw | args, where, "sweep.spaces.space")
+        try:
+            STRATEGIES.get(name).from_suite(raw | args, where, "sweep.spaces.space")
+        except ConfigError as exc:
+            keys = [k for k in point if not k.startswith("strategy.") and k.split(".")[0] not in TrainConfig.model_fields]
+            if not keys:
+                raise
+            close = did_you_mean(keys[0], TrainConfig.model_fields)
+            raise ConfigError(f"{where}: {cell}: {keys[0]!r} is not a train setting"
+                              f"{close if 'did you mean' in close else ''}, and as an argument of strategy "
+                              f"{name!r}: {str(exc).removeprefix(where + ': ')}") from None
         if reason := _selection_problem(TrainConfig.model_validate(deep_merge(base.model_dump(), train)),
                                         loaded.cards[task]):
             raise ConfigError(f"{where}: {cell}: early_stopping.metric: {reason}")

