@@ -75,6 +75,8 @@ def test_trials_are_cells_and_the_best_mean_dev_setting_runs_on_every_seed(small
         suite_runs = Results.from_suite(loaded, after.reported, store, after.trials).runs
         store_runs = Results.from_store(store).runs
         assert sorted(store_runs.run_id) == sorted(suite_runs.run_id) == sorted(s.id for s in after.reported)
+        notes = boards(Results.from_suite(loaded, after.reported, store, after.trials), "tuning")[0].notes
+        assert any("tiny · full · small_sentiment (learning_rate=0.003 is the largest tried)" in n for n in notes)
 
 
 def test_a_tie_on_dev_goes_to_the_first_setting_and_eval_is_never_read(small_suite):

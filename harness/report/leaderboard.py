@@ -15,6 +15,7 @@ Rendering into formats is harness.report.export's job.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -249,11 +250,27 @@ def _tuning_board(results: Results, task: str | None) -> Board:
                    "expected best dev score of k trials drawn from them, eval @k: the expected eval score of that "
                    "dev-best (Dodge et al. 2019); eval (final): the chosen setting on the suite's seeds, which the "
                    "leaderboard reports; tuning train time: every trial's, summed"]
-    short = [f"{m} · {s} · {t} ({c.tried} of {c.settings})" for (m, t, s), c in results.choices().items()
-             if c.tried < c.settings and task in (None, t)]
+    chosen = sorted(((group, c) for group, c in results.choices().items() if task in (None, group[1])),
+                    key=lambda item: _order(results, *item[0]))
+    short = [f"{m} · {s} · {t} ({c.tried} of {c.settings})" for (m, t, s), c in chosen if c.tried < c.settings]
     if short:
         board.notes.append(f"⚠ chosen before every trial was done (or some cannot run): {', '.join(short)}")
+    edges = [f"{m} · {s} · {t} ({edge})" for (m, t, s), c in chosen if (edge := _at_edge(c))]
+    if edges:
+        board.notes.append(f"⚠ chosen at the edge of its space (the best may lie beyond it): {', '.join(edges)}")
     return board
+
+
+def _at_edge(choice) -> str | None:
+    """'learning_rate=0.01 is the largest tried' when a numeric setting of three values or more was
+    chosen at its smallest or largest; None otherwise."""
+    points = [json.loads(s.point) for s in choice.candidates]
+    best = json.loads(choice.point)
+    for key, value in best.items():
+        tried = sorted({p[key] for p in points if isinstance(p.get(key), (int, float)) and not isinstance(p[key], bool)})
+        if len(tried) >= 3 and value in (tried[0], tried[-1]):
+            return f"{key}={value:g} is the {'largest' if value == tried[-1] else 'smallest'} tried"
+    return None
 
 
 def _order(results: Results, model: str, task: str, strategy: str) -> tuple[int, int, int]:
