@@ -155,6 +155,7 @@ def budget_curves(results: Results, task: str):
     axes[0].xaxis.get_major_locator().set_params(integer=True)
     axes[1].set_xlabel("train time of the trials (s)")
     axes[1].set_xscale("log")
+    axes[1].xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     axes[1].xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].set_ylabel(f"expected best {next(iter(found.values()))['metric']}")
