@@ -97,7 +97,10 @@ def test_ctrl_c_on_a_ray_run_keeps_every_record_and_a_rerun_resumes(small_suite)
     path = small_suite(seeds=[0, 1, 2, 3, 4, 5], train={**QUICK, "epochs": 3})
     loaded = load_suite(path)
     command = [sys.executable, "-m", "harness", "run", str(path), "--executor", "ray", "--workers", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT back to its default in the child: a test runner started in the background (or under
+    # nohup) ignores it, the child would inherit that, and Python then never raises KeyboardInterrupt
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None and not _records(loaded.store_path):
         time.sleep(0.5)
