@@ -36,7 +36,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from harness.config import ModelSpec
-from harness.digest import text_digest
+from harness.digest import file_digest, text_digest
 from harness.errors import ConfigError, unknown
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -197,18 +197,18 @@ def resolve(alias: str, spec: ModelSpec) -> Backbone:
         basis = json.dumps({"tiny": family, "size": spec.size, "defaults": TINY[family].defaults}, sort_keys=True)
         return Backbone(alias, spec, "tiny", family, text_digest(basis))
     if source.startswith("package:"):
-        folder, version = _package_folder(alias, source.removeprefix("package:"), spec.gguf_file)
-        return Backbone(alias, spec, "package", str(folder), _folder_fingerprint(folder, version))
+        folder = _package_folder(alias, source.removeprefix("package:"), spec.gguf_file)
+        return Backbone(alias, spec, "package", str(folder), _folder_fingerprint(folder))
     path = Path(source).expanduser()
     if source.startswith((".", "/", "~")) or path.exists():
         if not (path / (spec.gguf_file or "config.json")).exists():
             raise ConfigError(f"model {alias!r}: {source} is not a model folder (no config.json there)")
-        return Backbone(alias, spec, "local", str(path.resolve()), _folder_fingerprint(path, ""))
+        return Backbone(alias, spec, "local", str(path.resolve()), _folder_fingerprint(path))
     basis = json.dumps({"hub": source, "revision": spec.revision or "unpinned"})
     return Backbone(alias, spec, "hub", source, text_digest(basis))
 
 
-def _package_folder(alias: str, ref: str, gguf_file: str | None = None) -> tuple[Path, str]:
+def _package_folder(alias: str, ref: str, gguf_file: str | None = None) -> Path:
     module, _, sub = ref.partition("/")
     found = importlib.util.find_spec(module) if module else None
     if found is None or not found.submodule_search_locations:
@@ -218,20 +218,23 @@ def _package_folder(alias: str, ref: str, gguf_file: str | None = None) -> tuple
     needed = gguf_file or "config.json"
     if not (folder / needed).exists():
         raise ConfigError(f"model {alias!r}: package {module!r} has no {needed} in {sub or 'its folder'!r}")
-    try:
-        version = importlib.metadata.version(module.replace("_", "-"))
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
-    return folder, version
+    return folder
 
 
-def _folder_fingerprint(folder: Path, version: str) -> str:
-    """Config content plus the name and size of every weight file: cheap, and changes with the weights."""
-    config = folder / "config.json"
-    parts = [version, config.read_text(encoding="utf-8") if config.exists() else ""]
+# What identifies a model folder: its configuration, weights and tokenizer files, by content.
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".gguf", ".pt", ".pth", ".h5", ".msgpack"}
+TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model"}
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    """The content of a model folder's config, weight and tokenizer files (by name within the
+    folder, never by its path): retraining a checkpoint changes it, moving or renaming the folder
+    does not. Files are hashed once per path, size and mtime (digest.file_digest)."""
+    parts = []
     for f in sorted(folder.iterdir()):
-        if f.suffix in {".safetensors", ".bin", ".gguf", ".pt"}:
-            parts.append(f"{f.name}:{f.stat().st_size}")
+        if f.is_file() and (f.suffix in WEIGHT_SUFFIXES or f.name in TOKENIZER_FILES or f.name == "config.json"):
+            parts.append(f"{f.name}:{file_digest(f)}")
     return text_digest("\n".join(parts))
 
 

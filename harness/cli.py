@@ -133,10 +133,11 @@ def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset()):
     with console.status(f"checking {len(grid.cells)} cells and estimating the peak memory of those to run"):
         plan = make_plan(loaded, grid.cells, store, budget, device)
         out = set(counted_out) | set(plan.refused)
-        if grid.waiting:
+        if grid.waiting:  # trials that cannot run no longer hold their group's finals back
             again = grid_of(loaded, store, out)
             if len(again.cells) != len(grid.cells):
-                grid, plan = again, make_plan(loaded, again.cells, store, budget, device)
+                plan = make_plan(loaded, again.cells, store, budget, device)
+            grid = again
     return plan, grid
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness import hub
 from harness.backbones import Backbone
 from harness.config import TaskCard, train_fields
 from harness.device import gib
@@ -137,6 +138,7 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
     refused: dict[str, str] = {}
     checked: dict[tuple, str | None] = {}
     configs: dict[tuple, Any] = {}
+    unavailable: dict[tuple, str | None] = {}
     for group in jobs(specs):
         if group[0].partners and (reason := _check_joint(loaded, group[0])):
             refused |= {spec.id: reason for spec in group}
@@ -148,6 +150,12 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
             refused[spec.id] = backbone
             continue
         card = loaded.cards[spec.task]
+        key = (spec.model, spec.task)
+        if key not in unavailable:
+            unavailable[key] = _unavailable(spec, backbone, card)
+        if unavailable[key]:
+            refused[spec.id] = unavailable[key]
+            continue
         missing = _missing_files(card)
         if missing:
             refused[spec.id] = f"task {spec.task!r}: data file missing: {', '.join(missing)}"
@@ -245,6 +253,16 @@ def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
     if spec.train.early_stopping or spec.train.eval_every_steps:
         return (f"strategy {label!r}: early_stopping / eval_every_steps select on one task's validation split; "
                 f"joint training does not support them")
+    return None
+
+
+def _unavailable(spec: RunSpec, backbone: Backbone, card: TaskCard) -> str | None:
+    """Why the cell's hub model or hub dataset cannot be had (hub unreachable, not cached), or None."""
+    if backbone.kind == "hub" and (reason := hub.refusal(f"model {spec.model!r}", backbone.location,
+                                                          backbone.spec.revision, "model", backbone.spec.gguf_file)):
+        return reason
+    if card.source.kind == "hub":
+        return hub.refusal(f"task {spec.task!r}", card.source.hub, card.source.revision, "dataset")
     return None
 
 

@@ -4,6 +4,10 @@ A run is either complete in the store or absent: the record and its per-example 
 in together, at the end of the run, so an interrupted grid (Ctrl-C, kill -9) leaves only whole
 records. A completed run is never replaced; a failed one is replaced when the cell is retried.
 
+The schema has a version (`PRAGMA user_version`, SCHEMA_VERSION): opening a store migrates an
+older one in place (MIGRATIONS, in one transaction each) and refuses one written by a newer
+harness, which this one could misread.
+
 Several harness processes may share one store (two terminals, a rerun while a grid is going): a
 process claims a cell before it runs it, and another process skips cells claimed by a live
 owner. An owner is live while it keeps its claims' heartbeat fresh (`keep_alive`) and, on the
@@ -24,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from harness.errors import HarnessError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -55,6 +61,11 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 """
 
+# The schema's version, and the statements that bring a store from the version before each one up
+# to it. Version 0 is a store written before versions were kept: its tables are version 1's.
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, list[str]] = {1: []}
+
 JSON_COLUMNS = ("spec", "metrics", "signatures", "cost", "info", "environment")
 
 HEARTBEAT_SECONDS = 20.0  # how often a running process refreshes its claims
@@ -84,8 +95,29 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
+        self._migrate()
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring an older store's schema up to SCHEMA_VERSION; refuse a newer one."""
+        self.db.execute("BEGIN IMMEDIATE")  # one process migrates; another waits, then finds it done
+        try:
+            found = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if found > SCHEMA_VERSION:
+                raise HarnessError(f"{self.path}: this store was written by a newer harness (store schema {found}; "
+                                   f"this harness reads up to {SCHEMA_VERSION}); upgrade harness, or use another --store")
+            fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
+            for version in range(found + 1, SCHEMA_VERSION + 1) if not fresh else ():
+                for statement in MIGRATIONS[version]:
+                    self.db.execute(statement)
+            for statement in filter(str.strip, SCHEMA.split(";")):  # every table, IF NOT EXISTS
+                self.db.execute(statement)
+            if found != SCHEMA_VERSION:
+                self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.db.close()

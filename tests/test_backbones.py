@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ import transformers
 
 from harness.backbones import build_tokenizer, resolve
 from harness.config import ModelSpec
+from harness.digest import FILE_DIGESTS, file_digest
 from harness.errors import ConfigError
 from harness.generated import sentiment
 from harness.runner import run_cell
@@ -62,12 +65,49 @@ def test_not_a_model_folder(tmp_path):
         resolve("x", ModelSpec(source=str(tmp_path)))
 
 
-def test_local_fingerprint_changes_with_the_weights(tmp_path):
+def test_a_local_folder_is_identified_by_its_content_not_its_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    backbone = resolve("tiny", ModelSpec(source="tiny:bert"))
+    model, tokenizer = backbone.load(transformers.AutoModelForSequenceClassification, HEAD, TEXTS, seed=0)
+    folder = tmp_path / "checkpoint"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    first = resolve("x", ModelSpec(source=str(folder))).fingerprint
+
+    moved = folder.rename(tmp_path / "renamed")  # the same files elsewhere: the same backbone
+    assert resolve("y", ModelSpec(source=str(moved))).fingerprint == first
+    weights = moved / "model.safetensors"
+
+    size = weights.stat().st_size
+    with torch.no_grad():  # "retrained": other weights, the same shapes, so the same file size
+        model.classifier.weight.add_(1.0)
+    model.save_pretrained(moved)
+    assert weights.stat().st_size == size
+    retrained = resolve("y", ModelSpec(source=str(moved))).fingerprint
+    assert retrained != first
+
+    build_tokenizer(TEXTS[:50], 300).save_pretrained(moved)  # another tokenizer, the same weights
+    other_tokenizer = resolve("y", ModelSpec(source=str(moved))).fingerprint
+    assert other_tokenizer not in (first, retrained)
+    (moved / "README.md").write_text("notes")  # neither weights, tokenizer nor config: not what it computes
+    assert resolve("y", ModelSpec(source=str(moved))).fingerprint == other_tokenizer
+
+
+def test_file_digests_are_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "model.safetensors").write_bytes(b"x" * 10)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x" * 10)
     before = resolve("x", ModelSpec(source=str(tmp_path))).fingerprint
-    (tmp_path / "model.safetensors").write_bytes(b"x" * 11)
+    cache = tmp_path / "cache" / FILE_DIGESTS
+    known = json.loads(cache.read_text())
+    key = next(k for k in known if k.startswith(str(weights.resolve()) + "|"))
+    known[key] = "0" * 64  # a cached digest is used as it is: the file is not read again
+    cache.write_text(json.dumps(known))
     assert resolve("x", ModelSpec(source=str(tmp_path))).fingerprint != before
+    weights.write_bytes(b"y" * 10)  # rewritten: a new mtime, so hashed again
+    assert file_digest(weights) == hashlib.sha256(b"y" * 10).hexdigest()
 
 
 def test_hub_ids_are_resolved_without_the_network():

@@ -88,8 +88,8 @@ def test_report_only_card_fields_do_not_change_the_id(small_suite, tmp_path):
 def test_run_ids_of_the_offline_suites_are_the_stored_ones():
     """A run id names a result: a change that alters the id of an unchanged cell reruns every
     user's stored grid. tests/golden/run_ids.json holds each cell's id (label -> id) as harness
-    computed it; regenerate it only for a change that is meant to alter results (last: the dev split
-    carved from train, #15, which changes every cell's training rows)."""
+    computed it; regenerate it only for a change that is meant to alter results (last: a model folder
+    identified by its files' content, #16, which changed the 16 MiniLM cells of quickstart)."""
     import json
 
     golden = json.loads((Path(__file__).parent / "golden" / "run_ids.json").read_text(encoding="utf-8"))
