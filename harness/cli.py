@@ -320,6 +320,11 @@ def cmd_compare(args) -> int:
         table.add_row(row.model, row.strategy, row.task, _mean(row.mean_a, row.std_a, row.n_a),
                       _mean(row.mean_b, row.std_b, row.n_b), "—" if row.delta != row.delta else f"{row.delta:+.2f}")
     console.print(table)
+    differing = diff[diff.environment != ""]
+    if len(differing):
+        console.print(f"[yellow]environments differ[/] (A / B) in {len(differing)} of {len(diff)} cells:")
+        for row in differing.itertuples():
+            console.print(f"  {row.model} · {row.strategy} · {row.task}: {row.environment}", soft_wrap=True)
     return 0
 
 

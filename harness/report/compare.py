@@ -37,11 +37,37 @@ def cells(results: Results) -> pd.DataFrame:
 
 
 def compare(a: Results, b: Results) -> pd.DataFrame:
-    """Side by side: every cell of either, with B - A."""
+    """Side by side: every cell of either, with B - A, and `environment`: how the environments of
+    its runs differ between A and B ('torch 2.13.0 / 2.14.0'; empty when they do not)."""
     left, right = cells(a), cells(b)
     merged = left.merge(right, on=KEY, how="outer", suffixes=("_a", "_b"))
     merged["delta"] = merged.mean_b - merged.mean_a
-    return merged[[*KEY, "mean_a", "std_a", "n_a", "mean_b", "std_b", "n_b", "delta"]]
+    envs = {side: _environments(results) for side, results in (("a", a), ("b", b))}
+    merged["environment"] = [_differences(envs["a"].get(key, []), envs["b"].get(key, []))
+                             for key in zip(merged.model, merged.strategy, merged.task)]
+    return merged[[*KEY, "mean_a", "std_a", "n_a", "mean_b", "std_b", "n_b", "delta", "environment"]]
+
+
+def _environments(results: Results) -> dict[tuple, list[dict]]:
+    """(model, strategy, task) -> the distinct environments its runs were made in."""
+    out: dict[tuple, list[dict]] = {}
+    for row in results.runs.itertuples():
+        env = row.environment if isinstance(row.environment, dict) else {}
+        found = out.setdefault((row.model, row.strategy, row.task), [])
+        if env and env not in found:
+            found.append(env)
+    return out
+
+
+def _differences(a: list[dict], b: list[dict]) -> str:
+    """'key A values / B values' for each environment key whose values differ between A's runs and B's."""
+    parts = []
+    for key in dict.fromkeys(k for env in a + b for k in env):
+        left = sorted({str(env.get(key)) for env in a})
+        right = sorted({str(env.get(key)) for env in b})
+        if a and b and left != right:
+            parts.append(f"{key} {', '.join(left)} / {', '.join(right)}")
+    return "; ".join(parts)
 
 
 @dataclass

@@ -21,7 +21,9 @@ from harness.space import key_of
 
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
-           "selected_on", "reported_on"]
+           "selected_on", "reported_on", "environment"]
+# What of a run's environment can change its result: what `harness compare` holds side by side.
+ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
 # A sweep's trial runs (harness.selection.TrialScore), one row each: what tuning reports read.
 TRIAL_COLUMNS = ["run_id", "model", "strategy", "task", "point", "setting", "seed", "seeds", "settings", "order",
                  "dev", "eval", "seconds"]
@@ -111,6 +113,7 @@ class Results:
                 "peak_memory_mb": cost.get("peak_memory_mb"), "memory_kind": cost.get("memory_kind"),
                 "train_seconds": cost.get("seconds", {}).get("train"),
                 "selected_on": info.get("selected_on"), "reported_on": info.get("reported_on"),
+                "environment": _environment(record.environment),
             })
             histories[record.id] = info.get("log_history", [])
         return cls(pd.DataFrame(rows, columns=COLUMNS), tasks, name, _store=store, histories=histories)
@@ -171,3 +174,9 @@ def _trial_frame(scores: list[TrialScore]) -> pd.DataFrame:
              "setting": t.setting, "seed": t.seed, "seeds": list(t.seeds), "settings": t.settings, "order": t.order,
              "dev": t.dev, "eval": t.eval, "seconds": t.seconds} for t in scores]
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def _environment(recorded: dict) -> dict:
+    """The ENVIRONMENT_KEYS of a run's recorded environment (package versions from its packages)."""
+    packages = recorded.get("packages") or {}
+    return {key: recorded.get(key, packages.get(key)) for key in ENVIRONMENT_KEYS}

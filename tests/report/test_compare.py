@@ -127,3 +127,24 @@ def test_check_catches_a_small_consistent_regression_among_100_cells(tmp_path, c
     out = capsys.readouterr().out
     assert "1 failing cell(s)" in out and "significantly worse on the same examples" in out
     assert "r3 · t7" in out
+
+
+def test_compare_lists_the_cells_whose_environments_differ(small_suite, tmp_path, capsys):
+    """A CPU run and a GPU run (or another torch) of the same cell are told apart, by the
+    environment each record holds; runs made alike are not listed."""
+    loaded = load_suite(small_suite(strategies={"full": {}, "lora": {}}))
+    environments = {"a": {"device": "cpu (x86_64, 2 cores)", "python": "3.11.7",
+                          "packages": {"torch": "2.13.0", "transformers": "5.24.0", "peft": "0.21.2"}}}
+    environments["b"] = {**environments["a"], "device": "NVIDIA H200",
+                         "packages": {**environments["a"]["packages"], "torch": "2.14.0"}}
+    for side in ("a", "b"):
+        with Store(tmp_path / f"{side}.sqlite") as store:
+            for spec in expand(loaded):
+                record = fake_record(spec, 180)
+                record.environment = environments[side if spec.strategy == "full" else "a"]
+                store.write(record)
+    assert main(["compare", str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "environments differ (A / B) in 1 of 2 cells:" in out
+    assert "tiny · full · small_sentiment: device cpu (x86_64, 2 cores) / NVIDIA H200; torch 2.13.0 / 2.14.0" in out
+    assert "lora · small_sentiment:" not in out
