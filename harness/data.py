@@ -6,7 +6,6 @@ works on a local copy works on the hub by changing only its `source`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections import Counter
@@ -16,7 +15,7 @@ from pathlib import Path
 import datasets
 
 from harness.config import TaskCard
-from harness.digest import json_digest
+from harness.digest import file_digest, json_digest
 from harness.errors import ConfigError, DataError, did_you_mean, first_line
 from harness.registry import GENERATORS
 
@@ -231,20 +230,13 @@ def fingerprint(card: TaskCard) -> str:
         digests = {}
         for split, p in sorted(source.files.items()):
             path = card.resolve(p)
-            digests[split] = _file_digest(path) if path.exists() else "missing"
+            # the content's sha256 (its first 16 hex digits), cached by path, size and mtime
+            digests[split] = file_digest(path)[:16] if path.exists() else "missing"
         basis = {"files": digests}
     else:
         basis = {"hub": source.hub, "config": source.config, "revision": source.revision or "unpinned"}
     basis["splits"] = card.splits.model_dump()
     return json_digest(basis)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def _where(card: TaskCard) -> str:
