@@ -59,6 +59,8 @@ def test_trials_are_cells_and_the_best_mean_dev_setting_runs_on_every_seed(small
         assert partial.waiting[("tiny", "small_sentiment", "full")] == 1
         assert partial.choices[("tiny", "small_sentiment", "full")].setting == "learning_rate=0.001"  # of those done
         assert not [s for s in partial.cells if not is_trial(s)]
+        board = boards(Results.from_suite(loaded, partial.reported, store, partial.trials))[0]
+        assert any(n.startswith("⚠ 1 of 1 tuned cells chose from a sweep not yet done") for n in board.notes)
 
         record_trials(store, before.trials)
         after = grid(loaded, store)

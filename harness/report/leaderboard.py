@@ -328,6 +328,9 @@ def _notes(results: Results, board: Board) -> list[str]:
         notes.append(f"tuned on dev: {', '.join(tuned)} ({'-'.join(map(str, trials[::len(trials) - 1 or 1]))} "
                      f"trials per cell; the chosen setting on every seed, scored on eval; settings, trials and "
                      f"tuning time in the tuning view)")
+        if short := sum(c.tried < c.settings for c in choices.values()):
+            notes.append(f"⚠ {short} of {len(choices)} tuned cells chose from a sweep not yet done (or with trials "
+                         f"that cannot run): their setting may change once it is (see the tuning view)")
     selected = results.runs[results.runs.selected_on.notna() & (results.runs.selected_on == results.runs.reported_on)]
     if len(selected):
         splits = ", ".join(sorted(set(selected.reported_on)))
