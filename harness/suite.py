@@ -148,24 +148,33 @@ def _check_sweep(loaded: LoadedSuite, model: str, task: str, label: str) -> None
                           f"({sweep.budget}); raise the budget, try fewer values, or use search: random")
     base = loaded.suite.train_for(model, task, label)
     for point in points(space, sweep.search, sweep.budget, sweep.seed):
-        train, args = split(point)
-        try:
-            TrainConfig.model_validate(deep_merge(base.model_dump(), train))
-        except ValidationError as exc:
-            raise ConfigError(format_error(exc, TrainConfig, where, ("sweep", "spaces", "space"))) from None
-        try:
-            STRATEGIES.get(name).from_suite(raw | args, where, "sweep.spaces.space")
-        except ConfigError as exc:
-            keys = [k for k in point if not k.startswith("strategy.") and k.split(".")[0] not in TrainConfig.model_fields]
-            if not keys:
-                raise
-            close = did_you_mean(keys[0], TrainConfig.model_fields)
-            raise ConfigError(f"{where}: {cell}: {keys[0]!r} is not a train setting"
-                              f"{close if 'did you mean' in close else ''}, and as an argument of strategy "
-                              f"{name!r}: {str(exc).removeprefix(where + ': ')}") from None
-        if reason := _selection_problem(TrainConfig.model_validate(deep_merge(base.model_dump(), train)),
-                                        loaded.cards[task]):
+        train, _, _ = _point_settings(loaded, label, base, point, cell)
+        if reason := _selection_problem(train, loaded.cards[task]):
             raise ConfigError(f"{where}: {cell}: early_stopping.metric: {reason}")
+
+
+def _point_settings(loaded: LoadedSuite, label: str, base: TrainConfig, point: dict,
+                    cell: str = "sweep.spaces") -> tuple[TrainConfig, dict[str, Any], Strategy]:
+    """A sweep point on top of a cell's own settings: (its training settings, its strategy
+    arguments, the strategy built with them); a value or key that does not validate is a one-line
+    ConfigError naming `cell`."""
+    where, (name, raw, _) = str(loaded.path), loaded.strategies[label]
+    update, args = split(point)
+    try:
+        train = TrainConfig.model_validate(deep_merge(base.model_dump(), update))
+    except ValidationError as exc:
+        raise ConfigError(format_error(exc, TrainConfig, where, ("sweep", "spaces", "space"))) from None
+    try:
+        strategy = STRATEGIES.get(name).from_suite(raw | args, where, "sweep.spaces.space")
+    except ConfigError as exc:
+        keys = [k for k in point if not k.startswith("strategy.") and k.split(".")[0] not in TrainConfig.model_fields]
+        if not keys:
+            raise
+        close = did_you_mean(keys[0], TrainConfig.model_fields)
+        raise ConfigError(f"{where}: {cell}: {keys[0]!r} is not a train setting"
+                          f"{close if 'did you mean' in close else ''}, and as an argument of strategy "
+                          f"{name!r}: {str(exc).removeprefix(where + ': ')}") from None
+    return train, raw | args, strategy
 
 
 def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None = None) -> list[RunSpec]:
@@ -222,19 +231,16 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
 def _sweep_cells(loaded: LoadedSuite, space, label: str, train: TrainConfig, cell, chosen: str | None) -> list[RunSpec]:
     """A swept cell's trials (every point on the sweep's seeds) and, with the key of the `chosen`
     point, that point on every suite seed (its finals)."""
-    sweep, (name, raw, _) = loaded.suite.sweep, loaded.strategies[label]
+    sweep = loaded.suite.sweep
     tried = points(space, sweep.search, sweep.budget, sweep.seed)
     out = []
     for order, point in enumerate(tried):
-        update, args = split(point)
-        strategy = STRATEGIES.get(name).from_suite(raw | args, str(loaded.path), "sweep.spaces.space")
+        settings, args, strategy = _point_settings(loaded, label, train, point)
         trial = Trial(point=point, seeds=sweep.seeds, finals=loaded.suite.seeds, budget=sweep.budget, search=sweep.search,
                       draw_seed=sweep.seed if sweep.search == "random" else None, settings=len(tried), order=order)
         seeds = list(sweep.seeds) + (list(loaded.suite.seeds) if chosen == key_of(point) else [])
-        out += [cell(seed, TrainConfig.model_validate(deep_merge(train.model_dump(), update)), raw | args,
-                     strategy.resolved(), trial) for seed in dict.fromkeys(seeds)]
+        out += [cell(seed, settings, args, strategy.resolved(), trial) for seed in dict.fromkeys(seeds)]
     return out
-
 
 
 def joint_members(loaded: LoadedSuite, model: str, label: str) -> list[str]:
