@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     exporter = with_suite("export", "write a suite's results (and per-example predictions) to one JSON file")
     exporter.add_argument("--out", help="file (default: results/<suite>/results.json)")
     exporter.add_argument("--no-predictions", action="store_true", help="leave the per-example predictions out")
+    cataloguer = sub.add_parser("check-catalogue", help="resolve each hub task card's source and report, one line "
+                                "each, where its splits, columns or label names differ from the card (exit 1; "
+                                "exit 3 when the hub cannot be reached)")
+    cataloguer.add_argument("cards", nargs="*", help="task cards or folders of them (default: the whole catalogue)")
+    cataloguer.add_argument("--mirror", help="a folder of local copies laid out as the hub lays out dataset "
+                                             "repositories (<mirror>/<owner>/<name>/), checked instead of the hub")
     lister = sub.add_parser("list", help="list known tasks, strategies, metrics or tiny backbone families")
     lister.add_argument("what", choices=["tasks", "strategies", "metrics", "tiny"])
     return parser
@@ -375,6 +381,52 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_check_catalogue(args) -> int:
+    from harness import hub
+    from harness.catalogue import UNREACHABLE, check_card, hub_cards
+    from harness.registry import TaskCatalogue, load_card
+
+    paths = []
+    for target in args.cards or [None]:
+        folder = Path(target) if target else None
+        if folder is None or folder.is_dir():
+            paths += list(TaskCatalogue(*([folder] if folder else [])).paths.values())
+        else:
+            paths.append(folder)
+    cards = [load_card(p) for p in paths]
+    checked = hub_cards(cards)
+    if not args.mirror and checked:
+        reason = hub.unreachable()
+        if reason:
+            console.print(f"[red]cannot check {len(checked)} hub cards:[/] the Hugging Face Hub cannot be reached ({reason})")
+            return UNREACHABLE
+    failed = 0
+    with console.status(f"resolving the sources of {len(checked)} hub cards"):
+        results = [check_card(card, Path(args.mirror) if args.mirror else None) for card in checked]
+    for result in results:
+        where = _shown_path(result.card.path)
+        if result.ok:
+            console.print(f"[green]ok[/]   {result.card.name:18} {result.source}")
+        failed += not result.ok
+        for line in result.problems:
+            console.print(f"[red]{where}[/]: {line}", soft_wrap=True)
+        for line in result.notes:
+            console.print(f"[yellow]{where}[/]: {line}", soft_wrap=True)
+    others = len(cards) - len(checked)
+    console.print(f"{len(checked) - failed} of {len(checked)} hub cards match their sources"
+                  + (f"; {others} read local files or generate their data (not checked)" if others else ""))
+    return 1 if failed else 0
+
+
+def _shown_path(path: Path | None) -> str:
+    if path is None:
+        return "?"
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def cmd_list(args) -> int:
     from harness.backbones import TINY
     from harness.registry import METRICS, STRATEGIES, TaskCatalogue
@@ -394,7 +446,7 @@ def cmd_list(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "report": cmd_report, "compare": cmd_compare,
-            "check": cmd_check, "export": cmd_export, "list": cmd_list}
+            "check": cmd_check, "export": cmd_export, "list": cmd_list, "check-catalogue": cmd_check_catalogue}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -294,7 +294,11 @@ class Source(Strict):
 
     hub: str | None = Field(None, description="Hugging Face dataset id")
     config: str | None = Field(None, description="dataset configuration (hub only)")
-    revision: str | None = Field(None, description="pinned dataset revision (hub only)")
+    revision: str | None = Field(None, description="pinned dataset revision (hub only): a commit, or a branch such "
+                                                   "as refs/convert/parquet (then `harness lock` pins its commit)")
+    data_files: dict[str, str | list[str]] | None = Field(
+        None, description="hub only: split -> file or glob inside the repository (at `revision`), read with the "
+                          "packaged builder of their format; no loading script runs")
     files: dict[str, str] | None = Field(None, description="split -> local csv / tsv / jsonl / json / parquet file")
     format: Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "squad"] | None = Field(
         None, description="file format; taken from the file extension if unset (conll: CoNLL columns, "
@@ -311,8 +315,10 @@ class Source(Strict):
             raise ValueError("a source needs exactly one of 'hub', 'files' or 'generate'")
         if self.options and not self.generate:
             raise ValueError("'options' applies only to a 'generate' source")
-        if (self.config or self.revision) and not self.hub:
-            raise ValueError("'config' and 'revision' apply only to a 'hub' source")
+        if (self.config or self.revision or self.data_files) and not self.hub:
+            raise ValueError("'config', 'revision' and 'data_files' apply only to a 'hub' source")
+        if self.config and self.data_files:
+            raise ValueError("'data_files' name the files of one configuration already; drop 'config'")
         return self
 
     @property

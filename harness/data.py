@@ -131,7 +131,7 @@ def _load_source(card: TaskCard) -> datasets.DatasetDict:
     if source.files:
         return _load_files(card)
     try:
-        return datasets.load_dataset(source.hub, source.config, revision=source.revision)
+        return datasets.load_dataset(source.hub, source.config, revision=source.revision, data_files=source.data_files)
     except Exception as exc:  # the hub raises many types; the user needs the dataset id and why
         raise DataError(f"{_where(card)}: cannot load hub dataset {source.hub!r}: {first_line(exc)}") from exc
 
@@ -235,6 +235,8 @@ def fingerprint(card: TaskCard) -> str:
         basis = {"files": digests}
     else:
         basis = {"hub": source.hub, "config": source.config, "revision": source.revision or "unpinned"}
+        if source.data_files:
+            basis["data_files"] = source.data_files
     basis["splits"] = card.splits.model_dump()
     return json_digest(basis)
 

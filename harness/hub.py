@@ -65,9 +65,11 @@ def cached(repo_id: str, revision: str | None, kind: str, filename: str | None =
         found = try_to_load_from_cache(repo_id, filename or "config.json", cache_dir=cache_folder(),
                                        revision=revision, repo_type="model")
         return isinstance(found, str)
-    folder = cache_folder() / f"datasets--{repo_id.replace('/', '--')}" / "snapshots"
-    if revision is not None:
-        return (folder / revision).is_dir()
+    repo = cache_folder() / f"datasets--{repo_id.replace('/', '--')}"
+    folder = repo / "snapshots"
+    if revision is not None:  # a commit, or a branch (refs/convert/parquet) whose ref file names one
+        ref = repo / "refs" / revision
+        return (folder / (ref.read_text().strip() if ref.is_file() else revision)).is_dir()
     return folder.is_dir() and any(folder.iterdir())
 
 
