@@ -38,7 +38,10 @@ class Partner(Strict):
 
 
 def card_identity(card: TaskCard) -> dict[str, Any]:
-    return card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not card.options else set()))
+    identity = card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not card.options else set()))
+    if identity["source"].get("data_files") is None:  # hashed only when set: ids from before it stay
+        identity["source"].pop("data_files", None)
+    return identity
 
 
 class Trial(Strict):
