@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.errors import did_you_mean
 from harness.schema import Strict
 
 # --------------------------------------------------------------------------- training settings
@@ -78,6 +79,19 @@ class TrainConfig(Strict):
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding)")
     auto_batch_size: bool = Field(False, description="on out-of-memory, halve the per-device batch and double "
                                                      "gradient accumulation (the effective batch stays) and retry")
+    report_to: list[str] = Field(["none"], description="experiment trackers, through Trainer's own integrations "
+                                 "(tensorboard, mlflow, wandb, ...): each cell one run named after its label, "
+                                 "tagged with model, task, strategy, seed and run id, its scores logged at the end")
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers(cls, names: list[str]) -> list[str]:
+        from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+        for name in names:
+            if name != "none" and name not in INTEGRATION_TO_CALLBACK:
+                raise ValueError(f"unknown tracker {name!r}{did_you_mean(name, [*INTEGRATION_TO_CALLBACK, 'none'])}")
+        return [n for n in names if n != "none"] or ["none"]
 
 
 # What reads each TrainConfig field, declared once; the run id, the preprocessing cache, the memory
@@ -117,6 +131,7 @@ TRAIN_ROLES: dict[str, frozenset[str]] = {name: frozenset(roles.split()) for nam
     "precision": "result later shape",
     "group_by_length": "result later",
     "auto_batch_size": "result later shape",
+    "report_to": "",  # where a cell's curves are also sent: nothing it scores
 }.items()}
 ROLES = frozenset({"result", "later", "targets", "preprocess", "shape", "per_task"})
 

@@ -139,7 +139,8 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
         mixture = TaskMixture(loaders, mixing, seed)
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
             trainer = build_trainer(first, joint, tokenizer, tasks[first.task].adapter, tasks[first.task].train_set,
-                                    None, workdir, progress, strategy, trainer_class=JointTrainer, mixture=mixture)
+                                    None, workdir, progress, strategy, trainer_class=JointTrainer, track=False,
+                                    mixture=mixture)  # one model for several cells: no one tracked run
             with timer("train"):
                 result = trainer.train()  # the task mixture batches itself: no auto batch size
             predictions = {}
@@ -148,7 +149,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
                     task = tasks[spec.task]
                     models[spec.task].eval()
                     scorer = build_trainer(spec, models[spec.task], tokenizer, task.adapter, None, None, workdir, None,
-                                           strategy)
+                                           strategy, track=False)
                     predictions[spec.task] = scorer.predictions(task.eval_set)
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     eval_rows = sum(len(tasks[s.task].eval_set) for s in specs)

@@ -21,6 +21,7 @@ from harness.registry import ADAPTERS
 from harness.spec import RunSpec
 from harness.store import RunRecord
 from harness.strategies import Context
+from harness.tracking import finish, hold_ends, tracking
 from harness.training import (
     Progress,
     build_trainer,
@@ -64,20 +65,24 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             strategy.prepare(Context(spec, task.adapter, tokenizer, artifacts))
             model = strategy.apply(model, task.adapter)
             params = parameter_counts(model, strategy.trained(model))
-            with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
+            with tempfile.TemporaryDirectory(prefix="harness-") as workdir, tracking(spec, artifacts):
                 trainer = build_trainer(spec, model, tokenizer, task.adapter, task.train_set, task.dev_set, workdir,
                                         progress, strategy)
+                held = hold_ends(trainer)
                 with timer("train"):
                     result = train(trainer, cfg)
                 with timer("evaluate"):
                     trainer.model = strategy.before_evaluate(trainer.model)
                     predictions = trainer.predictions(task.eval_set)
+                references = task.adapter.references(task.eval_set)
+                dev_metrics = None
                 if spec.sweep is not None:  # a sweep's cell: the dev scores that selection reads
                     with timer("dev"):
                         dev_metrics = task.adapter.score(trainer.predictions(task.dev_set),
                                                          task.adapter.references(task.dev_set))
+                if held:
+                    finish(trainer, held, {"eval": task.adapter.score(predictions, references), "dev": dev_metrics})
                 saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
-            references = task.adapter.references(task.eval_set)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
             info = task.info(trainer, result, cfg, saved)
             if spec.sweep is not None:

@@ -234,9 +234,10 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
 
 
 def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, workdir: str, progress: Progress | None,
-             strategy, trainer_class: type[HarnessTrainer] | None = None, **extra) -> Trainer:
+             strategy, trainer_class: type[HarnessTrainer] | None = None, track: bool = True, **extra) -> Trainer:
     """The Trainer of one cell. `dev_set` is what training evaluates on (early stopping, checkpoint
-    choice, curves): the task's dev split, never the split it reports; None when nothing selects."""
+    choice, curves): the task's dev split, never the split it reports; None when nothing selects.
+    `track`: send it to the trackers of `train.report_to` (see harness.tracking)."""
     cfg, stopping = spec.train, spec.train.early_stopping
     callbacks: list[TrainerCallback] = list(strategy.callbacks(model))
     if stopping:
@@ -249,7 +250,7 @@ def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, 
         strategy=strategy,
         adapter=adapter,
         train_config=cfg,
-        args=_arguments(spec, adapter, workdir),
+        args=_arguments(spec, adapter, workdir, track),
         train_dataset=train_set,
         eval_dataset=dev_set,
         processing_class=tokenizer,
@@ -262,7 +263,7 @@ def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, 
     return trainer
 
 
-def _arguments(spec: RunSpec, adapter, workdir: str) -> TrainingArguments:
+def _arguments(spec: RunSpec, adapter, workdir: str, track: bool = True) -> TrainingArguments:
     """The cell's training settings as Trainer's arguments."""
     cfg, stopping = spec.train, spec.train.early_stopping
     every = "steps" if cfg.eval_every_steps else "epoch" if stopping else "no"
@@ -291,7 +292,8 @@ def _arguments(spec: RunSpec, adapter, workdir: str) -> TrainingArguments:
         greater_is_better=not (stopping and stopping.metric == "loss"),  # the loss is best lowest
         logging_strategy="steps",
         logging_steps=10,
-        report_to="none",
+        report_to=cfg.report_to if track else "none",
+        run_name=spec.label,
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         label_names=list(adapter.label_names),
