@@ -16,8 +16,6 @@ from pathlib import Path
 from harness.config import TaskCard
 from harness.errors import first_line
 
-UNREACHABLE = 3  # exit code of `harness check-catalogue` when the hub cannot be reached
-
 
 @dataclass
 class Check:

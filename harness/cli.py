@@ -95,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     exporter = with_suite("export", "write a suite's results (and per-example predictions) to one JSON file")
     exporter.add_argument("--out", help="file (default: results/<suite>/results.json)")
     exporter.add_argument("--no-predictions", action="store_true", help="leave the per-example predictions out")
+    locker = sub.add_parser("lock", help="resolve the suite's hub models and datasets not pinned to a commit to the "
+                            "commits they point at now and write them beside the suite (<suite>.lock.yaml), which "
+                            "later runs then read (exit 3 when the hub cannot be reached)")
+    locker.add_argument("suite", help="suite file, or the name of one in suites/")
     cataloguer = sub.add_parser("check-catalogue", help="resolve each hub task card's source and report, one line "
                                 "each, where its splits, columns or label names differ from the card (exit 1; "
                                 "exit 3 when the hub cannot be reached)")
@@ -381,9 +385,34 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_lock(args) -> int:
+    from harness import hub
+    from harness.lock import lock_path, unpinned, write_lock
+    from harness.suite import load_suite
+
+    path = _suite_path(args.suite)
+    loaded = load_suite(path, locked=False)
+    models = {a: (b.kind, b.spec) for a, b in loaded.backbones.items() if not isinstance(b, str)}
+    wanted = unpinned(models, loaded.cards)
+    target = lock_path(path)
+    if not wanted:
+        console.print(f"every hub model and dataset of {path} is pinned to a commit already: nothing to lock")
+        return 0
+    reason = hub.unreachable()
+    if reason:
+        console.print(f"[red]cannot lock {len(wanted)} hub sources:[/] the Hugging Face Hub cannot be reached ({reason})")
+        return hub.UNREACHABLE_EXIT
+    with console.status(f"resolving {len(wanted)} hub sources"):
+        commits = write_lock(target, wanted)
+    for (kind, repo, revision), commit in commits.items():
+        console.print(f"{kind:8} {repo} @ {revision} -> {commit}")
+    console.print(f"wrote {target}: runs of this suite now read these commits (their run ids change once)")
+    return 0
+
+
 def cmd_check_catalogue(args) -> int:
     from harness import hub
-    from harness.catalogue import UNREACHABLE, check_card, hub_cards
+    from harness.catalogue import check_card, hub_cards
     from harness.registry import TaskCatalogue, load_card
 
     paths = []
@@ -399,7 +428,7 @@ def cmd_check_catalogue(args) -> int:
         reason = hub.unreachable()
         if reason:
             console.print(f"[red]cannot check {len(checked)} hub cards:[/] the Hugging Face Hub cannot be reached ({reason})")
-            return UNREACHABLE
+            return hub.UNREACHABLE_EXIT
     failed = 0
     with console.status(f"resolving the sources of {len(checked)} hub cards"):
         results = [check_card(card, Path(args.mirror) if args.mirror else None) for card in checked]
@@ -446,7 +475,8 @@ def cmd_list(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "report": cmd_report, "compare": cmd_compare,
-            "check": cmd_check, "export": cmd_export, "list": cmd_list, "check-catalogue": cmd_check_catalogue}
+            "check": cmd_check, "export": cmd_export, "list": cmd_list, "check-catalogue": cmd_check_catalogue,
+            "lock": cmd_lock}
 
 if __name__ == "__main__":
     sys.exit(main())

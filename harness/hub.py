@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+UNREACHABLE_EXIT = 3  # exit code of the commands that need the hub (lock, check-catalogue) without it
 TIMEOUT = 3.0  # seconds to wait for the hub's host before calling it unreachable
 
 
@@ -82,3 +83,23 @@ def refusal(what: str, repo_id: str, revision: str | None, kind: str, filename: 
     at = f" at revision {revision}" if revision else ""
     return (f"{what}: the Hugging Face Hub cannot be reached ({reason}) and {kind} {repo_id!r}{at} is not in "
             f"the local cache ({cache_folder()})")
+
+
+def cached_commit(repo_id: str, revision: str | None, kind: str) -> str | None:
+    """The commit the local hub cache holds for `revision` (a commit is itself; a branch is what its
+    ref file in the cache names: what the last download resolved it to), or None."""
+    if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+        return revision
+    ref = cache_folder() / f"{kind}s--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
+    return ref.read_text().strip() if ref.is_file() else None
+
+
+def commits_used(backbone, card) -> dict[str, str]:
+    """For a run's record: the commit of each hub source it read (its model, its dataset), as the
+    cache resolved them when they were loaded; sources not from the hub are left out."""
+    used = {}
+    if backbone.kind == "hub" and (commit := cached_commit(backbone.location, backbone.spec.revision, "model")):
+        used["model"] = commit
+    if card.source.hub and (commit := cached_commit(card.source.hub, card.source.revision, "dataset")):
+        used["dataset"] = commit
+    return used

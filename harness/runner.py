@@ -17,6 +17,7 @@ from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, environment, parameter_counts
 from harness.data import TaskData, load_splits
 from harness.finetuned import save_finetuned
+from harness.hub import commits_used
 from harness.registry import ADAPTERS
 from harness.spec import RunSpec
 from harness.store import RunRecord
@@ -42,7 +43,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
     with PeakMemory() as memory:
         with timer("load"):
             task = load_task(spec.task_card(), strategy, cfg, spec.seed)
-            model, tokenizer = resolve(spec.model, spec.model_spec).load(
+            backbone = resolve(spec.model, spec.model_spec)
+            model, tokenizer = backbone.load(
                 strategy.model_class(task.adapter), strategy.head(task.adapter), task.adapter.texts(task.train_rows),
                 spec.seed)
         if not strategy.trains:
@@ -89,6 +91,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 info["dev_metrics"] = dev_metrics
     cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(task.eval_rows),
                    timer.seconds["evaluate"])
+    if used := commits_used(backbone, spec.task_card()):  # what an unpinned hub source resolved to
+        info["hub_commits"] = used
     return record_of(spec, task.adapter, task.data, predictions, references, cost, info)
 
 

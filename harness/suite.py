@@ -12,6 +12,7 @@ from harness.backbones import Backbone, resolve
 from harness.config import Suite, TaskCard, TrainConfig, deep_merge
 from harness.data import fingerprint
 from harness.errors import ConfigError, did_you_mean, unknown
+from harness.lock import apply_lock, lock_path, read_lock
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
 from harness.schema import format_error, parse
 from harness.space import key_of, merged, points, size, split
@@ -39,8 +40,9 @@ class LoadedSuite:
         return Path(self.suite.store) if self.suite.store else Path("results") / "harness.sqlite"
 
 
-def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> LoadedSuite:
-    """Parse and resolve a suite file; any problem is a one-line ConfigError before anything runs."""
+def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked: bool = True) -> LoadedSuite:
+    """Parse and resolve a suite file; any problem is a one-line ConfigError before anything runs.
+    With a lock file beside it (harness.lock) and `locked`, its hub sources are read at the locked commits."""
     path = Path(path)
     where = str(path)
     suite = parse(Suite, read_yaml(path), where)
@@ -68,13 +70,20 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None) -> Load
             if task not in cards:
                 raise ConfigError(f"{where}: strategies.{label}.tasks.{i}: {unknown('suite task', task, list(cards))}")
 
-    loaded = LoadedSuite(suite, path, cards, strategies)
-    _check_cells(loaded)
+    backbones: dict[str, Backbone | str] = {}
     for alias, spec in suite.models.items():
         try:
-            loaded.backbones[alias] = resolve(alias, spec)
+            backbones[alias] = resolve(alias, spec)
         except ConfigError as exc:
-            loaded.backbones[alias] = str(exc)
+            backbones[alias] = str(exc)
+    commits = read_lock(lock_path(path)) if locked else {}
+    if commits:  # the commits `harness lock` resolved: the hub sources are read at them
+        kinds = {alias: b.kind for alias, b in backbones.items() if not isinstance(b, str)}
+        suite, cards = apply_lock(suite, kinds, cards, commits)
+        backbones = {alias: resolve(alias, suite.models[alias]) if kinds.get(alias) == "hub" else b
+                     for alias, b in backbones.items()}
+    loaded = LoadedSuite(suite, path, cards, strategies, backbones)
+    _check_cells(loaded)
     return loaded
 
 

@@ -57,6 +57,8 @@ def test_without_the_hub_uncached_models_and_datasets_cannot_run_and_cached_ones
     cell = next(s for s in specs if (s.model, s.task) == ("cached", "small_sentiment"))
     record = run_cell(cell)  # trained from the cached snapshot through from_pretrained("org/cached-bert")
     assert record.status == "done" and record.cost["total_params"] > 0
+    # the commit the unpinned model resolved to (the cache's refs/main), kept with the run
+    assert record.info["hub_commits"] == {"model": "0123456789abcdef0123456789abcdef01234567"}
 
     (hub_cache / "datasets--org--absent-data" / "snapshots" / "abc").mkdir(parents=True)
     assert hub.cached("org/absent-data", None, "dataset") and not hub.cached("org/absent-data", "def", "dataset")
