@@ -63,11 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     runner.add_argument("--memory", type=float, metavar="GIB",
                         help="memory a cell may use, in GiB; cells estimated to need more cannot run (default: the "
                              "free memory of this machine's GPU, else its available RAM; with --executor ray: no limit)")
+    on_help = ("where the cells train, in their run ids: cpu, cuda, cuda:fp16 (what precision auto means there), "
+               "cuda:bf16x4 (devices a cell); default: {}")
     planner = with_suite("plan", "show the grid: which cells are done, to do, or cannot run and why, "
                                  "and the peak memory each cell is estimated to need")
     planner.add_argument("--memory", type=float, metavar="GIB",
                          help="memory a cell may use, in GiB (default: the free memory of this machine's GPU, "
                               "else its available RAM)")
+    planner.add_argument("--on", help=on_help.format("this machine"))
     planner.add_argument("--time", action="store_true",
                          help="estimate each cell's time from a short probe of it (a few optimizer steps) on this "
                               "machine, and the grid's")
@@ -76,9 +79,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="; ".join(f"{v.name}{' (default)' if v.name == 'overall' else ''}: {v.shows}"
                                       for v in VIEWS.values()))
     board.add_argument("--task", help="with --view task: only this task")
+    board.add_argument("--on", help=on_help.format("where most of the suite's stored runs trained"))
     board.add_argument("--out", help="output folder (default: results/<suite name>/)")
     reporter = with_suite("report", "every leaderboard view in every format, the plots, and one HTML report")
     reporter.add_argument("--out", help="output folder (default: results/<suite name>/)")
+    reporter.add_argument("--on", help=on_help.format("where most of the suite's stored runs trained"))
     comparer = sub.add_parser("compare", help="diff two result sets: suites, stores (.sqlite) or exports (.json)")
     comparer.add_argument("a")
     comparer.add_argument("b")
@@ -95,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     exporter = with_suite("export", "write a suite's results (and per-example predictions) to one JSON file")
     exporter.add_argument("--out", help="file (default: results/<suite>/results.json)")
     exporter.add_argument("--no-predictions", action="store_true", help="leave the per-example predictions out")
+    exporter.add_argument("--on", help=on_help.format("where most of the suite's stored runs trained"))
     locker = sub.add_parser("lock", help="resolve the suite's hub models and datasets not pinned to a commit to the "
                             "commits they point at now and write them beside the suite (<suite>.lock.yaml), which "
                             "later runs then read (exit 3 when the hub cannot be reached)")
@@ -118,18 +124,29 @@ def _suite_path(name: str) -> Path:
     return candidate if candidate.exists() else path
 
 
-def _suite(args, counted_out: set[str] | frozenset = frozenset()):
-    """(the loaded suite, its grid given the store (see sweep.grid), its store) for a command given a suite."""
+def _suite(args, counted_out: set[str] | frozenset = frozenset(), target=None):
+    """(the loaded suite, its grid given the store (see sweep.grid), its store) for a command given a
+    suite. The cells are those of `target` (where they train), else of --on, else, for the commands
+    that report, of where most of the suite's stored runs trained, else of this machine."""
+    from harness.device import parse_target
     from harness.store import Store
     from harness.suite import load_suite
-    from harness.sweep import grid
+    from harness.sweep import grid, stored_target
 
     loaded = load_suite(_suite_path(args.suite))
     store = Store(args.store or loaded.store_path)
+    if target is None and getattr(args, "on", None):
+        target = parse_target(args.on)
+    if target is None and args.command in REPORTING:
+        target = stored_target(store, loaded.name)
+    loaded.target = target
     return loaded, grid(loaded, store, counted_out), store
 
 
-def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset()):
+REPORTING = ("leaderboard", "report", "export", "compare", "check")  # they show stored runs, wherever those trained
+
+
+def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset(), target=None):
     """(the suite's plan, its grid). The memory budget: --memory, else (with `limit`) what this
     machine's training device has free, else none (only cells whose training step fails cannot run).
     A sweep's group whose trials left all cannot run is over: its finals are planned too."""
@@ -137,9 +154,10 @@ def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset()):
     from harness.plan import make_plan
     from harness.sweep import grid as grid_of
 
-    loaded, grid, store = _suite(args, counted_out)
+    loaded, grid, store = _suite(args, counted_out, target)
     device = training_device()
-    budget = int(args.memory * GiB) if args.memory is not None else capacity(device) if limit else None
+    elsewhere = loaded.target is not None and loaded.target.kind != device  # planned for other hardware
+    budget = int(args.memory * GiB) if args.memory is not None else capacity(device) if limit and not elsewhere else None
     with console.status(f"checking {len(grid.cells)} cells and estimating the peak memory of those to run"):
         plan = make_plan(loaded, grid.cells, store, budget, device)
         out = set(counted_out) | set(plan.refused)
@@ -208,7 +226,13 @@ def cmd_run(args) -> int:
     from harness.executors import execute
     from harness.executors.local import Summary
 
-    plan, grid = _plan(args, limit=args.executor == "local")
+    target = None
+    if args.executor == "ray":  # the cells' compute is the workers': ask one (a local Ray is this machine)
+        from harness.executors.ray import cluster_target, connect
+
+        connect(args.address, args.workers)
+        target = cluster_target(args.gpus_per_cell)
+    plan, grid = _plan(args, limit=args.executor == "local", target=target)
     refused, jobs = plan.refused, plan.runnable()
     reasons = [f"[yellow]cannot run[/] {line}" for line in refusal_summary(list(refused.values()), args.suite)]
     if plan.cells and not jobs:
@@ -227,7 +251,7 @@ def cmd_run(args) -> int:
         total.add(summary)
         if not grid.waiting:
             break
-        plan, grid = _plan(args, args.executor == "local", attempted - plan.store.done(list(attempted)))
+        plan, grid = _plan(args, args.executor == "local", attempted - plan.store.done(list(attempted)), target)
         refused = plan.refused
         jobs = [kept for job in plan.runnable() if (kept := [s for s in job if s.id not in attempted])]
         if jobs:
@@ -303,7 +327,7 @@ def _results(ref: str, store_path: str | None):
     from harness.report.results import Results
     from harness.store import Store
     from harness.suite import load_suite
-    from harness.sweep import grid
+    from harness.sweep import grid, stored_target
 
     path = Path(ref)
     if path.suffix == ".json":
@@ -314,6 +338,7 @@ def _results(ref: str, store_path: str | None):
         return Results.from_store(Store(path))
     loaded = load_suite(_suite_path(ref))
     store = Store(store_path or loaded.store_path)
+    loaded.target = stored_target(store, loaded.name)  # the runs stored, wherever they trained
     found = grid(loaded, store)
     return Results.from_suite(loaded, found.reported, store, found.trials)
 

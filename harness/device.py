@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import psutil
 import torch
+
+from harness.errors import HarnessError
 
 GiB = 2**30
 
@@ -25,13 +30,72 @@ def gib(n: float) -> str:
     return f"{n / GiB:.1f} GiB" if n >= GiB / 10 else f"{n / 2**20:.0f} MiB"
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where cells will train: the device kind, how many devices one cell uses (Trainer spreads a
+    cell over every GPU it sees), and the precision `auto` means there."""
+
+    kind: str = "cpu"
+    devices: int = 1
+    auto: str = "fp32"
+
+    @classmethod
+    def here(cls) -> Target:
+        """This process's: bf16 only on GPUs that compute in it natively (compute capability 8 and
+        later; older GPUs emulate it slowly, so auto is fp16 there, with Trainer's loss scaler)."""
+        if not torch.cuda.is_available():
+            return cls()
+        native = torch.cuda.get_device_capability()[0] >= 8
+        return cls("cuda", torch.cuda.device_count(), "bf16" if native else "fp16")
+
+    @classmethod
+    def of(cls, compute: dict) -> Target:
+        """The target a stored cell's compute (of a cell with precision auto) was trained on."""
+        return cls(compute.get("device", "cpu"), int(compute.get("devices", 1)), compute.get("precision", "fp32"))
+
+    def compute(self, setting: str) -> dict:
+        """What a cell with train.precision `setting` trains in here: part of its run id (see
+        RunSpec.identity) and of its record. Never raises: a CPU asked for bf16 is planned as such,
+        and refused by preflight (see `impossible`)."""
+        return {"device": self.kind, "precision": self.auto if setting == "auto" else setting,
+                "devices": self.devices}
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.auto}{f', {self.devices} devices' if self.devices > 1 else ''})"
+
+
+def parse_target(text: str) -> Target:
+    """`--on` as a user writes it: cpu, cuda, cuda:fp16 (what auto means there), cuda:bf16x4 (4 devices a cell)."""
+    found = re.fullmatch(r"(cpu|cuda)(?::(fp32|bf16|fp16))?(?:x([1-9][0-9]*))?", text.strip())
+    if not found or (found[1] == "cpu" and found[2] not in (None, "fp32")):
+        raise HarnessError(f"--on {text!r}: expected cpu, cuda, cuda:bf16, cuda:fp16 or cuda:fp32, with xN for N "
+                           f"devices a cell (cuda:bf16x4)")
+    kind, auto, devices = found[1], found[2] or ("bf16" if found[1] == "cuda" else "fp32"), int(found[3] or 1)
+    return Target(kind, devices, auto)
+
+
+CPU_COMPUTE = Target().compute("auto")  # what every run was before the compute was recorded: not hashed
+
+
+def describe(compute: dict) -> str:
+    """'cuda in bf16', 'cpu in fp32', 'cuda in bf16 on 4 devices'."""
+    devices = compute.get("devices", 1)
+    return f"{compute['device']} in {compute['precision']}" + (f" on {devices} devices" if devices > 1 else "")
+
+
+def impossible(compute: dict) -> str | None:
+    """Why a cell cannot train in `compute` (half precision without a GPU), or None."""
+    if compute["device"] == "cpu" and compute["precision"] in ("bf16", "fp16"):
+        return f"train.precision {compute['precision']!r} needs a CUDA GPU; the cells train on the CPU (use auto or fp32)"
+    return None
+
+
 def precision(setting: str) -> str:
-    """The precision a cell trains in: `auto` is bf16 on a CUDA GPU that supports it, else fp32."""
-    if setting == "auto":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    if setting in ("bf16", "fp16") and not torch.cuda.is_available():
-        raise ValueError(f"train.precision {setting!r} needs a CUDA GPU; this machine has none (use auto or fp32)")
-    return setting
+    """The precision a cell trains in on this machine (see Target.here)."""
+    chosen = Target.here().compute(setting)
+    if problem := impossible(chosen):
+        raise ValueError(problem)
+    return chosen["precision"]
 
 
 def precision_args(setting: str) -> dict:

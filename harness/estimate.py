@@ -22,7 +22,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 from harness.config import train_fields
-from harness.device import gib, precision
+from harness.device import Target, gib
 from harness.digest import json_digest
 from harness.errors import first_line
 
@@ -80,22 +80,24 @@ class LiveBytes(TorchDispatchMode):
 
 
 def cell_memory(backbone, adapter, strategy, train, device: str, batch: int | None = None,
-                cache: Path | None = None) -> MemoryEstimate:
-    """The peak memory of one cell on `device` at per-device batch `batch` (the settings' if None),
+                cache: Path | None = None, precision: str | None = None) -> MemoryEstimate:
+    """The peak memory of one cell on `device` at per-device batch `batch` (the settings' if None)
+    in `precision` (the cell's compute; what train.precision means on this machine if None),
     kept under `cache` (a folder) by everything it depends on."""
     batch = batch or train.batch_size
-    key = estimate_key(backbone, adapter, strategy, train, device, batch)
+    precision = precision or Target.here().compute(train.precision)["precision"]
+    key = estimate_key(backbone, adapter, strategy, train, device, batch, precision)
     path = cache / f"{key}.json" if cache else None
     if path and path.exists():
         return MemoryEstimate(**json.loads(path.read_text(encoding="utf-8")))
-    estimate = _estimate(backbone, adapter, strategy, train, device, batch)
+    estimate = _estimate(backbone, adapter, strategy, train, device, batch, precision)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(estimate)), encoding="utf-8")
     return estimate
 
 
-def estimate_key(backbone, adapter, strategy, train, device: str, batch: int) -> str:
+def estimate_key(backbone, adapter, strategy, train, device: str, batch: int, precision: str = "fp32") -> str:
     """The cache key of one memory estimate: what the estimate depends on, and nothing else."""
     import harness
 
@@ -105,10 +107,12 @@ def estimate_key(backbone, adapter, strategy, train, device: str, batch: int) ->
         "train": train.model_dump(mode="json", include=train_fields("shape") - {"batch_size", "auto_batch_size"}),
         "device": device, "batch": batch, "harness": harness.__version__, "torch": torch.__version__,
     }
+    if precision != "fp32":  # what autocast computes in (estimates made before this key were fp32)
+        identity["precision"] = precision
     return json_digest(identity, 24)
 
 
-def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> MemoryEstimate:
+def _estimate(backbone, adapter, strategy, train, device: str, batch: int, precision: str) -> MemoryEstimate:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     model = backbone.build(strategy.model_class(adapter), strategy.head(adapter))
@@ -122,7 +126,7 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int) -> Me
     weights = sum(t.untyped_storage().nbytes() for t in tensors_of(model))
     gradients = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n in trained)
     optimizer = 2 * gradients  # AdamW's two moments, in the parameters' dtype
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision(train.precision))
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     autocast = torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
     try:
         with FakeTensorMode(allow_non_fake_inputs=True):

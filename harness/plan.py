@@ -19,7 +19,7 @@ from typing import Any
 from harness import hub
 from harness.backbones import Backbone
 from harness.config import TaskCard, train_fields
-from harness.device import gib
+from harness.device import gib, impossible
 from harness.errors import HarnessError, first_line
 from harness.estimate import MemoryEstimate, cell_memory
 from harness.probe import TimeEstimate, probe_cells
@@ -149,6 +149,9 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
         if isinstance(backbone, str):
             refused[spec.id] = backbone
             continue
+        if reason := impossible(spec.compute):
+            refused[spec.id] = reason
+            continue
         card = loaded.cards[spec.task]
         key = (spec.model, spec.task)
         if key not in unavailable:
@@ -197,10 +200,11 @@ def memory_preflight(loaded: LoadedSuite, specs: list[RunSpec], budget: int | No
         card = loaded.cards[spec.task]
         backbone, strategy = loaded.backbones[spec.model], loaded.strategies[spec.strategy_key][2]
         adapter = ADAPTERS.get(card.type)(card)
-        key = json.dumps([spec.model, card.type, adapter.head(), spec.strategy_key,
+        key = json.dumps([spec.model, card.type, adapter.head(), spec.strategy_key, spec.compute["precision"],
                           spec.train.model_dump(mode="json", include=train_fields("shape"))], sort_keys=True, default=str)
         if key not in done:
-            estimate = cell_memory(backbone, adapter, strategy, spec.train, device, cache=cache)
+            estimate = cell_memory(backbone, adapter, strategy, spec.train, device, cache=cache,
+                                   precision=spec.compute["precision"])
             done[key] = (estimate, _memory_reason(estimate, backbone, adapter, strategy, spec, budget, device, cache))
         estimates[spec.id], reason = done[key]
         if reason:
@@ -216,7 +220,8 @@ def _memory_reason(estimate: MemoryEstimate, backbone: Backbone, adapter, strate
     if budget is None or estimate.peak <= budget:
         return None
     if spec.train.auto_batch_size and spec.train.batch_size > 1:
-        smallest = cell_memory(backbone, adapter, strategy, spec.train, device, batch=1, cache=cache)
+        smallest = cell_memory(backbone, adapter, strategy, spec.train, device, batch=1, cache=cache,
+                               precision=spec.compute["precision"])
         if smallest.peak <= budget:
             return None  # auto_batch_size will find a batch that fits
         estimate = smallest

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from harness import RESULTS_VERSION
 from harness.config import ModelSpec, TaskCard, TrainConfig, train_fields
+from harness.device import CPU_COMPUTE
 from harness.digest import json_digest
 from harness.registry import ADAPTERS, STRATEGIES
 from harness.schema import Strict
@@ -82,6 +83,8 @@ class RunSpec(Strict):
     # joint strategies: every task trained together in one model, this cell's own included
     partners: dict[str, Partner] = Field(default_factory=dict)
     sweep: Trial | None = None  # a cell of a sweep (a trial, or the chosen setting on a suite seed)
+    # what it trains on and in: {"device": cpu | cuda, "precision": fp32 | bf16 | fp16, "devices": n}
+    compute: dict[str, Any] = Field(default_factory=lambda: dict(CPU_COMPUTE))
     results_version: int = RESULTS_VERSION
 
     def identity(self) -> dict[str, Any]:
@@ -104,6 +107,8 @@ class RunSpec(Strict):
                                  for name, p in sorted(self.partners.items())}
         if self.sweep is not None:
             identity["sweep"] = self.sweep.identity()
+        if self.compute != CPU_COMPUTE:  # a GPU run is its own result; CPU fp32 ids predate this key
+            identity["compute"] = self.compute
         return identity
 
     @cached_property

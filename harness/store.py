@@ -246,6 +246,12 @@ class Store:
             frame[column] = frame[column].map(lambda v: json.loads(v) if v else {})
         return frame
 
+    def computes(self, suite: str) -> list[tuple[dict, str]]:
+        """(compute, train.precision) of each done run of `suite`: where it trained (see RunSpec.compute)."""
+        rows = self.db.execute("SELECT spec FROM runs WHERE suite = ? AND status = 'done'", (suite,)).fetchall()
+        specs = [json.loads(spec) for (spec,) in rows if spec]
+        return [(s.get("compute") or {}, s.get("train", {}).get("precision", "auto")) for s in specs]
+
     def predictions(self, run_id: str) -> tuple[list, list] | None:
         row = self.db.execute("SELECT predictions, refs FROM predictions WHERE run_id = ?", (run_id,)).fetchone()
         return (json.loads(row[0]), json.loads(row[1])) if row else None

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from harness.backbones import Backbone, resolve
 from harness.config import Suite, TaskCard, TrainConfig, deep_merge
 from harness.data import fingerprint
+from harness.device import Target
 from harness.errors import ConfigError, did_you_mean, unknown
 from harness.lock import apply_lock, lock_path, read_lock
 from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
@@ -30,6 +31,7 @@ class LoadedSuite:
     cards: dict[str, TaskCard]
     strategies: dict[str, tuple[str, dict[str, Any], Strategy]]  # label -> (name, arguments, strategy)
     backbones: dict[str, Backbone | str] = field(default_factory=dict)  # alias -> backbone, or why not
+    target: Target | None = None  # where the cells train (their compute is in their ids); None: this machine
 
     @property
     def name(self) -> str:
@@ -192,7 +194,7 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
     A cell the suite's sweep tunes gives its trials instead (every point of its space on the
     sweep's seeds) and, for the (model, task, row) groups in `finals` ({group: chosen point's
     key}, see harness.sweep), the chosen point on every suite seed."""
-    suite = loaded.suite
+    suite, target = loaded.suite, loaded.target or Target.here()
     specs = []
     data_prints = {name: fingerprint(card) for name, card in loaded.cards.items()}
     for alias, model_spec in suite.models.items():
@@ -227,7 +229,7 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
                             task=task, card=card, card_path=str(card.path) if card.path else None,
                             data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
                             strategy_args=args, strategy_resolved=resolved, train=train, seed=seed,
-                            metrics=metrics, partners=partners, sweep=trial)
+                            metrics=metrics, partners=partners, sweep=trial, compute=target.compute(train.precision))
 
                     if space is None:
                         specs += [cell(seed) for seed in suite.seeds]

@@ -9,8 +9,11 @@ leaderboard shows each group's current choice.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 
+from harness.device import CPU_COMPUTE, Target
 from harness.selection import Choice, Group, choose, trial_scores
 from harness.space import key_of, shown
 from harness.spec import RunSpec
@@ -75,3 +78,11 @@ def grid(loaded: LoadedSuite, store: Store, counted_out: set[str] | frozenset = 
     cells = [s for s in with_finals if s.sweep is None or is_trial(s) or (final(s) and group_of(s) not in left)]
     reported = [s for s in with_finals if s.sweep is None or final(s)]
     return Grid(cells, reported, trials, choices, left, tuple(loaded.suite.seeds))
+
+
+def stored_target(store, suite: str) -> Target | None:
+    """Where most of `suite`'s runs in `store` trained (of those with train.precision auto, whose
+    compute says what auto meant there): reports show those runs on any machine. None: no runs."""
+    found = Counter(json.dumps(compute or CPU_COMPUTE, sort_keys=True) for compute, setting in store.computes(suite)
+                    if setting == "auto")
+    return Target.of(json.loads(found.most_common(1)[0][0])) if found else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.device import Target, describe
 from harness.joint import run_joint
 from harness.runner import run_cell
 from harness.spec import RunSpec
@@ -12,10 +13,18 @@ from harness.training import Progress
 
 
 def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
-    """The records of one job (see plan.jobs): one cell, or every cell of one joint model."""
-    if specs[0].partners:
-        return run_joint(specs, progress, artifacts)
-    return [run_cell(specs[0], progress, artifacts)]
+    """The records of one job (see plan.jobs): one cell, or every cell of one joint model. A cell
+    planned for other hardware than this process has (its compute is in its run id) is not run."""
+    here = Target.here()
+    for spec in specs:
+        if (actual := here.compute(spec.train.precision)) != spec.compute:
+            raise RuntimeError(f"planned to train on {describe(spec.compute)}, but this process would train on "
+                               f"{describe(actual)}: plan and run where the cells train (with --executor ray the "
+                               f"driver plans for the cluster's workers)")
+    records = run_joint(specs, progress, artifacts) if specs[0].partners else [run_cell(specs[0], progress, artifacts)]
+    for record in records:
+        record.info["compute"] = specs[0].compute
+    return records
 
 
 def execute(executor: str, jobs: list[list[RunSpec]], store, console, **ray_options):

@@ -66,12 +66,8 @@ def gpu_share(specs: list[RunSpec]) -> float:
     return next((share for limit, share in GPU_SHARES if params < limit), 1.0)
 
 
-def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: str | None = None,
-            max_retries: int = 2, gpus_per_cell: float | None = None, cpus_per_cell: float = 1.0,
-            num_cpus: int | None = None, work=None) -> Summary:
-    """Run every cell of `jobs` (see plan.jobs, Plan.runnable) not already done as Ray tasks;
-    records are written here, on the driver.
-    `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, run_remote by default."""
+def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the Ray at `address`, or start a local one (with `num_cpus`), once per process."""
     try:
         import ray
     except ImportError:
@@ -82,6 +78,34 @@ def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: 
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env} if env else None)
+
+
+def _target_here():
+    from harness.device import Target
+
+    return Target.here()
+
+
+def cluster_target(gpus_per_cell: float | None = None):
+    """Where the cluster's cells will train (harness.device.Target), asked of a worker given what a
+    cell asks for: with GPUs in the cluster, a share of one (so the worker sees the one GPU a cell
+    sees), else none. With fake GPU resources and no CUDA, that is the CPU, as the cells will find."""
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    share = gpus_per_cell if gpus_per_cell is not None else (min(0.25, gpus) if gpus else 0)
+    return ray.get(ray.remote(_target_here).options(num_cpus=0, num_gpus=share).remote())
+
+
+def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: str | None = None,
+            max_retries: int = 2, gpus_per_cell: float | None = None, cpus_per_cell: float = 1.0,
+            num_cpus: int | None = None, work=None) -> Summary:
+    """Run every cell of `jobs` (see plan.jobs, Plan.runnable) not already done as Ray tasks;
+    records are written here, on the driver.
+    `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, run_remote by default."""
+    connect(address, num_cpus)
+    import ray
+
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
     remote = ray.remote(work or run_remote)
     artifacts = str(store.path.parent.resolve() / "runs")

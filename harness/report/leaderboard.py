@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.device import CPU_COMPUTE, describe
 from harness.registry import METRICS
 from harness.report import stats
 from harness.report.results import Results
@@ -331,6 +333,10 @@ def _notes(results: Results, board: Board) -> list[str]:
         if short := sum(c.tried < c.settings for c in choices.values()):
             notes.append(f"⚠ {short} of {len(choices)} tuned cells chose from a sweep not yet done (or with trials "
                          f"that cannot run): their setting may change once it is (see the tuning view)")
+    computes = Counter(describe(c) for c in results.runs.compute)
+    if computes and set(computes) != {describe(CPU_COMPUTE)}:  # where the runs trained, when not all on a CPU
+        notes.append("trained on " + ", ".join(f"{text} ({n} runs)" if len(computes) > 1 else text
+                                               for text, n in computes.most_common()))
     selected = results.runs[results.runs.selected_on.notna() & (results.runs.selected_on == results.runs.reported_on)]
     if len(selected):
         splits = ", ".join(sorted(set(selected.reported_on)))

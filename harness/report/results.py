@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.device import CPU_COMPUTE
 from harness.errors import HarnessError
 from harness.report.tuning import curves
 from harness.selection import Choice, TrialScore, choose, trial_scores
@@ -21,7 +22,7 @@ from harness.space import key_of
 
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
-           "selected_on", "reported_on", "environment"]
+           "selected_on", "reported_on", "environment", "compute"]
 # What of a run's environment can change its result: what `harness compare` holds side by side.
 ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
 # A sweep's trial runs (harness.selection.TrialScore), one row each: what tuning reports read.
@@ -90,6 +91,7 @@ class Results:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             runs = pd.DataFrame(data["runs"], columns=COLUMNS)
+            runs["compute"] = [c if isinstance(c, dict) else dict(CPU_COMPUTE) for c in runs["compute"]]
             predictions = {k: (v[0], v[1]) for k, v in data.get("predictions", {}).items()}
             trials = pd.DataFrame(data.get("trials", []), columns=TRIAL_COLUMNS)
             return cls(runs, data["tasks"], data.get("name", Path(path).stem), predictions, trials=trials)
@@ -114,6 +116,7 @@ class Results:
                 "train_seconds": cost.get("seconds", {}).get("train"),
                 "selected_on": info.get("selected_on"), "reported_on": info.get("reported_on"),
                 "environment": _environment(record.environment),
+                "compute": record.spec.get("compute") or dict(CPU_COMPUTE),  # records from before it: CPU fp32
             })
             histories[record.id] = info.get("log_history", [])
         return cls(pd.DataFrame(rows, columns=COLUMNS), tasks, name, _store=store, histories=histories)
