@@ -18,13 +18,15 @@ from harness import RESULTS_VERSION
 from harness.config import ModelSpec, TaskCard, TrainConfig, train_fields
 from harness.device import CPU_COMPUTE
 from harness.digest import json_digest
-from harness.registry import ADAPTERS, STRATEGIES
+from harness.registry import ADAPTERS, METRICS, STRATEGIES
 from harness.schema import Strict
 from harness.space import shown
 from harness.strategies import Strategy
 
 # Card fields that change how results are shown, never the results: editing them reruns nothing.
-REPORT_ONLY = {"description", "average"}
+# Card fields no result depends on: what a report reads. Metrics are computed from the stored
+# predictions at report time (harness.report.results), unless they need the model (RunSpec.identity).
+REPORT_ONLY = {"description", "average", "metrics"}
 
 
 class Partner(Strict):
@@ -79,7 +81,7 @@ class RunSpec(Strict):
     strategy_resolved: dict[str, Any]  # every argument, defaults included: what the id hashes
     train: TrainConfig
     seed: int
-    metrics: dict[str, str]  # name -> variant (library versions are recorded with the result, not hashed)
+    metrics: dict[str, str]  # name -> variant; only those that need the model are hashed (see identity)
     # joint strategies: every task trained together in one model, this cell's own included
     partners: dict[str, Partner] = Field(default_factory=dict)
     sweep: Trial | None = None  # a cell of a sweep (a trial, or the chosen setting on a suite seed)
@@ -99,9 +101,10 @@ class RunSpec(Strict):
             "train": self.train.model_dump(
                 mode="json", exclude=unused | later),
             "seed": self.seed,
-            "metrics": self.metrics,
             "results_version": self.results_version,
         }
+        if model_metrics := {n: v for n, v in self.metrics.items() if n in METRICS and METRICS.get(n).needs_model}:
+            identity["metrics"] = model_metrics
         if self.partners:  # a joint model's result depends on every task it trained on
             identity["joint"] = {name: {"card": card_identity(p.card), "data": p.data_fingerprint}
                                  for name, p in sorted(self.partners.items())}

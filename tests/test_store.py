@@ -59,3 +59,37 @@ def test_a_store_from_a_newer_harness_is_refused_in_one_line(tmp_path):
     message = str(info.value)
     assert "\n" not in message and str(path) in message and "written by a newer harness" in message
     assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1  # untouched
+
+
+def test_a_version_1_store_moves_each_record_to_its_current_id(tmp_path):
+    """Version 2 took a card's metrics out of run ids. A store the previous harness wrote (its ids
+    are tests/golden/run_ids_v1.json's, as that harness computed them) opens with every record under
+    the id this harness gives its cell, predictions and all; nothing is lost or rerun."""
+    import json
+    from pathlib import Path
+
+    from harness.suite import expand, load_suite
+
+    root = Path(__file__).resolve().parents[1]
+    before = json.loads((root / "tests" / "golden" / "run_ids_v1.json").read_text(encoding="utf-8"))["quickstart"]
+    specs = expand(load_suite(root / "suites" / "quickstart.yaml"))
+    path = tmp_path / "v1.sqlite"
+    with Store(path) as store:
+        for i, spec in enumerate(specs):
+            written = {k: v for k, v in spec.model_dump(mode="json").items() if k != "compute"}  # as v1 wrote it
+            store.write(RunRecord(id=before[spec.label], spec=written, status="done", metrics={"accuracy": float(i)},
+                                  predictions=[i], references=[1], finished_at=1000.0 + i))
+        # the same cell run twice by v1 (before and after a metric was added to its card): two ids then
+        twice = specs[0]
+        store.write(RunRecord(id="0123456789abcdef", spec=twice.model_dump(mode="json"), status="done",
+                              metrics={"accuracy": -1.0}, predictions=[0], references=[1], finished_at=1.0))
+    sqlite3.connect(path).execute("PRAGMA user_version = 1").connection.commit()
+    with Store(path) as store:
+        frame = store.frame()
+        assert len(frame) == len(specs) + 1  # every record is still there
+        assert store.done([s.id for s in specs]) == {s.id for s in specs}  # each found under its current id
+        for i, spec in enumerate(specs):
+            assert frame.set_index("id").metrics[spec.id] == {"accuracy": float(i)}
+            assert store.predictions(spec.id) == ([i], [1])
+        assert set(frame.id) - {s.id for s in specs} == {"0123456789abcdef"}  # the older of the two, unread
+        assert sum(before[s.label] != s.id for s in specs) == len(specs)  # every id did move

@@ -30,6 +30,10 @@ class Metric:
     # values, so a resample's score is `from_stats` of its examples' summed statistics.
     stats: Callable[[Sequence, Sequence], object] | None = None
     from_stats: Callable[[object], object] | None = None
+    # A metric that reads the model (its logits, its loss) and not only the stored predictions: adding
+    # it to a card reruns the cells (it is hashed into their ids). Every other metric of a card is
+    # computed at report time from the stored predictions when a run's record lacks it.
+    needs_model: bool = False
 
     @property
     def signature(self) -> str:

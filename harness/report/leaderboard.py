@@ -333,6 +333,10 @@ def _notes(results: Results, board: Board) -> list[str]:
         if short := sum(c.tried < c.settings for c in choices.values()):
             notes.append(f"⚠ {short} of {len(choices)} tuned cells chose from a sweep not yet done (or with trials "
                          f"that cannot run): their setting may change once it is (see the tuning view)")
+    later = Counter(m for names in results.runs.report_time_metrics for m in names)
+    if later:  # added to a card after its runs: scored from their stored predictions, no rerun
+        notes.append("computed from the stored predictions after the runs: "
+                     + ", ".join(f"{m} ({n} runs)" for m, n in sorted(later.items())))
     computes = Counter(describe(c) for c in results.runs.compute)
     if computes and set(computes) != {describe(CPU_COMPUTE)}:  # where the runs trained, when not all on a CPU
         notes.append("trained on " + ", ".join(f"{text} ({n} runs)" if len(computes) > 1 else text

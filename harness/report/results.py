@@ -22,7 +22,7 @@ from harness.space import key_of
 
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
-           "selected_on", "reported_on", "environment", "compute"]
+           "selected_on", "reported_on", "environment", "compute", "report_time_metrics"]
 # What of a run's environment can change its result: what `harness compare` holds side by side.
 ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
 # A sweep's trial runs (harness.selection.TrialScore), one row each: what tuning reports read.
@@ -92,6 +92,7 @@ class Results:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             runs = pd.DataFrame(data["runs"], columns=COLUMNS)
             runs["compute"] = [c if isinstance(c, dict) else dict(CPU_COMPUTE) for c in runs["compute"]]
+            runs["report_time_metrics"] = [c if isinstance(c, list) else [] for c in runs["report_time_metrics"]]
             predictions = {k: (v[0], v[1]) for k, v in data.get("predictions", {}).items()}
             trials = pd.DataFrame(data.get("trials", []), columns=TRIAL_COLUMNS)
             return cls(runs, data["tasks"], data.get("name", Path(path).stem), predictions, trials=trials)
@@ -103,7 +104,11 @@ class Results:
         tasks = {t: {"primary": c["primary"], "average": c.get("average") or [c["primary"]], "metrics": c["metrics"]}
                  for t, c in cards.items()}
         rows, histories = [], {}
-        for record in frame[frame.status == "done"].itertuples():
+        done = frame[frame.status == "done"]
+        if store is not None and len(done):
+            done = _fill_metrics(done, {t: c["metrics"] for t, c in cards.items()},
+                                 {i: label[2] for i, label in labels.items()}, store)
+        for record in done.itertuples():
             model, strategy, task, seed = labels[record.id]
             info, cost, metrics = record.info, record.cost, record.metrics
             rows.append({
@@ -117,6 +122,7 @@ class Results:
                 "selected_on": info.get("selected_on"), "reported_on": info.get("reported_on"),
                 "environment": _environment(record.environment),
                 "compute": record.spec.get("compute") or dict(CPU_COMPUTE),  # records from before it: CPU fp32
+                "report_time_metrics": info.get("report_time_metrics", []),
             })
             histories[record.id] = info.get("log_history", [])
         return cls(pd.DataFrame(rows, columns=COLUMNS), tasks, name, _store=store, histories=histories)
@@ -177,6 +183,35 @@ def _trial_frame(scores: list[TrialScore]) -> pd.DataFrame:
              "setting": t.setting, "seed": t.seed, "seeds": list(t.seeds), "settings": t.settings, "order": t.order,
              "dev": t.dev, "eval": t.eval, "seconds": t.seconds} for t in scores]
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def _variant(signature: str | None) -> str | None:
+    return signature.split("|", 2)[-1] if signature else None
+
+
+def _fill_metrics(frame: pd.DataFrame, metrics: dict[str, list[str]], tasks: dict[str, str], store) -> pd.DataFrame:
+    """Done records with each card metric they lack (a metric added to the card after they ran, or
+    one whose variant changed) computed from their stored predictions, and written back to the
+    store once (Store.add_metrics records which). Metrics that need the model are in the run id:
+    a record never lacks them."""
+    from harness.registry import METRICS
+
+    frame = frame.copy()
+    for index, record in zip(frame.index, frame.itertuples()):
+        wanted = [m for m in metrics.get(tasks.get(record.id, record.task), []) if m in METRICS
+                  and not METRICS.get(m).needs_model]
+        stale = [m for m in wanted if m not in record.metrics or (
+            m in record.signatures and _variant(record.signatures[m]) != _variant(METRICS.get(m).signature))]
+        if not stale or (stored := store.predictions(record.id)) is None:
+            continue
+        found = {m: METRICS.get(m)(*stored) for m in stale}
+        signed = {m: METRICS.get(m).signature for m in stale}
+        store.add_metrics(record.id, found, signed)
+        frame.at[index, "metrics"] = record.metrics | found
+        frame.at[index, "signatures"] = record.signatures | signed
+        frame.at[index, "info"] = record.info | {
+            "report_time_metrics": sorted(set(record.info.get("report_time_metrics", [])) | set(found))}
+    return frame
 
 
 def _environment(recorded: dict) -> dict:
