@@ -44,6 +44,16 @@ def check_card(card: TaskCard, mirror: Path | None = None) -> Check:
     source = card.source
     check = Check(card, describe(card))
     path = str(Path(mirror) / source.hub) if mirror else source.hub
+    if source.data_files:
+        try:
+            unmatched = _unmatched(source, mirror)
+        except Exception as exc:  # the repository or revision itself cannot be read
+            check.problems.append(f"cannot resolve {check.source}: {first_line(exc)}")
+            return check
+        check.problems += [f"data_files.{split}: {pattern!r} matches no file in {check.source}"
+                           for split, pattern in unmatched]
+        if unmatched:
+            return check
     try:
         builder = datasets.load_dataset_builder(path, source.config, revision=None if mirror else source.revision,
                                                 data_files=source.data_files)
@@ -67,6 +77,28 @@ def check_card(card: TaskCard, mirror: Path | None = None) -> Check:
     if card.label in features:
         check.problems += _label_problems(card, features[card.label])
     return check
+
+
+def _unmatched(source, mirror: Path | None) -> list[tuple[str, str]]:
+    """(split, pattern) of each data_files pattern that matches no file of the repository at the
+    revision (on the hub: HfFileSystem's glob, one listing call; in a mirror: the folder)."""
+    from urllib.parse import quote
+
+    out = []
+    for split, patterns in source.data_files.items():
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
+            if mirror:
+                if not (Path(mirror) / source.hub).is_dir():
+                    raise FileNotFoundError(f"no folder {Path(mirror) / source.hub}")
+                found = list((Path(mirror) / source.hub).glob(pattern))
+            else:
+                from huggingface_hub import HfFileSystem
+
+                revision = f"@{quote(source.revision, safe='')}" if source.revision else ""
+                found = HfFileSystem().glob(f"datasets/{source.hub}{revision}/{pattern}")
+            if not found:
+                out.append((split, pattern))
+    return out
 
 
 def _splits(builder) -> list[str]:

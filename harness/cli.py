@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -11,6 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.arguments import parser
+from harness.cli_hub import cmd_check_catalogue, cmd_lock
 from harness.errors import HarnessError, refusal_summary, unknown
 from harness.report.leaderboard import VIEWS
 
@@ -19,7 +20,8 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser("harness: train and score every backbone x strategy x task x seed cell of a suite, and "
+                  "report which strategy works best at what cost").parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Library deprecation notices are for harness's developers, not for the user reading a grid.
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -37,83 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: every completed cell is in the store; run the same command to resume")
         return 130
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.split(":")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def with_suite(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
-        p.add_argument("suite", help="suite file, or the name of one in suites/")
-        p.add_argument("--store", help="SQLite store (default: the suite's `store`, else results/harness.sqlite)")
-        return p
-
-    runner = with_suite("run", "run every cell of a suite that is not done yet")
-    runner.add_argument("--executor", choices=["local", "ray"], default="local",
-                        help="local (default): cells one after another in this process; ray: cells as Ray tasks")
-    runner.add_argument("--address", help="with --executor ray: the cluster's address (default: start a local Ray)")
-    runner.add_argument("--max-retries", type=int, default=2,
-                        help="with --executor ray: reruns of a cell whose worker died (default 2)")
-    runner.add_argument("--gpus-per-cell", type=float,
-                        help="with --executor ray: GPUs per cell, fractions allowed (default: by backbone size)")
-    runner.add_argument("--cpus-per-cell", type=float, default=1.0, help="with --executor ray: CPUs per cell (default 1)")
-    runner.add_argument("--workers", type=int,
-                        help="with --executor ray and no --address: CPUs of the local Ray (default: all)")
-    runner.add_argument("--memory", type=float, metavar="GIB",
-                        help="memory a cell may use, in GiB; cells estimated to need more cannot run (default: the "
-                             "free memory of this machine's GPU, else its available RAM; with --executor ray: no limit)")
-    on_help = ("where the cells train, in their run ids: cpu, cuda, cuda:fp16 (what precision auto means there), "
-               "cuda:bf16x4 (devices a cell); default: {}")
-    planner = with_suite("plan", "show the grid: which cells are done, to do, or cannot run and why, "
-                                 "and the peak memory each cell is estimated to need")
-    planner.add_argument("--memory", type=float, metavar="GIB",
-                         help="memory a cell may use, in GiB (default: the free memory of this machine's GPU, "
-                              "else its available RAM)")
-    planner.add_argument("--on", help=on_help.format("this machine"))
-    planner.add_argument("--time", action="store_true",
-                         help="estimate each cell's time from a short probe of it (a few optimizer steps) on this "
-                              "machine, and the grid's")
-    board = with_suite("leaderboard", "print a leaderboard view and write it as Markdown, CSV, JSON and LaTeX")
-    board.add_argument("--view", default="overall", choices=list(VIEWS),
-                       help="; ".join(f"{v.name}{' (default)' if v.name == 'overall' else ''}: {v.shows}"
-                                      for v in VIEWS.values()))
-    board.add_argument("--task", help="with --view task: only this task")
-    board.add_argument("--on", help=on_help.format("where most of the suite's stored runs trained"))
-    board.add_argument("--out", help="output folder (default: results/<suite name>/)")
-    reporter = with_suite("report", "every leaderboard view in every format, the plots, and one HTML report")
-    reporter.add_argument("--out", help="output folder (default: results/<suite name>/)")
-    reporter.add_argument("--on", help=on_help.format("where most of the suite's stored runs trained"))
-    comparer = sub.add_parser("compare", help="diff two result sets: suites, stores (.sqlite) or exports (.json)")
-    comparer.add_argument("a")
-    comparer.add_argument("b")
-    comparer.add_argument("--store", help="store for suites given by name or file (default: the suite's own)")
-    checker = sub.add_parser("check", help="fail (exit 1) when a candidate regresses from a baseline or misses published targets")
-    checker.add_argument("suite", nargs="?", help="the candidate suite (or use --candidate)")
-    checker.add_argument("--baseline", help="suite, store (.sqlite) or export (.json) to hold the candidate against")
-    checker.add_argument("--candidate", help="suite, store or export (default: SUITE)")
-    checker.add_argument("--targets", help="a file of published numbers with tolerance bands (see targets/)")
-    checker.add_argument("--floor", type=float, default=0.5, help="smallest tolerated drop, in points (default 0.5)")
-    checker.add_argument("--k", type=float, default=2.0, help="tolerated drop in seed standard deviations (default 2)")
-    checker.add_argument("--store", help="store for suites (default: the suite's own)")
-    checker.add_argument("--out", default="results/check", help="folder for check.md and check.xml (JUnit)")
-    exporter = with_suite("export", "write a suite's results (and per-example predictions) to one JSON file")
-    exporter.add_argument("--out", help="file (default: results/<suite>/results.json)")
-    exporter.add_argument("--no-predictions", action="store_true", help="leave the per-example predictions out")
-    exporter.add_argument("--on", help=on_help.format("where most of the suite's stored runs trained"))
-    locker = sub.add_parser("lock", help="resolve the suite's hub models and datasets not pinned to a commit to the "
-                            "commits they point at now and write them beside the suite (<suite>.lock.yaml), which "
-                            "later runs then read (exit 3 when the hub cannot be reached)")
-    locker.add_argument("suite", help="suite file, or the name of one in suites/")
-    cataloguer = sub.add_parser("check-catalogue", help="resolve each hub task card's source and report, one line "
-                                "each, where its splits, columns or label names differ from the card (exit 1; "
-                                "exit 3 when the hub cannot be reached)")
-    cataloguer.add_argument("cards", nargs="*", help="task cards or folders of them (default: the whole catalogue)")
-    cataloguer.add_argument("--mirror", help="a folder of local copies laid out as the hub lays out dataset "
-                                             "repositories (<mirror>/<owner>/<name>/), checked instead of the hub")
-    lister = sub.add_parser("list", help="list known tasks, strategies, metrics or tiny backbone families")
-    lister.add_argument("what", choices=["tasks", "strategies", "metrics", "tiny"])
-    return parser
 
 
 def _suite_path(name: str) -> Path:
@@ -410,77 +335,6 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_lock(args) -> int:
-    from harness import hub
-    from harness.lock import lock_path, unpinned, write_lock
-    from harness.suite import load_suite
-
-    path = _suite_path(args.suite)
-    loaded = load_suite(path, locked=False)
-    models = {a: (b.kind, b.spec) for a, b in loaded.backbones.items() if not isinstance(b, str)}
-    wanted = unpinned(models, loaded.cards)
-    target = lock_path(path)
-    if not wanted:
-        console.print(f"every hub model and dataset of {path} is pinned to a commit already: nothing to lock")
-        return 0
-    reason = hub.unreachable()
-    if reason:
-        console.print(f"[red]cannot lock {len(wanted)} hub sources:[/] the Hugging Face Hub cannot be reached ({reason})")
-        return hub.UNREACHABLE_EXIT
-    with console.status(f"resolving {len(wanted)} hub sources"):
-        commits = write_lock(target, wanted)
-    for (kind, repo, revision), commit in commits.items():
-        console.print(f"{kind:8} {repo} @ {revision} -> {commit}")
-    console.print(f"wrote {target}: runs of this suite now read these commits (their run ids change once)")
-    return 0
-
-
-def cmd_check_catalogue(args) -> int:
-    from harness import hub
-    from harness.catalogue import check_card, hub_cards
-    from harness.registry import TaskCatalogue, load_card
-
-    paths = []
-    for target in args.cards or [None]:
-        folder = Path(target) if target else None
-        if folder is None or folder.is_dir():
-            paths += list(TaskCatalogue(*([folder] if folder else [])).paths.values())
-        else:
-            paths.append(folder)
-    cards = [load_card(p) for p in paths]
-    checked = hub_cards(cards)
-    if not args.mirror and checked:
-        reason = hub.unreachable()
-        if reason:
-            console.print(f"[red]cannot check {len(checked)} hub cards:[/] the Hugging Face Hub cannot be reached ({reason})")
-            return hub.UNREACHABLE_EXIT
-    failed = 0
-    with console.status(f"resolving the sources of {len(checked)} hub cards"):
-        results = [check_card(card, Path(args.mirror) if args.mirror else None) for card in checked]
-    for result in results:
-        where = _shown_path(result.card.path)
-        if result.ok:
-            console.print(f"[green]ok[/]   {result.card.name:18} {result.source}")
-        failed += not result.ok
-        for line in result.problems:
-            console.print(f"[red]{where}[/]: {line}", soft_wrap=True)
-        for line in result.notes:
-            console.print(f"[yellow]{where}[/]: {line}", soft_wrap=True)
-    others = len(cards) - len(checked)
-    console.print(f"{len(checked) - failed} of {len(checked)} hub cards match their sources"
-                  + (f"; {others} read local files or generate their data (not checked)" if others else ""))
-    return 1 if failed else 0
-
-
-def _shown_path(path: Path | None) -> str:
-    if path is None:
-        return "?"
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def cmd_list(args) -> int:
     from harness.backbones import TINY
     from harness.registry import METRICS, STRATEGIES, TaskCatalogue
@@ -500,8 +354,8 @@ def cmd_list(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "report": cmd_report, "compare": cmd_compare,
-            "check": cmd_check, "export": cmd_export, "list": cmd_list, "check-catalogue": cmd_check_catalogue,
-            "lock": cmd_lock}
+            "check": cmd_check, "export": cmd_export, "list": cmd_list, "check-catalogue": lambda args: cmd_check_catalogue(args, console),
+            "lock": lambda args: cmd_lock(args, console, _suite_path(args.suite))}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -79,9 +79,8 @@ class TrainConfig(Strict):
     group_by_length: bool = Field(False, description="batch examples of similar length together (less padding)")
     auto_batch_size: bool = Field(False, description="on out-of-memory, halve the per-device batch and double "
                                                      "gradient accumulation (the effective batch stays) and retry")
-    report_to: list[str] = Field(["none"], description="experiment trackers, through Trainer's own integrations "
-                                 "(tensorboard, mlflow, wandb, ...): each cell one run named after its label, "
-                                 "tagged with model, task, strategy, seed and run id, its scores logged at the end")
+    report_to: list[str] = Field(["none"], description="trackers (tensorboard, mlflow, wandb ...), through Trainer's "
+                                 "integrations: one run per cell, named and tagged as the cell (harness.tracking)")
 
     @field_validator("report_to")
     @classmethod

@@ -48,17 +48,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 strategy.model_class(task.adapter), strategy.head(task.adapter), task.adapter.texts(task.train_rows),
                 spec.seed)
         if not strategy.trains:
-            params = parameter_counts(model, set())
-            with timer("evaluate"):
-                predictions, info = strategy.predict(model, tokenizer, task.adapter, task.eval_rows, task.train_rows,
-                                                     spec.seed, cfg)
-            references, tokens, result_metrics = task.adapter.references_of(task.eval_rows, task.data.eval_source), 0, {}
-            if spec.sweep is not None:
-                with timer("dev"):
-                    found, _ = strategy.predict(model, tokenizer, task.adapter, task.dev_rows, task.train_rows,
-                                                spec.seed, cfg)
-                    info["dev_metrics"] = task.adapter.score(
-                        found, task.adapter.references_of(task.dev_rows, task.data.dev_source))
+            params, tokens, result_metrics = parameter_counts(model, set()), 0, {}
+            predictions, references, info = _predict(spec, strategy, model, tokenizer, task, timer)
         else:
             with timer("preprocess"):
                 preprocess_task(task, tokenizer, cfg, model, artifacts, dev=spec.sweep is not None)
@@ -94,6 +85,22 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
     if used := commits_used(backbone, spec.task_card()):  # what an unpinned hub source resolved to
         info["hub_commits"] = used
     return record_of(spec, task.adapter, task.data, predictions, references, cost, info)
+
+
+def _predict(spec: RunSpec, strategy, model, tokenizer, task, timer) -> tuple[list, list, dict]:
+    """A strategy that does not train (zero-shot, in-context): its predictions on eval (and a sweep
+    cell's dev scores), references and info."""
+    with timer("evaluate"):
+        predictions, info = strategy.predict(model, tokenizer, task.adapter, task.eval_rows, task.train_rows,
+                                             spec.seed, spec.train)
+    references = task.adapter.references_of(task.eval_rows, task.data.eval_source)
+    if spec.sweep is not None:
+        with timer("dev"):
+            found, _ = strategy.predict(model, tokenizer, task.adapter, task.dev_rows, task.train_rows, spec.seed,
+                                        spec.train)
+            info["dev_metrics"] = task.adapter.score(found, task.adapter.references_of(task.dev_rows,
+                                                                                      task.data.dev_source))
+    return predictions, references, info
 
 
 @dataclass

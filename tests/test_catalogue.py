@@ -38,20 +38,18 @@ def conll(tags=CONLL_TAGS, tag_column="ner_tags"):
 
 def lay_out(mirror: Path, *, tags=CONLL_TAGS, tag_column="ner_tags", glue_splits=("train", "validation", "test"),
             languages=("ro", "en")) -> Path:
-    """The four layouts the catalogue's hub cards use: a parquet-converter branch with one folder per
-    config and split (eriktks/conll2003), a repository whose README names per-config parquet files
-    (nyu-mll/glue), and the branch's older flat files (wmt/wmt16, EdinburghNLP/xsum)."""
+    """The layouts the catalogue's hub cards read: a parquet-converter branch with one folder per
+    config and split (eriktks/conll2003, nyu-mll/glue), and the branch's older flat files (wmt/wmt16,
+    EdinburghNLP/xsum)."""
     rows, features = conll(tags, tag_column)
     for split in ("train", "validation", "test"):
         _parquet(mirror / "eriktks/conll2003/conll2003" / split / "0000.parquet", rows, features)
     glue = mirror / "nyu-mll/glue"
     sst2 = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"]),
                               "idx": datasets.Value("int32")})
-    for split in glue_splits:
-        _parquet(glue / "sst2" / f"{split}-00000-of-00001.parquet",
+    for split in glue_splits:  # the parquet branch: <config>/<split>/0000.parquet
+        _parquet(glue / "sst2" / split / "0000.parquet",
                  [{"sentence": "a gripping film", "label": 1, "idx": i} for i in range(4)], sst2)
-    listed = "".join(f"  - split: {split}\n    path: sst2/{split}-*\n" for split in glue_splits)
-    (glue / "README.md").write_text(f"---\nconfigs:\n- config_name: sst2\n  data_files:\n{listed}---\n")
     pairs = datasets.Features({"translation": datasets.Translation(languages=list(languages))})
     for split in ("train", "validation", "test"):
         _parquet(mirror / "wmt/wmt16/ro-en" / f"wmt16-{split}.parquet",
@@ -91,7 +89,8 @@ def test_a_broken_copy_gets_one_line_per_mismatch(tmp_path, capsys):
     by_name = {c.name: check_card(c, mirror) for c in cards()}
     assert by_name["conll2003"].problems == [
         "label: no column 'ner_tags' in the source (it has id, tokens, pos_tags, chunk_tags, tags)"]
-    assert by_name["sst2"].problems == ["splits.eval: 'validation' is not a split of the source (it has train, test)"]
+    assert by_name["sst2"].problems == ["data_files.validation: 'sst2/validation/*.parquet' matches no file in "
+                                        "nyu-mll/glue @ cd696e28db6a60fe07ef14fb22f3b8d1b4615671"]
     assert by_name["wmt16_en_ro"].problems == ["options.target_lang: 'ro' is not a language of the source (cs, en)"]
     assert by_name["wmt16_ro_en"].problems == ["options.source_lang: 'ro' is not a language of the source (cs, en)"]
     assert by_name["xsum"].problems[0].startswith("cannot resolve EdinburghNLP/xsum @ 5484b354")
