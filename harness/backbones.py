@@ -144,7 +144,9 @@ class Backbone:
             return model_class.from_config(config), tokenizer
         common = self._common()
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
-        model = model_class.from_pretrained(self.location, **common, **head)
+        # fp32 master weights whatever dtype the checkpoint was saved in: bf16 / fp16 training is
+        # autocast over them (Trainer's bf16 / fp16), as the optimizer's updates need fp32 to land
+        model = model_class.from_pretrained(self.location, **common, **head, dtype=WEIGHTS_DTYPE)
         if self.spec.gguf_file:
             # transformers de-quantizes GGUF weights into ordinary float tensors when it loads them; the
             # quantizer it leaves on the model only makes Trainer refuse to train those float weights
@@ -157,6 +159,8 @@ class Backbone:
             model.config.pad_token_id = tokenizer.pad_token_id
         return model, tokenizer
 
+
+WEIGHTS_DTYPE = torch.float32  # what a loaded backbone's parameters are kept in (recorded with each run)
 
 # Families whose position ids start at padding_idx + 1 (RoBERTa's 514 rows hold 512 tokens).
 PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",

@@ -170,8 +170,11 @@ def cmd_run(args) -> int:
                   f"store {plan.store.path}{where}")
     total, attempted = Summary(), set()
     while jobs:  # a sweep's finals join once their group's trials are over: one more round for them
-        summary = execute(args.executor, jobs, plan.store, console, address=args.address, max_retries=args.max_retries,
-                          gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell, num_cpus=args.workers)
+        ray_options = dict(address=args.address, max_retries=args.max_retries, gpus_per_cell=args.gpus_per_cell,
+                           cpus_per_cell=args.cpus_per_cell, num_cpus=args.workers, gpu_memory=target.memory if target else 0,
+                           gpu_context=target.context if target else 0,
+                           estimates={c.spec.id: c.memory.peak for c in plan.cells if c.memory and not c.memory.error})
+        summary = execute(args.executor, jobs, plan.store, console, **ray_options)
         attempted |= {spec.id for job in jobs for spec in job}
         total.add(summary)
         if not grid.waiting:

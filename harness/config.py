@@ -126,7 +126,7 @@ TRAIN_ROLES: dict[str, frozenset[str]] = {name: frozenset(roles.split()) for nam
     "save_model": "",  # keeping the model changes nothing it scores
     "max_eval_samples": "result per_task",
     "max_target_length": "result targets preprocess shape",
-    "generation": "result targets preprocess",
+    "generation": "result targets preprocess shape",  # beams hold a key/value cache each
     "precision": "result later shape",
     "group_by_length": "result later",
     "auto_batch_size": "result later shape",

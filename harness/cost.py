@@ -18,6 +18,7 @@ from packaging.version import Version
 from torch import nn
 
 import harness
+from harness.device import release
 
 PACKAGES = ("torch", "transformers", "peft", "datasets", "accelerate", "tokenizers", "scikit-learn", "scipy", "numpy",
             "seqeval", "sacrebleu", "rouge-score")
@@ -53,6 +54,7 @@ class PeakMemory:
 
     def __enter__(self) -> PeakMemory:
         if torch.cuda.is_available():
+            release()  # what an earlier cell left is not this block's
             torch.cuda.reset_peak_memory_stats()
         else:
             self._thread = threading.Thread(target=self._sample, daemon=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 import torch
@@ -38,6 +40,10 @@ class Target:
     kind: str = "cpu"
     devices: int = 1
     auto: str = "fp32"
+    memory: int = field(default=0, compare=False)  # bytes of one device (GPUs only): what packing divides
+    # bytes a process holds on its device before any tensor (CUDA context, kernels; measured where the
+    # target is asked, see here()): every cell packed onto a GPU runs in a process of its own that holds it
+    context: int = field(default=0, compare=False)
 
     @classmethod
     def here(cls) -> Target:
@@ -46,7 +52,8 @@ class Target:
         if not torch.cuda.is_available():
             return cls()
         native = torch.cuda.get_device_capability()[0] >= 8
-        return cls("cuda", torch.cuda.device_count(), "bf16" if native else "fp16")
+        total = torch.cuda.get_device_properties(0).total_memory
+        return cls("cuda", torch.cuda.device_count(), "bf16" if native else "fp16", total, held_before_tensors())
 
     @classmethod
     def of(cls, compute: dict) -> Target:
@@ -62,6 +69,14 @@ class Target:
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.auto}{f', {self.devices} devices' if self.devices > 1 else ''})"
+
+
+def held_before_tensors() -> int:
+    """Bytes of the first GPU that this process's tensors do not account for, measured now: once
+    CUDA is initialised, its context and kernel modules (and what other processes hold there)."""
+    torch.cuda.init()
+    free, total = torch.cuda.mem_get_info()
+    return max(total - free - torch.cuda.memory_reserved(), 0)
 
 
 def parse_target(text: str) -> Target:
@@ -105,3 +120,19 @@ def precision_args(setting: str) -> dict:
     gpu = torch.cuda.is_available()
     return {"bf16": chosen == "bf16", "fp16": chosen == "fp16",
             "tf32": bool(gpu and torch.cuda.get_device_capability()[0] >= 8) or None}
+
+
+def autocast(compute: dict):
+    """Mixed-precision autocast for a cell's `compute` (bf16 / fp16 on a GPU), else a no-op: what
+    predictions outside Trainer (zero-shot, in-context) run under, as Trainer's evaluation does."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(compute["precision"])
+    enabled = compute["device"] == "cuda" and dtype is not None and torch.cuda.is_available()
+    return torch.autocast("cuda", dtype=dtype, enabled=enabled) if enabled else contextlib.nullcontext()
+
+
+def release() -> None:
+    """Free what a finished cell left: unreachable objects (which may hold GPU tensors), then the
+    CUDA allocator's cached blocks, so the next cell's memory and its recorded peak are its own."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -133,7 +133,7 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int, preci
             _to_fake(model, device, trained)
             held = tensors_of(model)
             backward = _backward_peak(model, held, adapter, train, batch, autocast) if trained else 0
-            evaluation = _eval_peak(model, held, adapter, train, autocast, labels=strategy.trains)
+            evaluation = _eval_peak(model, held, adapter, train, autocast, strategy.trains, precision)
     except ValueError as exc:  # the model's or the strategy's own check of its inputs: the run would fail
         return MemoryEstimate(weights + gradients + optimizer, weights, gradients, optimizer, 0, batch, tokens,
                               device, error=first_line(exc)[:160])
@@ -191,7 +191,7 @@ def _backward_peak(model, held, adapter, train, batch: int, autocast) -> int:
     return live.peak
 
 
-def _eval_peak(model, held, adapter, train, autocast, labels: bool) -> int:
+def _eval_peak(model, held, adapter, train, autocast, labels: bool, precision: str = "fp32") -> int:
     """Peak bytes of one evaluation forward: with labels, as Trainer evaluates; without, as
     prompting strategies score (their model is a language model, not the task's head)."""
     model.eval()
@@ -201,4 +201,26 @@ def _eval_peak(model, held, adapter, train, autocast, labels: bool) -> int:
             inputs.pop(name, None)
     with LiveBytes(held) as live, torch.no_grad(), autocast:
         model(**inputs)
-    return live.peak
+    extra = generation_cache(model.config, train, precision) if getattr(adapter, "generates", False) else 0
+    return live.peak + extra
+
+
+def generation_cache(config, train, precision: str = "fp32") -> int:
+    """Bytes generation holds beyond one forward: the key/value cache of every beam of an eval batch
+    over its prompt and new tokens (an encoder-decoder: the decoder's own tokens, and the encoder's
+    output as cross-attention keys and values), and each step's logits over the vocabulary."""
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    layers = getattr(text, "num_decoder_layers", None) or getattr(text, "decoder_layers", None) or text.num_hidden_layers
+    heads = getattr(text, "num_attention_heads", None) or getattr(text, "decoder_attention_heads", 1)
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or getattr(text, "d_kv", None) or text.hidden_size // heads
+    settings, rows = train.generation, train.eval_batch_size
+    sequences = rows * settings.num_beams
+    new = settings.max_new_tokens
+    if getattr(config, "is_encoder_decoder", False):
+        positions = new + train.max_length  # the decoder's tokens, and the encoder's as cross-attention
+    else:
+        positions = train.max_length + new
+    width = 2 if precision in ("bf16", "fp16") else 4  # the cache is kept in what the model computes in
+    cache = 2 * layers * sequences * positions * kv_heads * head_dim * width
+    return cache + sequences * text.vocab_size * 4  # one step's logits, in fp32

@@ -16,6 +16,7 @@ from harness.adapters import Adapter
 from harness.backbones import resolve
 from harness.cost import PeakMemory, PhaseTimer, environment, parameter_counts
 from harness.data import TaskData, load_splits
+from harness.device import autocast, training_device
 from harness.finetuned import save_finetuned
 from harness.hub import commits_used
 from harness.registry import ADAPTERS
@@ -30,6 +31,7 @@ from harness.training import (
     set_dropout,
     train,
     training_info,
+    weights_dtype,
 )
 
 
@@ -89,13 +91,15 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
 
 def _predict(spec: RunSpec, strategy, model, tokenizer, task, timer) -> tuple[list, list, dict]:
     """A strategy that does not train (zero-shot, in-context): its predictions on eval (and a sweep
-    cell's dev scores), references and info."""
-    with timer("evaluate"):
+    cell's dev scores), references and info, on the training device in the cell's precision."""
+    model = model.to(training_device())  # on the accelerator, as a trained cell evaluates there
+    with timer("evaluate"), autocast(spec.compute):
         predictions, info = strategy.predict(model, tokenizer, task.adapter, task.eval_rows, task.train_rows,
                                              spec.seed, spec.train)
     references = task.adapter.references_of(task.eval_rows, task.data.eval_source)
+    info["weights_dtype"] = weights_dtype(model)
     if spec.sweep is not None:
-        with timer("dev"):
+        with timer("dev"), autocast(spec.compute):
             found, _ = strategy.predict(model, tokenizer, task.adapter, task.dev_rows, task.train_rows, spec.seed,
                                         spec.train)
             info["dev_metrics"] = task.adapter.score(found, task.adapter.references_of(task.dev_rows,

@@ -218,9 +218,16 @@ def training_info(trainer, result, train_info: dict, eval_info: dict, data, cfg,
         "log_history": trainer.state.log_history,
         "saved_to": str(saved) if saved else None,
         "precision": precision(cfg.precision),
+        "weights_dtype": weights_dtype(trainer.model),
         "batch": getattr(trainer, "batch_used", None),
         "attention": getattr(getattr(trainer.model, "config", None), "_attn_implementation", None),
     }
+
+
+def weights_dtype(model: torch.nn.Module) -> str | None:
+    """The dtype the model's parameters are kept in ('float32': autocast does the rest)."""
+    first = next(iter(model.parameters()), None)
+    return str(first.dtype).removeprefix("torch.") if first is not None else None
 
 
 def set_dropout(model: torch.nn.Module, p: float) -> None:

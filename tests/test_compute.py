@@ -21,12 +21,18 @@ def gpu(monkeypatch, capability=(8, 0), count=1):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda *a: type("P", (), {"total_memory": 80 * 2**30}))
+    monkeypatch.setattr(torch.cuda, "init", lambda: None)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (79 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *a: 0)
 
 
 def test_auto_precision_is_bf16_only_where_it_is_native(monkeypatch):
     assert Target.here() == Target("cpu", 1, "fp32") and Target.here().compute("auto") == CPU_COMPUTE
     gpu(monkeypatch, (8, 0), 2)
     assert Target.here() == Target("cuda", 2, "bf16")  # Trainer spreads one cell over every GPU it sees
+    assert Target.here().memory == 80 * 2**30  # what packing divides
+    assert Target.here().context == 2**30  # held before any tensor: measured, per process
     gpu(monkeypatch, (7, 5))  # T4, V100: bf16 is emulated there
     assert Target.here().compute("auto") == {"device": "cuda", "precision": "fp16", "devices": 1}
     assert Target.here().compute("fp32")["precision"] == "fp32"

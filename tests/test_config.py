@@ -140,7 +140,13 @@ def test_a_setting_marked_shape_changes_the_memory_estimate_key():
     """Every `shape` setting (bar the batch, passed apart) is in the estimate's cache key; a `result`
     setting that is not `shape` is not, so that editing it reuses the cached estimate."""
     from harness.backbones import resolve
-    from harness.config import ModelSpec, TaskCard, TrainConfig, train_fields
+    from harness.config import (
+        Generation,
+        ModelSpec,
+        TaskCard,
+        TrainConfig,
+        train_fields,
+    )
     from harness.estimate import estimate_key
     from harness.registry import ADAPTERS, STRATEGIES
     from harness.testing import SENTIMENT_CARD
@@ -150,7 +156,7 @@ def test_a_setting_marked_shape_changes_the_memory_estimate_key():
     base = TrainConfig()
     key = estimate_key(backbone, adapter, strategy, base, "cpu", 8)
     changed = {"eval_batch_size": 7, "gradient_accumulation_steps": 2, "max_length": 64, "max_target_length": 16,
-               "precision": "bf16"}
+               "precision": "bf16", "generation": Generation(num_beams=4)}  # beams hold a key/value cache each
     assert set(changed) == train_fields("shape") - {"batch_size", "auto_batch_size"}
     for name, value in changed.items():
         assert estimate_key(backbone, adapter, strategy, base.model_copy(update={name: value}), "cpu", 8) != key, name

@@ -92,3 +92,28 @@ def test_plan_shows_memory_and_the_time_probe_predicts_the_steps_a_run_takes(sma
     assert main(["run", str(suite)]) == 0
     assert guess.steps == store.frame().iloc[0]["info"]["steps"]
     assert guess.seconds > 0 and guess.step_seconds > 0
+
+
+def test_generation_counts_the_key_value_cache_of_every_beam(small_suite):
+    """A generating cell's evaluation holds a key/value cache per beam over prompt and new tokens:
+    four beams need exactly the cache's difference more than one (training is kept small so that
+    evaluation is the peak)."""
+    from harness.config import TrainConfig
+    from harness.estimate import generation_cache
+
+    def estimate(beams):
+        train = {"batch_size": 1, "eval_batch_size": 64, "max_length": 48, "max_target_length": 16,
+                 "generation": {"num_beams": beams, "max_new_tokens": 32}}
+        suite = small_suite(models={"llama": "tiny:llama"}, tasks=["gen_headline"], train=train)
+        backbone, adapter, built, settings = _parts(suite)
+        return cell_memory(backbone, adapter, built, settings, "cpu"), backbone.config(**built.head(adapter)), settings
+
+    one, config, train_one = estimate(1)
+    four, _, train_four = estimate(4)
+    cache_one, cache_four = generation_cache(config, train_one), generation_cache(config, train_four)
+    text = config
+    per_token = 2 * text.num_hidden_layers * (text.num_key_value_heads or text.num_attention_heads) \
+        * (text.hidden_size // text.num_attention_heads) * 4
+    assert cache_four - cache_one == 64 * 3 * ((48 + 32) * per_token + text.vocab_size * 4)
+    assert four.peak - one.peak == cache_four - cache_one
+    assert generation_cache(config, TrainConfig(**{**train_four.model_dump(), "precision": "fp32"}), "bf16") < cache_four

@@ -140,7 +140,7 @@ class QuestionAnsweringAdapter(Adapter):
         return dataset, info
 
     def collator(self, tokenizer):
-        return transformers.DataCollatorWithPadding(tokenizer)
+        return RightPadded(tokenizer)
 
     def decode(self, predictions: Any, features: datasets.Dataset) -> list:
         start_logits, end_logits = (np.asarray(p) for p in predictions[:2])
@@ -188,3 +188,15 @@ class QuestionAnsweringAdapter(Adapter):
         from harness.metrics.squad import has_answer_breakdown
 
         return {"squad_v2": has_answer_breakdown(predictions, references)}
+
+
+class RightPadded(transformers.DataCollatorWithPadding):
+    """QA batches padded on the right whatever the tokenizer's padding side: a window's start and end
+    positions (training) and its offsets (decoding, which reads a row's logits from position 0)
+    count tokens from the window's first, so nothing may come before it. Left padding (decoder
+    tokenizers) shifted every span by the row's padding."""
+
+    def __call__(self, features):
+        return self.tokenizer.pad(features, padding=self.padding, max_length=self.max_length,
+                                  pad_to_multiple_of=self.pad_to_multiple_of, return_tensors=self.return_tensors,
+                                  padding_side="right")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.device import Target, describe
+from harness.device import Target, describe, release
 from harness.joint import run_joint
 from harness.runner import run_cell
 from harness.spec import RunSpec
@@ -21,7 +21,10 @@ def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: P
             raise RuntimeError(f"planned to train on {describe(spec.compute)}, but this process would train on "
                                f"{describe(actual)}: plan and run where the cells train (with --executor ray the "
                                f"driver plans for the cluster's workers)")
-    records = run_joint(specs, progress, artifacts) if specs[0].partners else [run_cell(specs[0], progress, artifacts)]
+    try:
+        records = run_joint(specs, progress, artifacts) if specs[0].partners else [run_cell(specs[0], progress, artifacts)]
+    finally:
+        release()  # the finished (or failed) cell's models and tensors, before the next cell
     for record in records:
         record.info["compute"] = specs[0].compute
     return records

@@ -14,6 +14,7 @@ shares this environment; a cluster's workers need the same package, see Ray's ru
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -34,20 +35,42 @@ from harness.store import Store
 PASSED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "HF_HOME", "TRANSFORMERS_OFFLINE",
               "TOKENIZERS_PARALLELISM")
 
-# Backbones with fewer parameters share a GPU: (parameters below, share of one GPU).
+# Backbones with fewer parameters share a GPU: (parameters below, share of one GPU), when a cell
+# has no memory estimate or the GPUs' memory is not known.
 GPU_SHARES = ((50e6, 0.25), (200e6, 0.5))
+HEADROOM = 1.25  # a cell asks for this many times its estimated peak (allocator fragmentation, workspaces)
+SHARE_STEP = 1 / 8  # shares are whole eighths of a GPU
+
+
+def memory_share(peak: int, device_memory: int, context: int = 0) -> float:
+    """The share of one GPU a cell asks for from its peak memory estimate: with headroom, plus what
+    its worker process holds before any tensor (`context`, measured on a worker), rounded up to an
+    eighth, a whole GPU at most (a larger cell is refused by preflight, or runs alone)."""
+    need = peak * HEADROOM + context
+    return min(1.0, max(SHARE_STEP, math.ceil(need / device_memory / SHARE_STEP) * SHARE_STEP))
+
+
+def out_of_memory(record) -> bool:
+    error = (record.error or "").lower()
+    return record.status == "failed" and ("out of memory" in error or "outofmemoryerror" in error)
 
 
 def run_remote(specs: list[RunSpec], artifacts: str) -> list:
     """What a Ray worker runs: the job's records; a cell that raises gives a failed record."""
     from pathlib import Path
 
+    import ray
+
     from harness.executors import run_job
 
     try:
-        return run_job(specs, None, Path(artifacts))
+        records = run_job(specs, None, Path(artifacts))
     except Exception as exc:
-        return [failure(spec, exc) for spec in specs]
+        records = [failure(spec, exc) for spec in specs]
+    node = ray.get_runtime_context().get_node_id()
+    for record in records:  # which node ran it: a cluster's records say where they came from
+        record.info["ray_node"] = node
+    return records
 
 
 def gpu_share(specs: list[RunSpec]) -> float:
@@ -99,9 +122,13 @@ def cluster_target(gpus_per_cell: float | None = None):
 
 def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: str | None = None,
             max_retries: int = 2, gpus_per_cell: float | None = None, cpus_per_cell: float = 1.0,
-            num_cpus: int | None = None, work=None) -> Summary:
+            num_cpus: int | None = None, work=None, estimates: dict[str, int] | None = None,
+            gpu_memory: int = 0, gpu_context: int = 0) -> Summary:
     """Run every cell of `jobs` (see plan.jobs, Plan.runnable) not already done as Ray tasks;
-    records are written here, on the driver.
+    records are written here, on the driver. On a cluster with GPUs a job asks for the share of one
+    that its peak memory estimate (`estimates`, bytes by run id) and a worker's CUDA context
+    (`gpu_context`) need of `gpu_memory` (bytes per GPU), so that small cells pack onto one device; a job that runs out of memory with less than a
+    whole GPU is run again alone, once.
     `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, run_remote by default."""
     connect(address, num_cpus)
     import ray
@@ -122,19 +149,25 @@ def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: 
             job = claim(store, job, summary, lambda n: progress.advance(grid, n))
             if not job:
                 continue
-            gpus = gpus_per_cell if gpus_per_cell is not None else (gpu_share(job) if cluster_gpus else 0)
+            gpus = gpus_per_cell if gpus_per_cell is not None else (
+                _share(job, estimates or {}, gpu_memory, gpu_context) if cluster_gpus else 0)
             ref = remote.options(num_cpus=cpus_per_cell, num_gpus=gpus, max_retries=max_retries,
                                  name=job[0].label).remote(job, artifacts)
-            pending[ref] = (job, time.perf_counter())
+            pending[ref] = (job, time.perf_counter(), gpus)
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
-                    job, submitted = pending.pop(ref)
+                    job, submitted, gpus = pending.pop(ref)
                     try:
                         records = ray.get(ref)
                     except Exception as exc:  # the worker died more than max_retries times
                         records = [failure(spec, _cause(exc, max_retries)) for spec in job]
+                    if 0 < gpus < 1 and any(map(out_of_memory, records)):  # packed too tight: again, alone
+                        again = remote.options(num_cpus=cpus_per_cell, num_gpus=1, max_retries=max_retries,
+                                               name=job[0].label).remote(job, artifacts)
+                        pending[again] = (job, time.perf_counter(), 1)
+                        continue
                     for spec, record in zip(job, records):
                         seconds = record.cost.get("wall_seconds", time.perf_counter() - submitted)
                         keep(store, spec, record, seconds, summary, console)
@@ -142,10 +175,17 @@ def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: 
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
-            store.release([s.id for job, _ in pending.values() for s in job])
+            store.release([s.id for job, *_ in pending.values() for s in job])
             raise
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _share(job: list[RunSpec], estimates: dict[str, int], gpu_memory: int, context: int = 0) -> float:
+    """A job's GPU share: from its cells' largest memory estimate when there is one and the GPUs'
+    memory is known, else from its backbone's size (gpu_share)."""
+    peaks = [estimates[s.id] for s in job if s.id in estimates]
+    return memory_share(max(peaks), gpu_memory, context) if peaks and gpu_memory else gpu_share(job)
 
 
 def _cause(exc: Exception, retries: int) -> Exception:

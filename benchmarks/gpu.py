@@ -1,0 +1,207 @@
+"""What a GPU gives harness's cells, measured on the device this finds, with nothing but the repository.
+
+1. The device's dense matmul peak, measured here (bf16 on a GPU, fp32 on a CPU): what utilisation is
+   counted against.
+2. On a GPU, the memory the CUDA context and allocator hold before any tensor (what a memory budget
+   must leave free beside a cell's estimate).
+3. BERT-base-sized and T5-small-sized backbones built from configs (random weights, nothing to
+   download), full fine-tuning and LoRA r=8, at sequence length 128 in bf16 (fp32 on a CPU): training
+   tokens per second, model FLOP utilisation (FLOPs of one step counted by torch's FlopCounterMode,
+   against the measured peak), and the peak memory of a step (the allocator's, via
+   harness.testing.measured_peak) against harness's estimate (harness.estimate.cell_memory).
+4. Grid throughput: 16 small cells (a tiny BERT on a generated task) one after another in this
+   process, then packed onto the GPU by their memory estimates with --executor ray.
+
+    python benchmarks/gpu.py            # measures, prints a table, appends it to benchmarks/results.md
+    python benchmarks/gpu.py --smoke    # a few steps of tiny models, 2 cells: the tests run it (writes nothing)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import machine, record  # noqa: E402
+
+BERT_BASE = {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072, "vocab_size": 30522}
+T5_SMALL = {"hidden_size": 512, "num_layers": 6, "num_heads": 8, "intermediate_size": 2048, "vocab_size": 32128,
+            "d_kv": 64}
+SMOKE_SIZE = {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128, "vocab_size": 500}
+
+
+def matmul_peak(device: str, dtype: torch.dtype, n: int, repeats: int) -> float:
+    """FLOP/s of an n x n x n matmul, best of `repeats` timed runs of 10."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = 0.0
+    for _ in range(repeats + 1):  # the first warms up
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        sync(device)
+        best = max(best, 10 * 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def cuda_context() -> int | None:
+    """Bytes the device holds once CUDA is initialised and before any tensor: context, kernels'
+    modules and what other processes hold (mem_get_info sees the whole device)."""
+    if not torch.cuda.is_available():
+        return None
+    torch.cuda.init()
+    free, total = torch.cuda.mem_get_info()
+    return total - free - torch.cuda.memory_reserved()
+
+
+def parts(family: str, size: dict, task: str, strategy: str, train: dict):
+    from harness.backbones import Backbone
+    from harness.config import ModelSpec, TrainConfig
+    from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+
+    card = TaskCatalogue().get(task)
+    spec = ModelSpec(source=f"tiny:{family}", size=size)
+    backbone = Backbone(family, spec, "tiny", family, f"bench-{family}")  # sizes beyond the suite keys (T5's d_kv)
+    args = {"r": 8, "lora_alpha": 16} if strategy == "lora" else {}
+    return (backbone, ADAPTERS.get(card.type)(card), STRATEGIES.get(strategy).from_suite(args, "bench", strategy),
+            TrainConfig(**train))
+
+
+def train_speed(backbone, adapter, strategy, train, device: str, precision: str, steps: int) -> tuple[float, float]:
+    """(training tokens per second, FLOP/s) over `steps` optimizer steps at the longest batch; a step's
+    FLOPs are counted once by FlopCounterMode (forward and backward matmuls, attention included)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
+    adapter.bind(model)
+    model = strategy.apply(model, adapter)
+    trained = strategy.trained(model)
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in trained)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    vocab = min(model.config.get_text_config().vocab_size, 100)
+    batch = {}
+    for name, (shape, dtype) in adapter.longest_batch(train.batch_size, train).items():
+        target = name in adapter.label_names and not adapter.generates
+        batch[name] = (torch.zeros(shape, device=device) if dtype == "float"
+                       else torch.randint(0, 2 if target else vocab, shape, device=device))
+    tokens = sum(t.numel() for n, t in batch.items() if n in ("input_ids", "labels") and t.dim() > 1)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    model.train()
+
+    def step() -> None:
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    step()  # warm
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    seconds = time.perf_counter() - start
+    return tokens * steps / seconds, counter.get_total_flops() * steps / seconds
+
+
+def grid(cells: int, packed: bool, smoke: bool) -> float:
+    """Seconds for `cells` small cells, one after another here, or packed on Ray by their estimates."""
+    from rich.console import Console
+
+    from harness.device import Target, training_device
+    from harness.executors.local import run_local
+    from harness.plan import make_plan
+    from harness.store import Store
+    from harness.suite import load_suite
+    from harness.testing import write_suite
+
+    folder = Path(tempfile.mkdtemp(prefix="harness-gpu-bench-"))
+    seeds = list(range(cells))
+    train = {"epochs": 1, "batch_size": 32, "max_length": 48, **({"max_train_samples": 64} if smoke else {})}
+    loaded = load_suite(write_suite(folder, seeds=seeds, train=train))
+    with Store(folder / "store.sqlite") as store:
+        from harness.sweep import grid as grid_of
+
+        plan = make_plan(loaded, grid_of(loaded, store).cells, store, None, training_device())
+        start = time.perf_counter()
+        if not packed:
+            run_local(plan.runnable(), store, Console(quiet=True))
+        else:
+            import ray
+
+            from harness.executors.ray import run_ray
+
+            if not ray.is_initialized():
+                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                         **({"num_gpus": 1} if not torch.cuda.is_available() else {}))
+            estimates = {c.spec.id: c.memory.peak for c in plan.cells if c.memory and not c.memory.error}
+            memory = Target.here().memory or 80 * 2**30  # fake GPUs (smoke on a CPU): any size packs
+            run_ray(plan.runnable(), store, Console(quiet=True), estimates=estimates, gpu_memory=memory,
+                    cpus_per_cell=0.5)
+        seconds = time.perf_counter() - start
+        done = len(store.done())
+    if done != cells:
+        raise SystemExit(f"grid: {done} of {cells} cells done")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few steps of tiny models; writes nothing")
+    args = parser.parse_args()
+    from harness.device import Target, gib
+    from harness.estimate import cell_memory
+    from harness.testing import measured_peak
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = Target.here().compute("auto")["precision"] if device == "cuda" else "fp32"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    peak = matmul_peak(device, dtype, 256 if args.smoke else (8192 if device == "cuda" else 1024), 1 if args.smoke else 5)
+    lines = [f"device: {machine()}", f"dense {precision} matmul peak (measured): {peak / 1e12:.2f} TFLOP/s"]
+    if (context := cuda_context()) is not None:
+        lines.append(f"held before any tensor (CUDA context, other processes): {gib(context)}")
+    lines.append(f"{'model':22} {'strategy':8} {'tokens/s':>10} {'MFU':>6} {'peak':>10} {'estimate':>10} {'ratio':>6}")
+    steps, seq, batch = (2, 16, 2) if args.smoke else (20, 128, 32)
+    for name, family, size, task, extra in (
+        ("BERT-base-sized", "bert", SMOKE_SIZE if args.smoke else BERT_BASE, "gen_sentiment", {}),
+        ("T5-small-sized", "t5", SMOKE_SIZE if args.smoke else T5_SMALL, "gen_headline", {"max_target_length": 32}),
+    ):
+        for strategy_name in ("full", "lora"):
+            settings = {"batch_size": batch, "eval_batch_size": batch, "max_length": seq, "precision": "auto", **extra}
+            backbone, adapter, strategy, train = parts(family, size, task, strategy_name, settings)
+            speed, achieved = train_speed(backbone, adapter, strategy, train, device, precision, steps)
+            utilisation = achieved / peak
+            estimate = cell_memory(backbone, adapter, strategy, train, device, precision=precision).peak
+            real = measured_peak(backbone, adapter, strategy, train, device)
+            lines.append(f"{name:22} {strategy_name:8} {speed:>10.0f} {utilisation:>6.1%} {gib(real):>10} "
+                         f"{gib(estimate):>10} {estimate / real:>6.2f}")
+            print(lines[-1], flush=True)
+    cells = 2 if args.smoke else 16
+    one_by_one, packed = grid(cells, False, args.smoke), grid(cells, True, args.smoke)
+    lines.append(f"grid of {cells} small cells: one at a time {one_by_one:.1f} s, packed by memory on Ray "
+                 f"{packed:.1f} s ({one_by_one / packed:.2f}x)")
+    text = "\n".join(lines)
+    print(text)
+    if not args.smoke:
+        record("gpu.py", text)
+
+
+if __name__ == "__main__":
+    main()
