@@ -83,21 +83,11 @@ def train_speed(backbone, adapter, strategy, train, device: str, precision: str,
     FLOPs are counted once by FlopCounterMode (forward and backward matmuls, attention included)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
-    adapter.bind(model)
-    model = strategy.apply(model, adapter)
-    trained = strategy.trained(model)
-    for name, param in model.named_parameters():
-        param.requires_grad_(name in trained)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    vocab = min(model.config.get_text_config().vocab_size, 100)
-    batch = {}
-    for name, (shape, dtype) in adapter.longest_batch(train.batch_size, train).items():
-        target = name in adapter.label_names and not adapter.generates
-        batch[name] = (torch.zeros(shape, device=device) if dtype == "float"
-                       else torch.randint(0, 2 if target else vocab, shape, device=device))
+    from harness.testing import longest_inputs, trainable_model
+
+    model, params = trainable_model(backbone, adapter, strategy, device)
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    batch = longest_inputs(model, adapter, train, train.batch_size, device)
     tokens = sum(t.numel() for n, t in batch.items() if n in ("input_ids", "labels") and t.dim() > 1)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     model.train()

@@ -125,31 +125,43 @@ def allocated_peak(step: Callable[[], object], held: int = 0, device: str = "cpu
     return held + peak
 
 
-def measured_peak(backbone, adapter, strategy, train, device: str = "cpu") -> int:
-    """The true peak bytes of what `cell_memory` estimates: the same model (config, head, strategy;
-    real random weights) runs two real optimizer steps at the same longest batch (forward,
-    backward, clipping, Trainer's fused AdamW) and an evaluation forward."""
+def trainable_model(backbone, adapter, strategy, device: str = "cpu"):
+    """(model, its trained parameters): the cell's model built from its config with real random
+    weights (seed 0) on `device`, the strategy applied, only what the strategy trains requiring grads."""
     torch.manual_seed(0)
     with torch.device(device):
         model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
     adapter.bind(model)
     model = strategy.apply(model, adapter)
     trained = strategy.trained(model)
-    params = [p for n, p in model.named_parameters() if n in trained]
     for name, param in model.named_parameters():
         param.requires_grad_(name in trained)
-    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
+    return model, [p for n, p in model.named_parameters() if n in trained]
+
+
+def longest_inputs(model, adapter, train, rows: int, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A batch of `rows` at the longest shapes the settings allow (adapter.longest_batch), with token
+    ids from the first 100 of the vocabulary and labels a class or a position (0 or 1)."""
     vocab = min(model.config.get_text_config().vocab_size, 100)
+    out = {}
+    for name, (shape, dtype) in adapter.longest_batch(rows, train).items():
+        target = name in adapter.label_names and not adapter.generates
+        out[name] = (torch.zeros(shape, device=device) if dtype == "float"
+                     else torch.randint(0, 2 if target else vocab, shape, device=device))
+    if "attention_mask" in out:
+        out["attention_mask"].fill_(1)
+    return out
+
+
+def measured_peak(backbone, adapter, strategy, train, device: str = "cpu") -> int:
+    """The true peak bytes of what `cell_memory` estimates: the same model (config, head, strategy;
+    real random weights) runs two real optimizer steps at the same longest batch (forward,
+    backward, clipping, Trainer's fused AdamW) and an evaluation forward."""
+    model, params = trainable_model(backbone, adapter, strategy, device)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
 
     def batch(rows: int) -> dict[str, torch.Tensor]:
-        out = {}
-        for name, (shape, dtype) in adapter.longest_batch(rows, train).items():
-            target = name in adapter.label_names and not adapter.generates  # a class or a position: 0 or 1
-            out[name] = (torch.zeros(shape, device=device) if dtype == "float"
-                         else torch.randint(0, 2 if target else vocab, shape, device=device))
-        if "attention_mask" in out:
-            out["attention_mask"].fill_(1)
-        return out
+        return longest_inputs(model, adapter, train, rows, device)
 
     micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
 
