@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from harness.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
