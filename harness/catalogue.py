@@ -31,7 +31,8 @@ class Check:
         return not self.problems
 
 
-def describe(card: TaskCard) -> str:
+def source_text(card: TaskCard) -> str:
+    """'nyu-mll/glue @ <commit>', 'abisee/cnn_dailymail (3.0.0) @ unpinned main'."""
     source = card.source
     text = source.hub + (f" ({source.config})" if source.config else "")
     return text + (f" @ {source.revision}" if source.revision else " @ unpinned main")
@@ -42,7 +43,7 @@ def check_card(card: TaskCard, mirror: Path | None = None) -> Check:
     import datasets
 
     source = card.source
-    check = Check(card, describe(card))
+    check = Check(card, source_text(card))
     path = str(Path(mirror) / source.hub) if mirror else source.hub
     if source.data_files:
         try:

@@ -202,9 +202,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
+    from harness.device import CPU_COMPUTE, describe
+
     loaded, grid, store = _suite(args)
     if args.task and args.task not in loaded.cards:
         raise HarnessError(unknown("task", args.task, loaded.cards))
+    if args.on and not store.done([s.id for s in grid.reported]):  # an empty board would overwrite the files
+        stored = sorted({describe(c or CPU_COMPUTE) for c, _ in store.computes(loaded.name)})
+        raise HarnessError(f"{loaded.name}: no completed runs on {describe(loaded.target.compute('auto'))} in "
+                           f"{store.path}" + (f"; its runs trained on {', '.join(stored)}" if stored else ""))
     _print_board(loaded, grid, store, Path(args.out) if args.out else None, args.view, args.task)
     return 0
 

@@ -41,8 +41,8 @@ class Target:
     devices: int = 1
     auto: str = "fp32"
     memory: int = field(default=0, compare=False)  # bytes of one device (GPUs only): what packing divides
-    # bytes a process holds on its device before any tensor (CUDA context, kernels; measured where the
-    # target is asked, see here()): every cell packed onto a GPU runs in a process of its own that holds it
+    # bytes a process holds on its device before any tensor (CUDA context, kernels): measured on a Ray
+    # worker when packing asks (executors.ray.cluster_target), as each packed cell's process holds one
     context: int = field(default=0, compare=False)
 
     @classmethod
@@ -53,7 +53,7 @@ class Target:
             return cls()
         native = torch.cuda.get_device_capability()[0] >= 8
         total = torch.cuda.get_device_properties(0).total_memory
-        return cls("cuda", torch.cuda.device_count(), "bf16" if native else "fp16", total, held_before_tensors())
+        return cls("cuda", torch.cuda.device_count(), "bf16" if native else "fp16", total)
 
     @classmethod
     def of(cls, compute: dict) -> Target:
@@ -66,9 +66,6 @@ class Target:
         and refused by preflight (see `impossible`)."""
         return {"device": self.kind, "precision": self.auto if setting == "auto" else setting,
                 "devices": self.devices}
-
-    def __str__(self) -> str:
-        return f"{self.kind} ({self.auto}{f', {self.devices} devices' if self.devices > 1 else ''})"
 
 
 def held_before_tensors() -> int:

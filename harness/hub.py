@@ -7,6 +7,7 @@ on a machine without access).
 from __future__ import annotations
 
 import os
+import re
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 UNREACHABLE_EXIT = 3  # exit code of the commands that need the hub (lock, check-catalogue) without it
 TIMEOUT = 3.0  # seconds to wait for the hub's host before calling it unreachable
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @lru_cache(maxsize=1)
@@ -85,10 +87,15 @@ def refusal(what: str, repo_id: str, revision: str | None, kind: str, filename: 
             f"the local cache ({cache_folder()})")
 
 
+def is_commit(revision: str | None) -> bool:
+    """Whether a revision is a full commit hash (not a branch or tag)."""
+    return bool(revision and COMMIT.fullmatch(revision))
+
+
 def cached_commit(repo_id: str, revision: str | None, kind: str) -> str | None:
     """The commit the local hub cache holds for `revision` (a commit is itself; a branch is what its
     ref file in the cache names: what the last download resolved it to), or None."""
-    if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+    if is_commit(revision):
         return revision
     ref = cache_folder() / f"{kind}s--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
     return ref.read_text().strip() if ref.is_file() else None

@@ -7,7 +7,6 @@ ids (which hash a source's revision) say which. Delete the file, or lock again, 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,19 +14,15 @@ import yaml
 
 from harness.config import ModelSpec, Suite, TaskCard
 from harness.errors import ConfigError
+from harness.hub import is_commit
 from harness.yamlfile import read_yaml
 
-COMMIT = re.compile(r"[0-9a-f]{40}")
 HEADER = ("Written by `harness lock`: the commit each hub model and dataset of the suite resolved to.\n"
           "The suite reads these commits while this file exists; run `harness lock` again to move them.")
 
 
 def lock_path(suite_path: Path) -> Path:
     return Path(suite_path).with_name(Path(suite_path).stem + ".lock.yaml")
-
-
-def is_commit(revision: str | None) -> bool:
-    return bool(revision and COMMIT.fullmatch(revision))
 
 
 def unpinned(models: dict[str, tuple[str, ModelSpec]], cards: dict[str, TaskCard]) -> list[tuple[str, str, str]]:

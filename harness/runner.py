@@ -50,7 +50,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 strategy.model_class(task.adapter), strategy.head(task.adapter), task.adapter.texts(task.train_rows),
                 spec.seed)
         if not strategy.trains:
-            params, tokens, result_metrics = parameter_counts(model, set()), 0, {}
+            params, tokens, result_metrics, scores = parameter_counts(model, set()), 0, {}, None
             predictions, references, info = _predict(spec, strategy, model, tokenizer, task, timer)
         else:
             with timer("preprocess"):
@@ -70,13 +70,14 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                     trainer.model = strategy.before_evaluate(trainer.model)
                     predictions = trainer.predictions(task.eval_set)
                 references = task.adapter.references(task.eval_set)
-                dev_metrics = None
+                dev_metrics = scores = None
                 if spec.sweep is not None:  # a sweep's cell: the dev scores that selection reads
                     with timer("dev"):
                         dev_metrics = task.adapter.score(trainer.predictions(task.dev_set),
                                                          task.adapter.references(task.dev_set))
-                if held:
-                    finish(trainer, held, {"eval": task.adapter.score(predictions, references), "dev": dev_metrics})
+                if held:  # scored once: the trackers' last step and the record
+                    scores = task.adapter.score(predictions, references)
+                    finish(trainer, held, {"eval": scores, "dev": dev_metrics})
                 saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
             info = task.info(trainer, result, cfg, saved)
@@ -86,7 +87,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                    timer.seconds["evaluate"])
     if used := commits_used(backbone, spec.task_card()):  # what an unpinned hub source resolved to
         info["hub_commits"] = used
-    return record_of(spec, task.adapter, task.data, predictions, references, cost, info)
+    return record_of(spec, task.adapter, task.data, predictions, references, cost, info, scores)
 
 
 def _predict(spec: RunSpec, strategy, model, tokenizer, task, timer) -> tuple[list, list, dict]:
@@ -179,9 +180,11 @@ def cost_of(params: dict, memory: PeakMemory, timer: PhaseTimer, started: float,
     }
 
 
-def record_of(spec: RunSpec, adapter, data, predictions: list, references: list, cost: dict, info: dict) -> RunRecord:
-    """The finished record of one cell: its predictions scored with the card's metrics."""
-    metrics = adapter.score(predictions, references)
+def record_of(spec: RunSpec, adapter, data, predictions: list, references: list, cost: dict, info: dict,
+              metrics: dict | None = None) -> RunRecord:
+    """The finished record of one cell: its predictions scored with the card's metrics (`metrics`
+    when they were scored already)."""
+    metrics = metrics if metrics is not None else adapter.score(predictions, references)
     if breakdown := adapter.breakdown(predictions, references):
         info["breakdown"] = breakdown
     info |= {"trained_on": data.train_source, "reported_on": data.eval_source}  # selected_on: training_info

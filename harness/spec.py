@@ -23,7 +23,6 @@ from harness.schema import Strict
 from harness.space import shown
 from harness.strategies import Strategy
 
-# Card fields that change how results are shown, never the results: editing them reruns nothing.
 # Card fields no result depends on: what a report reads. Metrics are computed from the stored
 # predictions at report time (harness.report.results), unless they need the model (RunSpec.identity).
 REPORT_ONLY = {"description", "average", "metrics"}

@@ -104,9 +104,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def _target_here():
-    from harness.device import Target
+    """A worker's Target, with what its process holds on the GPU before any tensor (its context)."""
+    from dataclasses import replace
 
-    return Target.here()
+    from harness.device import Target, held_before_tensors
+
+    here = Target.here()
+    return replace(here, context=held_before_tensors()) if here.kind == "cuda" else here
 
 
 def cluster_target(gpus_per_cell: float | None = None):
@@ -127,8 +131,8 @@ def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: 
     """Run every cell of `jobs` (see plan.jobs, Plan.runnable) not already done as Ray tasks;
     records are written here, on the driver. On a cluster with GPUs a job asks for the share of one
     that its peak memory estimate (`estimates`, bytes by run id) and a worker's CUDA context
-    (`gpu_context`) need of `gpu_memory` (bytes per GPU), so that small cells pack onto one device; a job that runs out of memory with less than a
-    whole GPU is run again alone, once.
+    (`gpu_context`) need of `gpu_memory` (bytes per GPU), so that small cells pack onto one device;
+    a job that runs out of memory with less than a whole GPU is run again alone, once.
     `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, run_remote by default."""
     connect(address, num_cpus)
     import ray
