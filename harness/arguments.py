@@ -25,7 +25,14 @@ def _with_suite(sub, name: str, help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help)
     p.add_argument("suite", help="suite file, or the name of one in suites/")
     p.add_argument("--store", help="SQLite store (default: the suite's `store`, else results/harness.sqlite)")
+    _trust(p)
     return p
+
+
+def _trust(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow the Python code the suite or its task cards name to run: models with "
+                        "trust_remote_code, evaluate: metric scripts (`harness plan` lists them; read them first)")
 
 
 def _running(sub) -> None:
@@ -71,6 +78,7 @@ def _reporting(sub) -> None:
     comparer.add_argument("a")
     comparer.add_argument("b")
     comparer.add_argument("--store", help="store for suites given by name or file (default: the suite's own)")
+    _trust(comparer)
     exporter = _with_suite(sub, "export", "write a suite's results (and per-example predictions) to one JSON file")
     exporter.add_argument("--out", help="file (default: results/<suite>/results.json)")
     exporter.add_argument("--no-predictions", action="store_true", help="leave the per-example predictions out")
@@ -88,10 +96,12 @@ def _checking(sub) -> None:
     checker.add_argument("--k", type=float, default=2.0, help="tolerated drop in seed standard deviations (default 2)")
     checker.add_argument("--store", help="store for suites (default: the suite's own)")
     checker.add_argument("--out", default="results/check", help="folder for check.md and check.xml (JUnit)")
+    _trust(checker)
     locker = sub.add_parser("lock", help="resolve the suite's hub models and datasets not pinned to a commit to the "
                             "commits they point at now and write them beside the suite (<suite>.lock.yaml), which "
                             "later runs then read (exit 3 when the hub cannot be reached)")
     locker.add_argument("suite", help="suite file, or the name of one in suites/")
+    _trust(locker)
     cataloguer = sub.add_parser("check-catalogue", help="resolve each hub task card's source and report, one line "
                                 "each, where its splits, columns or label names differ from the card (exit 1; "
                                 "exit 3 when the hub cannot be reached)")

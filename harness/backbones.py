@@ -13,8 +13,6 @@ The task adapter chooses the head (the AutoModelFor* class); this module only fi
 from __future__ import annotations
 
 import collections
-import importlib.metadata
-import importlib.util
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES as SEQ_TO_SEQ,
 )
 
+from harness import consent
 from harness.config import ModelSpec
 from harness.digest import file_digest, text_digest
 from harness.errors import ConfigError, unknown
@@ -112,8 +111,9 @@ class Backbone:
         """A `model_class` model with `head` built from the config, with no weights loaded: on the
         meta device (the default) its structure and parameter count, using no memory."""
         config = self.config(**head)
+        remote = dict(trust_remote_code=True) if self.spec.trust_remote_code else {}
         with torch.device(device):
-            return model_class.from_config(config)
+            return model_class.from_config(config, **remote)
 
     def position_limit(self, config) -> int | None:
         """How many positions the backbone's absolute position embeddings hold (None: relative
@@ -126,6 +126,8 @@ class Backbone:
         return limit
 
     def _common(self) -> dict[str, Any]:
+        if self.spec.trust_remote_code:
+            consent.require(f"model {self.alias!r} ({self.spec.source}) with trust_remote_code")
         common: dict[str, Any] = dict(revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
         if self.spec.gguf_file:
             common["gguf_file"] = self.spec.gguf_file
@@ -214,7 +216,7 @@ def resolve(alias: str, spec: ModelSpec) -> Backbone:
 
 def _package_folder(alias: str, ref: str, gguf_file: str | None = None) -> Path:
     module, _, sub = ref.partition("/")
-    found = importlib.util.find_spec(module) if module else None
+    found = _find_package(module)
     if found is None or not found.submodule_search_locations:
         hint = module.replace("_", "-")
         raise ConfigError(f"model {alias!r}: Python package {module!r} is not installed (pip install {hint})")
@@ -223,6 +225,22 @@ def _package_folder(alias: str, ref: str, gguf_file: str | None = None) -> Path:
     if not (folder / needed).exists():
         raise ConfigError(f"model {alias!r}: package {module!r} has no {needed} in {sub or 'its folder'!r}")
     return folder
+
+
+def _find_package(module: str):
+    """The import spec of an installed package, found on sys.path without importing it or its
+    parents (importlib.util.find_spec imports 'a' to find 'a.b': a suite could run any module)."""
+    from importlib.machinery import PathFinder
+
+    found, path = None, None
+    for part in module.split(".") if module else []:
+        if not part.isidentifier():
+            return None
+        found = PathFinder.find_spec(part, path)
+        if found is None or not found.submodule_search_locations:
+            return None
+        path = list(found.submodule_search_locations)
+    return found
 
 
 # What identifies a model folder: its configuration, weights and tokenizer files, by content.

@@ -9,10 +9,13 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from harness import consent
 from harness.arguments import parser
 from harness.cli_hub import cmd_check_catalogue, cmd_lock
-from harness.errors import HarnessError, refusal_summary, unknown
+from harness.errors import HarnessError, literal, refusal_summary, shown, unknown
+from harness.files import write_output
 from harness.report.leaderboard import VIEWS
 
 # Piped output (CI logs, `| tee`) gets room for a whole leaderboard row instead of 80 columns.
@@ -31,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    if getattr(args, "trust_code", False):
+        consent.grant()
     try:
         return COMMANDS[args.command](args)
     except HarnessError as exc:
-        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            console.print(Text("error: ", style="red") + Text(shown(line)), soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: every completed cell is in the store; run the same command to resume")
@@ -116,7 +122,7 @@ def cmd_plan(args) -> int:
     columns = ("model", "task", "strategy", *swept, "seed", "id", "memory", *(["time"] if args.time else []), "status")
     for column in columns:
         table.add_column(column, justify="right" if column in ("memory", "time") else "left")
-    shown = {"done": "[green]done[/]", "to do": "to do", "failed": "[red]failed[/] (will retry): {}",
+    status = {"done": "[green]done[/]", "to do": "to do", "failed": "[red]failed[/] (will retry): {}",
              "running": "[cyan]running[/] ({})", "cannot run": "[yellow]cannot run[/]: {}"}
     for cell in plan.cells:
         spec, estimate = cell.spec, cell.memory
@@ -124,11 +130,13 @@ def cmd_plan(args) -> int:
         timing = [_duration(cell.time.seconds) if hasattr(cell.time, "seconds") else "?" if cell.time else ""] \
             if args.time else []
         role = [role_of(spec)] if swept else []
-        table.add_row(spec.model, spec.task, spec.strategy, *role, str(spec.seed), spec.id, memory, *timing,
-                      shown[cell.status].format(cell.reason))
+        table.add_row(*map(literal, (spec.model, spec.task, spec.strategy, *role)), str(spec.seed), spec.id, memory,
+                      *timing, status[cell.status].format(literal(cell.reason)))
     console.print(table)
     for line in grid.waiting_lines():
-        console.print(line, soft_wrap=True)
+        console.print(literal(line), soft_wrap=True)
+    for line in plan.suite.code:  # allowed by --trust-code (without it, loading the suite refused them)
+        console.print(Text("runs code (--trust-code): ", style="yellow") + Text(shown(line)), soft_wrap=True)
     console.print(", ".join(f"{n} {k}" for k, n in plan.counts().items()) + f"  (store: {plan.store.path})")
     if drift := lock_differences():
         listed = ", ".join(drift[:4]) + (f" and {len(drift) - 4} more" if len(drift) > 4 else "")
@@ -159,15 +167,15 @@ def cmd_run(args) -> int:
         target = cluster_target(args.gpus_per_cell)
     plan, grid = _plan(args, limit=args.executor == "local", target=target)
     refused, jobs = plan.refused, plan.runnable()
-    reasons = [f"[yellow]cannot run[/] {line}" for line in refusal_summary(list(refused.values()), args.suite)]
+    reasons = [f"[yellow]cannot run[/] {literal(line)}" for line in refusal_summary(list(refused.values()), args.suite)]
     if plan.cells and not jobs:
         console.print("\n".join(reasons), soft_wrap=True)
         raise HarnessError(f"{plan.suite.path}: no cell can run ({len(plan.cells)} refused, reasons above); nothing "
                            f"ran and no result was stored")
     where = f" on Ray{f' at {args.address}' if args.address else ''}" if args.executor == "ray" else ""
     tuned = f", {len(grid.trials)} of them sweep trials" if grid.trials else ""
-    console.print(f"[bold]{plan.suite.name}[/]: {len(plan.cells)} cells{tuned} ({len(refused)} cannot run); "
-                  f"store {plan.store.path}{where}")
+    console.print(f"[bold]{literal(plan.suite.name)}[/]: {len(plan.cells)} cells{tuned} ({len(refused)} cannot "
+                  f"run); store {literal(plan.store.path)}{literal(where)}")
     total, attempted = Summary(), set()
     while jobs:  # a sweep's finals join once their group's trials are over: one more round for them
         ray_options = dict(address=args.address, max_retries=args.max_retries, gpus_per_cell=args.gpus_per_cell,
@@ -183,11 +191,11 @@ def cmd_run(args) -> int:
         refused = plan.refused
         jobs = [kept for job in plan.runnable() if (kept := [s for s in job if s.id not in attempted])]
         if jobs:
-            console.print(f"[bold]{plan.suite.name}[/]: the sweep chose; {sum(map(len, jobs))} more cells")
+            console.print(f"[bold]{literal(plan.suite.name)}[/]: the sweep chose; {sum(map(len, jobs))} more cells")
     if reasons:
         console.print("\n".join(reasons), soft_wrap=True)
     for line in grid.waiting_lines():
-        console.print(line, soft_wrap=True)
+        console.print(literal(line), soft_wrap=True)
     elsewhere = f", {len(total.elsewhere)} running in another process" if total.elsewhere else ""
     console.print(
         f"{len(total.done)} ran, {total.skipped} already done, {len(total.failed)} failed, "
@@ -196,7 +204,7 @@ def cmd_run(args) -> int:
     if total.done or total.skipped:
         _print_board(plan.suite, grid, plan.store, None)
     if total.failed:
-        console.print(f"[red]{len(total.failed)} cell(s) failed[/]; see `harness plan {args.suite}` for the errors")
+        console.print(f"[red]{len(total.failed)} cell(s) failed[/]; see `harness plan {literal(args.suite)}` for the errors")
         return 1
     return 0
 
@@ -229,7 +237,7 @@ def _print_board(loaded, grid, store, out: Path | None, view: str = "overall", t
         console.print(export.rich_table(table))
     folder = out or store.path.parent / loaded.name
     paths = export.write(tables, folder, VIEWS[view].stem)
-    console.print("wrote " + ", ".join(str(p) for p in paths))
+    console.print(Text("wrote " + ", ".join(shown(p) for p in paths)))
 
 
 def cmd_report(args) -> int:
@@ -250,9 +258,8 @@ def cmd_report(args) -> int:
     console.print(export.rich_table(sections[0][1][0]))
     pictures = plots.write(results, folder / "plots")
     page = folder / "report.html"
-    page.write_text(html.render(f"harness report: {loaded.name}", [(v.heading, t) for v, t in sections], pictures),
-                    encoding="utf-8")
-    console.print(f"wrote {page}, {len(pictures)} plots in {folder / 'plots'} and {len(written)} tables in {folder}")
+    write_output(page, html.render(f"harness report: {loaded.name}", [(v.heading, t) for v, t in sections], pictures))
+    console.print(Text(shown(f"wrote {page}, {len(pictures)} plots in {folder / 'plots'} and {len(written)} tables in {folder}")))
     return 0
 
 
@@ -282,18 +289,19 @@ def cmd_compare(args) -> int:
 
     a, b = _results(args.a, args.store), _results(args.b, args.store)
     diff = compare(a, b)
-    table = Table(title=f"A = {a.name}, B = {b.name}: primary metric, mean (std, n) over seeds", title_justify="left")
+    table = Table(title=f"A = {literal(a.name)}, B = {literal(b.name)}: primary metric, mean (std, n) over seeds",
+                  title_justify="left")
     for column in ("model", "strategy", "task", "A", "B", "B - A"):
         table.add_column(column, justify="right" if column in ("A", "B", "B - A") else "left")
     for row in diff.itertuples():
-        table.add_row(row.model, row.strategy, row.task, _mean(row.mean_a, row.std_a, row.n_a),
+        table.add_row(literal(row.model), literal(row.strategy), literal(row.task), _mean(row.mean_a, row.std_a, row.n_a),
                       _mean(row.mean_b, row.std_b, row.n_b), "—" if row.delta != row.delta else f"{row.delta:+.2f}")
     console.print(table)
     differing = diff[diff.environment != ""]
     if len(differing):
         console.print(f"[yellow]environments differ[/] (A / B) in {len(differing)} of {len(diff)} cells:")
         for row in differing.itertuples():
-            console.print(f"  {row.model} · {row.strategy} · {row.task}: {row.environment}", soft_wrap=True)
+            console.print(Text(shown(f"  {row.model} · {row.strategy} · {row.task}: {row.environment}")), soft_wrap=True)
     return 0
 
 
@@ -319,17 +327,17 @@ def cmd_check(args) -> int:
         reports.append(compare.check_targets(Path(args.targets), candidate))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "check.md").write_text("\n".join(compare.markdown(r) for r in reports), encoding="utf-8")
-    (out / "check.xml").write_text(compare.junit(reports), encoding="utf-8")
+    write_output(out / "check.md", "\n".join(compare.markdown(r) for r in reports))
+    write_output(out / "check.xml", compare.junit(reports))
     failed = 0
     for report in reports:
-        console.print(f"[bold]{report.title}[/]")
+        console.print(f"[bold]{literal(report.title)}[/]")
         for v in report.verdicts:
             mark = "[red]✗[/]" if v.failed else "[green]✓[/]"
             detail = f"{v.candidate:.2f} vs {v.baseline:.2f}" if v.candidate == v.candidate else f"baseline {v.baseline:.2f}"
-            console.print(f"{mark} {v.name}: {v.status} ({detail}){': ' + v.reason if v.reason else ''}")
+            console.print(f"{mark} {literal(v.name)}: {v.status} ({detail}){': ' + literal(v.reason) if v.reason else ''}")
         failed += len(report.failed)
-    console.print(f"{failed} failing cell(s); wrote {out / 'check.md'}, {out / 'check.xml'}")
+    console.print(Text(shown(f"{failed} failing cell(s); wrote {out / 'check.md'}, {out / 'check.xml'}")))
     return 1 if failed else 0
 
 
@@ -340,7 +348,7 @@ def cmd_export(args) -> int:
     results = Results.from_suite(loaded, grid.reported, store, grid.trials)
     path = Path(args.out) if args.out else store.path.parent / loaded.name / "results.json"
     results.to_json(path, predictions=not args.no_predictions)
-    console.print(f"wrote {len(results.runs)} runs to {path}")
+    console.print(Text(shown(f"wrote {len(results.runs)} runs to {path}")))
     return 0
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import datasets
 
 from harness.config import TaskCard
-from harness.digest import file_digest, json_digest
+from harness.digest import cache_folder, file_digest, json_digest
 from harness.errors import ConfigError, DataError, did_you_mean, first_line
+from harness.files import private_folder
 from harness.registry import GENERATORS
 
 ROW = "__row__"  # column holding each row's index in its source split
@@ -157,8 +158,10 @@ def _load_files(card: TaskCard) -> datasets.DatasetDict:
         if fmt == "tsv":
             kwargs |= {"delimiter": "\t", "quoting": 3}  # GLUE tsv is unquoted: quotes are text
     try:
+        # cached as Arrow in harness's own private folder: a copy no more readable than a private source
         return datasets.load_dataset(
-            _BUILDERS[fmt], data_files={s: str(p) for s, p in paths.items()}, **kwargs
+            _BUILDERS[fmt], data_files={s: str(p) for s, p in paths.items()},
+            cache_dir=str(private_folder(cache_folder() / "datasets")), **kwargs
         )
     except Exception as exc:
         raise DataError(f"{_where(card)}: cannot read {fmt} files: {first_line(exc)}") from exc

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from harness.files import private_folder, write_text
 
 # Digests of files already read, by resolved path, size and modification time, so that a large
 # checkpoint is hashed once and not at every run; HARNESS_CACHE moves it (default ~/.cache/harness).
@@ -48,10 +49,7 @@ def file_digest(path: Path) -> str:
             digest.update(chunk)
     known[key] = digest.hexdigest()
     try:  # written whole (rename), so a reader in another process never sees half a file
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=cache.parent, delete=False, suffix=".tmp", encoding="utf-8") as out:
-            json.dump(known, out)
-        os.replace(out.name, cache)
+        write_text(private_folder(cache.parent) / cache.name, json.dumps(known))
     except OSError:
         pass  # a read-only home: the digest is still right, only not kept
     return known[key]

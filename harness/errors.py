@@ -69,3 +69,21 @@ def refusal_summary(reasons: list[str], suite: str, kinds: int = 4) -> list[str]
         rest = sum(len(g) for g in ranked[kinds:])
         lines.append(f"({rest} more cells, for {len(ranked) - kinds} other reasons): `harness plan {suite}` lists them")
     return lines
+
+
+_CONTROL = {c: repr(chr(c))[1:-1] for c in [*range(0x20), *range(0x7f, 0xa0)] if c != 0x09}
+
+
+def shown(text: object) -> str:
+    """`text` as it may reach a terminal or a one-line message: control characters (escape
+    sequences, carriage returns, newlines inside a name) written out as \\x1b, \\r, \\n, so a name
+    can neither move the cursor nor split a line."""
+    return str(text).translate(_CONTROL)
+
+
+def literal(text: object) -> str:
+    """`text` for a rich console line that has markup of its own: shown, with its brackets escaped,
+    so that a name such as 'lora[r=4]' or '[/]' prints as written."""
+    from rich.markup import escape
+
+    return escape(shown(text))

@@ -11,6 +11,7 @@ batch is the longest the settings allow (every row at `max_length`), so padding 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import weakref
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ from harness.config import train_fields
 from harness.device import Target, gib
 from harness.digest import json_digest
 from harness.errors import first_line
+from harness.files import private_folder, write_text
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,15 @@ def cell_memory(backbone, adapter, strategy, train, device: str, batch: int | No
     key = estimate_key(backbone, adapter, strategy, train, device, batch, precision)
     path = cache / f"{key}.json" if cache else None
     if path and path.exists():
-        return MemoryEstimate(**json.loads(path.read_text(encoding="utf-8")))
+        try:
+            return MemoryEstimate(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged entry (a disk that filled, an older layout) is measured again
     estimate = _estimate(backbone, adapter, strategy, train, device, batch, precision)
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(estimate)), encoding="utf-8")
+        with contextlib.suppress(OSError):  # a full or read-only disk: the estimate stands, only not kept
+            private_folder(path.parent)
+            write_text(path, json.dumps(asdict(estimate)))
     return estimate
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import transformers
 
 from harness.backbones import resolve
+from harness.files import write_text
 from harness.registry import ADAPTERS
 from harness.spec import RunSpec
 
@@ -20,7 +21,7 @@ def save_finetuned(model, tokenizer, folder: Path, strategy, spec: RunSpec) -> P
     """What load_finetuned needs to rebuild the fine-tuned model, and no more."""
     strategy.save_trained(model, folder)
     tokenizer.save_pretrained(folder)
-    (folder / "run_spec.json").write_text(spec.model_dump_json(), encoding="utf-8")
+    write_text(folder / "run_spec.json", spec.model_dump_json())
     return folder
 
 

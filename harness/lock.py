@@ -14,6 +14,7 @@ import yaml
 
 from harness.config import ModelSpec, Suite, TaskCard
 from harness.errors import ConfigError
+from harness.files import write_output
 from harness.hub import is_commit
 from harness.yamlfile import read_yaml
 
@@ -53,7 +54,7 @@ def write_lock(path: Path, wanted: list[tuple[str, str, str]],
     for (kind, repo, revision), commit in commits.items():
         rows[f"{kind}s"].append({"repo": repo, "revision": revision, "commit": commit})
     comment = "".join(f"# {line}\n" for line in HEADER.splitlines())
-    Path(path).write_text(comment + yaml.safe_dump(rows, sort_keys=False, width=120), encoding="utf-8")
+    write_output(path, comment + yaml.safe_dump(rows, sort_keys=False, width=120))
     return commits
 
 

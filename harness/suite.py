@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness import consent
 from harness.backbones import Backbone, resolve
 from harness.config import Suite, TaskCard, TrainConfig, deep_merge
 from harness.data import fingerprint
@@ -32,6 +33,7 @@ class LoadedSuite:
     strategies: dict[str, tuple[str, dict[str, Any], Strategy]]  # label -> (name, arguments, strategy)
     backbones: dict[str, Backbone | str] = field(default_factory=dict)  # alias -> backbone, or why not
     target: Target | None = None  # where the cells train (their compute is in their ids); None: this machine
+    code: list[str] = field(default_factory=list)  # what it names that runs code, one line each (harness.consent)
 
     @property
     def name(self) -> str:
@@ -72,6 +74,10 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked:
             if task not in cards:
                 raise ConfigError(f"{where}: strategies.{label}.tasks.{i}: {unknown('suite task', task, list(cards))}")
 
+    code = consent.sources(suite, where, cards, strategies)
+    if code and not consent.granted():  # before anything is loaded: nothing named runs without --trust-code
+        raise consent.UntrustedCode(code)
+
     backbones: dict[str, Backbone | str] = {}
     for alias, spec in suite.models.items():
         try:
@@ -84,7 +90,7 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked:
         suite, cards = apply_lock(suite, kinds, cards, commits)
         backbones = {alias: resolve(alias, suite.models[alias]) if kinds.get(alias) == "hub" else b
                      for alias, b in backbones.items()}
-    loaded = LoadedSuite(suite, path, cards, strategies, backbones)
+    loaded = LoadedSuite(suite, path, cards, strategies, backbones, code=code)
     _check_cells(loaded)
     return loaded
 

@@ -34,6 +34,7 @@ import harness
 from harness.config import train_fields
 from harness.device import precision, precision_args
 from harness.digest import json_digest, text_digest
+from harness.files import private_folder
 from harness.spec import RunSpec, card_identity
 
 Progress = Callable[[int, int], None]  # (steps done, total steps)
@@ -137,9 +138,13 @@ def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | 
     }, 24)
     folder = cache / key
     if (folder / "info.json").exists():
-        info = json.loads((folder / "info.json").read_text(encoding="utf-8"))
-        return datasets.load_from_disk(str(folder / "data")), info | {"cache": "hit"}
+        try:
+            info = json.loads((folder / "info.json").read_text(encoding="utf-8"))
+            return datasets.load_from_disk(str(folder / "data")), info | {"cache": "hit"}
+        except Exception:  # noqa: BLE001 - a damaged entry (a full disk, a crash) is made again, not fatal
+            shutil.rmtree(folder, ignore_errors=True)
     features, info = adapter.preprocess(rows, name, tokenizer, cfg)
+    private_folder(cache)  # the entries hold the task's rows, which may be readable by this user alone
     partial = cache / f".{key}.{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     features.save_to_disk(str(partial / "data"))

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from harness.cost import environment
-from harness.errors import first_line
+from harness.errors import first_line, literal
 from harness.spec import RunSpec
 from harness.store import RunRecord, Store
 
@@ -112,7 +112,7 @@ def keep(store: Store, spec: RunSpec, record: RunRecord, seconds: float, summary
     if record.status == "done":
         summary.done.append(spec.id)
         primary = spec.card.primary
-        console.print(f"[green]✓[/] {spec.label}  {primary} {record.metrics[primary]:.1f}  [dim]({seconds:.1f}s)[/]")
+        console.print(f"[green]✓[/] {literal(spec.label)}  {literal(primary)} {record.metrics[primary]:.1f}  [dim]({seconds:.1f}s)[/]")
     else:
         summary.failed.append((spec.label, record.error or "failed"))
-        console.print(f"[red]✗[/] {spec.label}  [red]{record.error}[/]")
+        console.print(f"[red]✗[/] {literal(spec.label)}  [red]{literal(record.error)}[/]")

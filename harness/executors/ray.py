@@ -33,7 +33,7 @@ from harness.store import Store
 
 # Environment a worker must see as the driver does (offline switches, caches, thread counts).
 PASSED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "HF_HOME", "TRANSFORMERS_OFFLINE",
-              "TOKENIZERS_PARALLELISM")
+              "TOKENIZERS_PARALLELISM", "HARNESS_TRUST_CODE")
 
 # Backbones with fewer parameters share a GPU: (parameters below, share of one GPU), when a cell
 # has no memory estimate or the GPUs' memory is not known.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from harness import consent
 from harness.errors import ConfigError, first_line
 from harness.metrics import Metric
 
@@ -17,6 +18,7 @@ PREFIX = "evaluate:"
 
 @cache
 def _module(path: str):
+    consent.require(f"metric 'evaluate:{path}' (a Python metric script)")
     try:
         import evaluate
     except ImportError:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
+from harness.errors import literal, shown
+from harness.files import write_output
 from harness.report.leaderboard import Board, Cell, Column
 
 DAGGER = "†"
@@ -54,20 +56,20 @@ def _count(n: float) -> str:
 
 
 def rich_table(board: Board) -> Table:
-    table = Table(title=board.title, title_justify="left", caption="\n".join(board.notes) or None,
-                  caption_justify="left")
+    table = Table(title=literal(board.title), title_justify="left",
+                  caption="\n".join(literal(n) for n in board.notes) or None, caption_justify="left")
     for name in board.index:
-        table.add_column(name)
+        table.add_column(literal(name))
     for column in board.columns:
-        table.add_column(column.title, justify="right")
+        table.add_column(literal(column.title), justify="right")
     for i, row in enumerate(board.rows):
         cells = [_rich(column.cells[i], column) for column in board.columns]
-        table.add_row(*row, *cells)
+        table.add_row(*map(literal, row), *cells)
     return table
 
 
 def _rich(cell: Cell, column: Column) -> str:
-    shown = text(cell, column.kind)
+    shown = literal(text(cell, column.kind))
     return f"[bold]{shown}[/]" if column.kind == "score" and cell.place == 1 else shown
 
 
@@ -75,7 +77,7 @@ def markdown(boards: list[Board]) -> str:
     parts = []
     for board in boards:
         header = [*board.index, *(c.title for c in board.columns)]
-        lines = [f"### {board.title}", "", "| " + " | ".join(_md(h) for h in header) + " |",
+        lines = [f"### {_md(board.title)}", "", "| " + " | ".join(_md(h) for h in header) + " |",
                  "|" + "|".join(["---"] * len(board.index) + ["---:"] * len(board.columns)) + "|"]
         for i, row in enumerate(board.rows):
             cells = []
@@ -83,13 +85,31 @@ def markdown(boards: list[Board]) -> str:
                 shown = _md(text(column.cells[i], column.kind))
                 cells.append(f"**{shown}**" if column.kind == "score" and column.cells[i].place == 1 else shown)
             lines.append("| " + " | ".join([*(_md(r) for r in row), *cells]) + " |")
-        lines += [""] + [f"{note}  " for note in board.notes]
+        lines += [""] + [f"{_md(note)}  " for note in board.notes]
         parts.append("\n".join(lines).rstrip() + "\n")
     return "\n".join(parts)
 
 
+_MD = {"|": "\\|", "*": "\\*", "`": "\\`", "[": "\\[", "]": "\\]", "<": "&lt;", ">": "&gt;",
+       "&": "&amp;", "\\": "\\\\", "\n": " ", "\r": " "}
+
+
 def _md(value: str) -> str:
-    return str(value).replace("|", "\\|").replace("*", "\\*")
+    """A name as Markdown text: table pipes, emphasis, links and HTML escaped, a newline no longer
+    splitting a table row, control characters shown."""
+    return "".join(_MD.get(ch, ch) for ch in str(value)).translate(_SHOWN)
+
+
+_SHOWN = {c: shown(chr(c)) for c in [*range(0x20), *range(0x7f, 0xa0)] if c not in (0x09,)}
+
+
+# Spreadsheets run a cell that starts with one of these as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_safe(value):
+    """A text cell a spreadsheet shows as text: a leading quote before a formula's first character."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
 # ---------------------------------------------------------------------- CSV and JSON
@@ -135,7 +155,7 @@ _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"
 
 
 def latex_escape(value: str) -> str:
-    return "".join(_LATEX.get(ch, ch) for ch in str(value))
+    return "".join(_LATEX.get(ch, ch) for ch in shown(value))
 
 
 def latex(boards: list[Board]) -> str:
@@ -179,10 +199,11 @@ FORMATS = ("md", "csv", "json", "tex")
 
 def write(boards: list[Board], folder: Path, stem: str, formats=FORMATS) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    writers = {"md": markdown, "csv": lambda b: frame(b).to_csv(index=False), "json": to_json, "tex": latex}
+    writers = {"md": markdown, "csv": lambda b: frame(b).map(csv_safe).to_csv(index=False), "json": to_json,
+               "tex": latex}
     paths = []
     for fmt in formats:
         path = folder / f"{stem}.{fmt}"
-        path.write_text(writers[fmt](boards), encoding="utf-8")
+        write_output(path, writers[fmt](boards))
         paths.append(path)
     return paths

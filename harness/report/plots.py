@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -19,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from harness.files import write_output  # noqa: E402
 from harness.report import stats  # noqa: E402
 from harness.report.results import Results  # noqa: E402
 from harness.report.tuning import curves  # noqa: E402
@@ -186,7 +188,9 @@ def write(results: Results, folder: Path) -> list[Path]:
     paths = []
     for name, fig in figures.items():
         path = folder / f"{name}.png"
-        fig.savefig(path, dpi=110)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110)
         plt.close(fig)
+        write_output(path, png.getvalue())
         paths.append(path)
     return paths

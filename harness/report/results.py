@@ -16,6 +16,7 @@ import pandas as pd
 
 from harness.device import CPU_COMPUTE
 from harness.errors import HarnessError
+from harness.files import write_output
 from harness.report.tuning import curves
 from harness.selection import Choice, TrialScore, choose, trial_scores
 from harness.space import key_of
@@ -174,7 +175,7 @@ class Results:
             data["predictions"] = {i: p for i in self.runs.run_id if (p := self.predictions(i)) is not None}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data), encoding="utf-8")
+        write_output(path, json.dumps(data))
         return path
 
 
