@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from harness.report.leaderboard import VIEWS
 
@@ -15,6 +16,42 @@ def parser(description: str) -> argparse.ArgumentParser:
     _reporting(sub)
     _checking(sub)
     return top
+
+
+def count(text: str) -> int:
+    """A whole number of at least 1 (workers, retries are checked by their own rule)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def retries(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def amount(text: str, zero: bool = False) -> float:
+    """A finite number above 0 (GiB of memory, CPUs per cell), or 0 as well with `zero` (GPUs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {'of 0 or more' if zero else 'above 0'}")
+    return value
+
+
+def share(text: str) -> float:
+    return amount(text, zero=True)
 
 
 ON_HELP = ("where the cells train, in their run ids: cpu, cuda, cuda:fp16 (what precision auto means there), "
@@ -41,22 +78,25 @@ def _running(sub) -> None:
     runner.add_argument("--executor", choices=["local", "ray"], default="local",
                         help="local (default): cells one after another in this process; ray: cells as Ray tasks")
     runner.add_argument("--address", help="with --executor ray: the cluster's address (default: start a local Ray)")
-    runner.add_argument("--max-retries", type=int, default=2,
+    runner.add_argument("--max-retries", type=retries, default=2,
                         help="with --executor ray: reruns of a cell whose worker died (default 2)")
-    runner.add_argument("--gpus-per-cell", type=float,
+    runner.add_argument("--gpus-per-cell", type=share,
                         help="with --executor ray: GPUs per cell, fractions allowed (default: by backbone size)")
-    runner.add_argument("--cpus-per-cell", type=float, default=1.0, help="with --executor ray: CPUs per cell (default 1)")
-    runner.add_argument("--workers", type=int,
+    runner.add_argument("--cpus-per-cell", type=amount, default=1.0, help="with --executor ray: CPUs per cell (default 1)")
+    runner.add_argument("--workers", type=count,
                         help="with --executor ray and no --address: CPUs of the local Ray (default: all)")
-    runner.add_argument("--memory", type=float, metavar="GIB",
+    runner.add_argument("--memory", type=amount, metavar="GIB",
                         help="memory a cell may use, in GiB; cells estimated to need more cannot run (default: the "
                              "free memory of this machine's GPU, else its available RAM; with --executor ray: no limit)")
     planner = _with_suite(sub, "plan", "show the grid: which cells are done, to do, or cannot run and why, "
                                  "and the peak memory each cell is estimated to need")
-    planner.add_argument("--memory", type=float, metavar="GIB",
+    planner.add_argument("--memory", type=amount, metavar="GIB",
                          help="memory a cell may use, in GiB (default: the free memory of this machine's GPU, "
                               "else its available RAM)")
     planner.add_argument("--on", help=ON_HELP.format("this machine"))
+    planner.add_argument("--all", action="store_true",
+                         help="list every cell that cannot run (by default, when more than a screenful cannot, "
+                              "they are summed up by reason)")
     planner.add_argument("--time", action="store_true",
                          help="estimate each cell's time from a short probe of it (a few optimizer steps) on this "
                               "machine, and the grid's")

@@ -210,8 +210,12 @@ def resolve(alias: str, spec: ModelSpec) -> Backbone:
         if not (path / (spec.gguf_file or "config.json")).exists():
             raise ConfigError(f"model {alias!r}: {source} is not a model folder (no config.json there)")
         return Backbone(alias, spec, "local", str(path.resolve()), _folder_fingerprint(path))
-    basis = json.dumps({"hub": source, "revision": spec.revision or "unpinned"})
-    return Backbone(alias, spec, "hub", source, text_digest(basis))
+    return Backbone(alias, spec, "hub", source, hub_fingerprint(source, spec.revision))
+
+
+def hub_fingerprint(source: str, revision: str | None) -> str:
+    """A hub model is identified by its id and revision (a commit, once `harness lock` pins it)."""
+    return text_digest(json.dumps({"hub": source, "revision": revision or "unpinned"}))
 
 
 def _package_folder(alias: str, ref: str, gguf_file: str | None = None) -> Path:

@@ -65,7 +65,8 @@ def _suite(args, counted_out: set[str] | frozenset = frozenset(), target=None):
     from harness.sweep import grid, stored_target
 
     loaded = load_suite(_suite_path(args.suite))
-    store = Store(args.store or loaded.store_path)
+    path = args.store or loaded.store_path
+    store = Store.for_reading(path) if args.command in REPORTING else Store(path)
     if target is None and getattr(args, "on", None):
         target = parse_target(args.on)
     if target is None and args.command in REPORTING:
@@ -74,6 +75,7 @@ def _suite(args, counted_out: set[str] | frozenset = frozenset(), target=None):
     return loaded, grid(loaded, store, counted_out), store
 
 
+PLAN_ROWS = 24  # cells that cannot run listed one a row; more are summed up by reason (plan --all lists them)
 REPORTING = ("leaderboard", "report", "export", "compare", "check")  # they show stored runs, wherever those trained
 
 
@@ -117,7 +119,9 @@ def cmd_plan(args) -> int:
     if args.time:
         with console.status("probing") as status:
             plan = plan.probed(lambda i, n, spec: status.update(f"probing {i}/{n}: {spec.label}"))
-    table = Table(title=f"{plan.suite.name}: {len(plan.cells)} cells", title_justify="left")
+    refused = [cell for cell in plan.cells if cell.status == "cannot run"]
+    summed = len(refused) > PLAN_ROWS and not args.all  # a screenful of refusals says less than their reasons
+    table = Table(title=f"{literal(plan.suite.name)}: {len(plan.cells)} cells", title_justify="left")
     swept = grid.trials and ["sweep"]
     columns = ("model", "task", "strategy", *swept, "seed", "id", "memory", *(["time"] if args.time else []), "status")
     for column in columns:
@@ -125,6 +129,8 @@ def cmd_plan(args) -> int:
     status = {"done": "[green]done[/]", "to do": "to do", "failed": "[red]failed[/] (will retry): {}",
              "running": "[cyan]running[/] ({})", "cannot run": "[yellow]cannot run[/]: {}"}
     for cell in plan.cells:
+        if summed and cell.status == "cannot run":
+            continue
         spec, estimate = cell.spec, cell.memory
         memory = f"{'>=' if estimate.note else ''}{gib(estimate.peak)}" if estimate and not estimate.error else ""
         timing = [_duration(cell.time.seconds) if hasattr(cell.time, "seconds") else "?" if cell.time else ""] \
@@ -132,7 +138,12 @@ def cmd_plan(args) -> int:
         role = [role_of(spec)] if swept else []
         table.add_row(*map(literal, (spec.model, spec.task, spec.strategy, *role)), str(spec.seed), spec.id, memory,
                       *timing, status[cell.status].format(literal(cell.reason)))
-    console.print(table)
+    if len(refused) < len(plan.cells) or not summed:
+        console.print(table)
+    if summed:
+        console.print(f"{len(refused)} cells cannot run (`--all` lists each):")
+        for line in refusal_summary([cell.reason for cell in refused], args.suite):
+            console.print(f"[yellow]cannot run[/] {literal(line)}", soft_wrap=True)
     for line in grid.waiting_lines():
         console.print(literal(line), soft_wrap=True)
     for line in plan.suite.code:  # allowed by --trust-code (without it, loading the suite refused them)
@@ -151,8 +162,8 @@ def cmd_plan(args) -> int:
         console.print(f"time: about {_duration(sum(t.seconds for t in times))} for the {len(times)} cells to do, one "
                       f"after another on this machine (probes took {probes:.0f}s)")
         for reason in sorted({cell.time for cell in plan.cells if isinstance(cell.time, str)}):
-            console.print(f"[yellow]probe failed[/]: {reason}")
-    return 0
+            console.print(f"[yellow]probe failed[/]: {literal(reason)}")
+    return 1 if plan.cells and len(refused) == len(plan.cells) else 0
 
 
 def cmd_run(args) -> int:
@@ -238,6 +249,15 @@ def _print_board(loaded, grid, store, out: Path | None, view: str = "overall", t
     folder = out or store.path.parent / loaded.name
     paths = export.write(tables, folder, VIEWS[view].stem)
     console.print(Text("wrote " + ", ".join(shown(p) for p in paths)))
+    _say_unsaved(store)
+
+
+def _say_unsaved(store) -> None:
+    if store.readonly:
+        kept = f"; metrics of {store.unsaved_metrics} runs computed from their stored predictions were not kept " \
+               f"in it" if store.unsaved_metrics else ""
+        console.print(Text(shown(f"store {store.path} opened read-only (this process cannot write it){kept}")),
+                      soft_wrap=True)
 
 
 def cmd_report(args) -> int:
@@ -260,6 +280,7 @@ def cmd_report(args) -> int:
     page = folder / "report.html"
     write_output(page, html.render(f"harness report: {loaded.name}", [(v.heading, t) for v, t in sections], pictures))
     console.print(Text(shown(f"wrote {page}, {len(pictures)} plots in {folder / 'plots'} and {len(written)} tables in {folder}")))
+    _say_unsaved(store)
     return 0
 
 
@@ -276,9 +297,9 @@ def _results(ref: str, store_path: str | None):
     if path.suffix in (".sqlite", ".db"):
         if not path.exists():
             raise HarnessError(f"{ref}: no such store")
-        return Results.from_store(Store(path))
+        return Results.from_store(Store.for_reading(path))
     loaded = load_suite(_suite_path(ref))
-    store = Store(store_path or loaded.store_path)
+    store = Store.for_reading(store_path or loaded.store_path)
     loaded.target = stored_target(store, loaded.name)  # the runs stored, wherever they trained
     found = grid(loaded, store)
     return Results.from_suite(loaded, found.reported, store, found.trials)
@@ -349,6 +370,7 @@ def cmd_export(args) -> int:
     path = Path(args.out) if args.out else store.path.parent / loaded.name / "results.json"
     results.to_json(path, predictions=not args.no_predictions)
     console.print(Text(shown(f"wrote {len(results.runs)} runs to {path}")))
+    _say_unsaved(store)
     return 0
 
 

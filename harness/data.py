@@ -139,10 +139,7 @@ def _load_source(card: TaskCard) -> datasets.DatasetDict:
 
 def _load_files(card: TaskCard) -> datasets.DatasetDict:
     source = card.source
-    paths = {split: card.resolve(p) for split, p in source.files.items()}
-    for split, path in paths.items():
-        if not path.exists():
-            raise DataError(f"{_where(card)}: source.files.{split}: no such file {path}")
+    paths = {split: data_file(card, split, card.resolve(p)) for split, p in source.files.items()}
     fmt = source.format or _format_of(card, next(iter(paths.values())))
     if fmt in _READERS:  # layouts no datasets builder reads: parsed here into the hub dataset's columns
         rows = {}
@@ -234,7 +231,7 @@ def fingerprint(card: TaskCard) -> str:
         for split, p in sorted(source.files.items()):
             path = card.resolve(p)
             # the content's sha256 (its first 16 hex digits), cached by path, size and mtime
-            digests[split] = file_digest(path)[:16] if path.exists() else "missing"
+            digests[split] = file_digest(data_file(card, split, path))[:16] if path.exists() else "missing"
         basis = {"files": digests}
     else:
         basis = {"hub": source.hub, "config": source.config, "revision": source.revision or "unpinned"}
@@ -242,6 +239,17 @@ def fingerprint(card: TaskCard) -> str:
             basis["data_files"] = source.data_files
     basis["splits"] = card.splits.model_dump()
     return json_digest(basis)
+
+
+def data_file(card: TaskCard, split: str, path: Path) -> Path:
+    """`path` if it is a regular file; a folder, a device (/dev/zero would be read for ever), a pipe
+    or a missing file is a one-line DataError naming the card and the key."""
+    if not path.exists():
+        raise DataError(f"{_where(card)}: source.files.{split}: no such file {path}")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise DataError(f"{_where(card)}: source.files.{split}: {path} is {kind}; name a data file")
+    return path
 
 
 def _where(card: TaskCard) -> str:

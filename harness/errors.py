@@ -67,7 +67,8 @@ def refusal_summary(reasons: list[str], suite: str, kinds: int = 4) -> list[str]
     lines = [f"({len(g)} cells, such as): {g[0]}" if len(g) > 1 else f"(1 cell): {g[0]}" for g in ranked[:kinds]]
     if len(ranked) > kinds:
         rest = sum(len(g) for g in ranked[kinds:])
-        lines.append(f"({rest} more cells, for {len(ranked) - kinds} other reasons): `harness plan {suite}` lists them")
+        lines.append(f"({rest} more cells, for {len(ranked) - kinds} other reasons): `harness plan {suite} --all` "
+                     f"lists them")
     return lines
 
 

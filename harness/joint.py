@@ -143,6 +143,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
                                     mixture=mixture)  # one model for several cells: no one tracked run
             with timer("train"):
                 result = trainer.train()  # the task mixture batches itself: no auto batch size
+                trainer.check_weights()
             predictions = {}
             with timer("evaluate"):
                 for spec in specs:

@@ -152,8 +152,10 @@ def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path |
                                               model, cache)
     task.eval_set, eval_info = preprocessed(task.adapter, task.eval_rows, task.data.eval_source, tokenizer, cfg,
                                             model, cache)
+    # dev rows are checked as train and eval rows are (a label outside the card's is refused), used or not
+    dev_set, _ = preprocessed(task.adapter, task.dev_rows, task.data.dev_source, tokenizer, cfg, model, cache)
     if dev or cfg.early_stopping or cfg.eval_every_steps:  # what training evaluates on: never eval
-        task.dev_set, _ = preprocessed(task.adapter, task.dev_rows, task.data.dev_source, tokenizer, cfg, model, cache)
+        task.dev_set = dev_set
     task.counts = (train_info, eval_info)
 
 

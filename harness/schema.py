@@ -17,7 +17,8 @@ from harness.errors import ConfigError, did_you_mean
 class Strict(BaseModel):
     """A schema that refuses unknown keys and is frozen once loaded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `.inf` and `.nan` are valid YAML floats, and a learning rate of inf trains a model of NaNs
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 M = typing.TypeVar("M", bound=BaseModel)

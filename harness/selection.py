@@ -71,7 +71,8 @@ def trial_scores(frame: pd.DataFrame, primaries: dict[str, str], labels: dict[st
             continue
         model, row, task = (labels or {}).get(record.id, (record.model, record.strategy, record.task))
         primary = primaries[task]
-        dev = record.info.get("dev_metrics", {}).get(primary, math.nan)
+        # a diverged trial has no score to choose by: its setting is no candidate (a failed trial)
+        dev = math.nan if record.info.get("diverged") else record.info.get("dev_metrics", {}).get(primary, math.nan)
         point = sweep["point"]
         out.append(TrialScore(record.id, (model, task, row), key_of(point), shown(point), record.seed,
                               tuple(sweep["seeds"]), sweep["settings"], sweep.get("order", 0), dev,

@@ -26,6 +26,7 @@ from harness.strategies import Strategy
 # Card fields no result depends on: what a report reads. Metrics are computed from the stored
 # predictions at report time (harness.report.results), unless they need the model (RunSpec.identity).
 REPORT_ONLY = {"description", "average", "metrics"}
+FOLDERS = ("local", "package")  # backbones identified by the content of their folder (model_fingerprint)
 
 
 class Partner(Strict):
@@ -69,6 +70,8 @@ class RunSpec(Strict):
     model: str
     model_spec: ModelSpec
     model_fingerprint: str
+    # tiny | local | package | hub (backbones.Backbone.kind): a folder's id is its content, not its path
+    model_kind: str | None = None
     task: str
     card: TaskCard
     card_path: str | None
@@ -93,8 +96,11 @@ class RunSpec(Strict):
         # settings a task type never reads (generation settings for a classifier). Editing them reruns nothing.
         unused = (set(TrainConfig.model_fields) - train_fields("result")) | ADAPTERS.get(self.card.type).unused_train
         later = {k for k in train_fields("later") if getattr(self.train, k) == TrainConfig.model_fields[k].default}
+        model = self.model_spec.model_dump(mode="json")
+        if self.model_kind in FOLDERS:  # moving, renaming or copying the folder changes no id
+            model.pop("source")
         identity = {
-            "model": {"spec": self.model_spec.model_dump(mode="json"), "fingerprint": self.model_fingerprint},
+            "model": {"spec": model, "fingerprint": self.model_fingerprint},
             "task": {"card": card_identity(self.card), "data": self.data_fingerprint},
             "strategy": {"name": self.strategy_name, "args": self.strategy_resolved},
             "train": self.train.model_dump(

@@ -16,6 +16,7 @@ same host, while its process exists; a dead owner's claims are taken over.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -61,12 +62,13 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _rekey(db: sqlite3.Connection) -> None:
-    """Version 2: a card's metrics left run ids (they are computed from the stored predictions at
-    report time), so each record moves to the id the current code gives its spec, with its
+    """Versions 2 and 3: a card's metrics left run ids (2: they are computed from the stored
+    predictions at report time), and a local or packaged model folder's path left them (3: its
+    content identifies it), so each record moves to the id the current code gives its spec, with its
     predictions and claims. Where two records now share an id (a cell run before and after a metric
     was added) the newer takes it and the older keeps its old one, unread; a record whose spec no
     longer parses keeps its id. Nothing is deleted."""
@@ -74,26 +76,45 @@ def _rekey(db: sqlite3.Connection) -> None:
 
     rows = db.execute("SELECT id, spec, finished_at FROM runs ORDER BY finished_at DESC").fetchall()
     taken = {old for old, _, _ in rows}
-    moves = {}
+    moves, specs = {}, {}
     for old, spec, _ in rows:
         try:
-            new = RunSpec.model_validate(json.loads(spec)).id
+            parsed = json.loads(spec)
+            if "model_kind" not in parsed:  # written before version 3
+                parsed["model_kind"] = _model_kind(parsed)
+                specs[old] = json.dumps(parsed, sort_keys=True)
+            new = RunSpec.model_validate(parsed).id
         except Exception:  # written by a harness whose specs this one cannot read: left as it is
             continue
         if new != old and new not in taken:
             moves[old] = new
             taken.add(new)
     db.execute("PRAGMA defer_foreign_keys = ON")  # predictions follow their run inside the transaction
+    for old, spec in specs.items():
+        db.execute("UPDATE runs SET spec = ? WHERE id = ?", (spec, old))
     for old, new in moves.items():
         db.execute("UPDATE runs SET id = ? WHERE id = ?", (new, old))
         db.execute("UPDATE predictions SET run_id = ? WHERE run_id = ?", (new, old))
         db.execute("UPDATE claims SET id = ? WHERE id = ?", (new, old))
 
 
+def _model_kind(spec: dict) -> str:
+    """What kind of backbone a spec written before version 3 named: its source says tiny and
+    package; a hub model's fingerprint is the digest of its id and revision (backbones.resolve), so
+    any other is a local folder's content."""
+    from harness.backbones import hub_fingerprint
+
+    model = spec.get("model_spec") or {}
+    source = str(model.get("source", ""))
+    if source.startswith(("tiny:", "package:")):
+        return source.partition(":")[0]
+    return "hub" if spec.get("model_fingerprint") == hub_fingerprint(source, model.get("revision")) else "local"
+
+
 # The schema's version, and what brings a store from the version before each one up to it (SQL
 # statements, or a function of the connection). Version 0 is a store written before versions were
 # kept: its tables are version 1's.
-MIGRATIONS: dict[int, list] = {1: [], 2: [_rekey]}
+MIGRATIONS: dict[int, list] = {1: [], 2: [_rekey], 3: [_rekey]}
 
 JSON_COLUMNS = ("spec", "metrics", "signatures", "cost", "info", "environment")
 
@@ -117,15 +138,108 @@ class RunRecord:
     finished_at: float = field(default_factory=time.time)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _existing_parent(path: Path) -> Path:
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
+class StoreError(HarnessError):
+    """A store that cannot be opened or written: one line, and the store as it was."""
+
+
 class Store:
-    def __init__(self, path: str | Path):
+    """`readonly`: read a store this process cannot (or must not) write; the reporting commands open
+    a store they may not write so (Store.for_reading), and nothing in it changes."""
+
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self.readonly = readonly
+        self.unsaved_metrics = 0  # runs whose report-time metrics a read-only store could not keep
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        found = self._check_file()
+        if readonly:
+            self.db = self._connect_readonly(found)
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            if found <= SCHEMA_VERSION:  # a newer store is refused below without being touched
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store ({exc}); nothing in it was changed") from None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store ({exc.strerror or exc})") from None
+
+    @classmethod
+    def for_reading(cls, path: str | Path) -> Store:
+        """The store at `path`, read-only where this process cannot write it (or its folder, which
+        SQLite needs for its journal), else as usual (report-time metrics are then kept in it)."""
+        path = Path(path)
+        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK) if path.exists() else \
+            os.access(_existing_parent(path), os.W_OK)
+        return cls(path, readonly=not writable)
+
+    def _check_file(self) -> int:
+        """The schema version of the store at self.path (0 if there is none yet), read without
+        writing anything; a path that is not a harness store is a one-line StoreError."""
+        if not self.path.exists():
+            if self.readonly:
+                raise StoreError(f"{self.path}: no such store")
+            return 0
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: is {'a folder' if self.path.is_dir() else 'not a regular file'}, "
+                             f"not a store; give a .sqlite file with --store")
+        try:
+            with self.path.open("rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
+        if head and head != SQLITE_HEADER:
+            raise StoreError(f"{self.path}: is not a harness store (not an SQLite database); give another --store")
+        if not head:
+            return 0  # an empty file: SQLite makes it a database
+        found = self._peek_version()
+        if found > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: this store was written by a newer harness (store schema {found}; this "
+                             f"harness reads up to {SCHEMA_VERSION}); upgrade harness, or use another --store")
+        return found
+
+    def _peek_version(self) -> int:
+        try:
+            db = self._connect_readonly(None)
+        except StoreError:
+            return 0  # unreadable without writing (a hot journal): opening it for writing will say
+        try:
+            return db.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            db.close()
+
+    def _connect_readonly(self, found: int | None) -> sqlite3.Connection:
+        """A connection that cannot write: `mode=ro`, or, where SQLite cannot even make its shared
+        memory file (a read-only folder), `immutable=1`."""
+        uri = self.path.resolve().as_uri()
+        for flags in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"{uri}?{flags}", uri=True, isolation_level=None)
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            except sqlite3.DatabaseError:
+                continue
+            if found is not None and found < SCHEMA_VERSION and "runs" in tables:
+                db.close()
+                raise StoreError(f"{self.path}: store schema {found} is older than this harness's ({SCHEMA_VERSION}) "
+                                 f"and cannot be upgraded where it cannot be written; open it once with write access")
+            if found is not None and "runs" not in tables:
+                db.close()
+                raise StoreError(f"{self.path}: holds no harness runs")
+            return db
+        raise StoreError(f"{self.path}: cannot be opened for reading")
 
     def _migrate(self) -> None:
         """Create the tables, or bring an older store's schema up to SCHEMA_VERSION; refuse a newer one."""
@@ -145,8 +259,12 @@ class Store:
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+            self.db.execute("ROLLBACK")
 
     def close(self) -> None:
         self.db.close()
@@ -185,8 +303,12 @@ class Store:
                     (record.id, json.dumps(record.predictions), json.dumps(record.references)),
                 )
             self.db.execute("COMMIT")
+        except sqlite3.Error as exc:  # a full disk, a store gone read-only: this record is not kept, the rest is
+            self._rollback()
+            raise StoreError(f"{self.path}: cannot write the record of run {record.id} ({exc}); every record "
+                             f"written before is kept") from None
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
 
     def claim(self, ids: list[str]) -> set[str]:
@@ -202,7 +324,7 @@ class Store:
                                 [(i, self.owner, now) for i in mine])
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
         return mine
 
@@ -224,7 +346,8 @@ class Store:
         def beat() -> None:
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             while not stop.wait(HEARTBEAT_SECONDS):
-                db.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", (time.time(), self.owner))
+                with contextlib.suppress(sqlite3.Error):  # busy or full: the next beat tries again
+                    db.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?", (time.time(), self.owner))
             db.close()
 
         thread = threading.Thread(target=beat, name="harness-claims", daemon=True)
@@ -234,7 +357,8 @@ class Store:
         finally:
             stop.set()
             thread.join()
-            self.db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+            with contextlib.suppress(sqlite3.Error):  # a full disk: stale claims expire (STALE_SECONDS)
+                self.db.execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
 
     @staticmethod
     def _alive(owner: str, heartbeat: float, now: float) -> bool:
@@ -289,7 +413,7 @@ class Store:
                                  json.dumps(info, sort_keys=True), run_id))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
 
     def computes(self, suite: str) -> list[tuple[dict, str]]:

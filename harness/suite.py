@@ -206,6 +206,7 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
     for alias, model_spec in suite.models.items():
         backbone = loaded.backbones.get(alias)
         model_print = backbone.fingerprint if isinstance(backbone, Backbone) else "unresolved"
+        model_kind = backbone.kind if isinstance(backbone, Backbone) else None
         for task, card in loaded.cards.items():
             adapter = ADAPTERS.get(card.type)(card)
             metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in adapter.signatures().items()}
@@ -232,6 +233,7 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
                     def cell(seed: int, train=train, args=raw, resolved=strategy.resolved(), trial=None) -> RunSpec:
                         return RunSpec(
                             suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
+                            model_kind=model_kind,
                             task=task, card=card, card_path=str(card.path) if card.path else None,
                             data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
                             strategy_args=args, strategy_resolved=resolved, train=train, seed=seed,

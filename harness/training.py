@@ -47,13 +47,44 @@ datasets.logging.set_verbosity_error()
 
 class HarnessTrainer(Trainer):
     """Trainer whose optimizer takes the strategy's parameter groups (learning-rate scales, and
-    parameters that unfreeze later) while keeping Trainer's weight-decay rules. Nothing else changes."""
+    parameters that unfreeze later) while keeping Trainer's weight-decay rules, and which stops a
+    run that diverges (see `diverged`). Nothing else changes."""
 
     def __init__(self, *args, strategy, adapter, train_config, **kwargs):
         self.strategy = strategy
         self.adapter = adapter
         self.train_config = train_config
+        # {"step", "signal", "value"} of the first non-finite training loss, gradient norm or weight;
+        # None while training is sound. Trainer's own log filters non-finite losses out of its
+        # average (logging_nan_inf_filter), so a diverged run would otherwise look finished.
+        self.diverged: dict | None = None
         super().__init__(*args, **kwargs)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.diverged is None and not torch.isfinite(loss).all():
+            self._diverge("loss", loss)
+        return loss
+
+    def log(self, logs, start_time=None):
+        norm = logs.get("grad_norm")
+        if self.diverged is None and isinstance(norm, (int, float)) and not math.isfinite(norm):
+            self._diverge("grad_norm", norm)
+        return super().log(logs, start_time)
+
+    def check_weights(self) -> None:
+        """After training: a trainable weight that is not finite means the run diverged at its last step."""
+        if self.diverged is None:
+            for param in self.model.parameters():
+                if param.requires_grad and not torch.isfinite(param).all():
+                    self._diverge("weights", float("nan"), self.state.global_step)
+                    break
+
+    def _diverge(self, signal: str, value, step: int | None = None) -> None:
+        value = float(value.detach().float().flatten()[0]) if isinstance(value, torch.Tensor) else float(value)
+        self.diverged = {"step": step if step is not None else self.state.global_step + 1, "signal": signal,
+                         "value": str(value)}
+        self.control.should_training_stop = True
 
     def _get_eval_sampler(self, eval_dataset):
         """Evaluation and prediction read the rows in dataset order, whatever the training sampler.
@@ -177,7 +208,9 @@ def train(trainer: Trainer, cfg):
     weights as they were before training, until it fits. The batch used goes into the run's info."""
     trainer.batch_used = {"per_device": cfg.batch_size, "accumulation": cfg.gradient_accumulation_steps}
     if not cfg.auto_batch_size:
-        return trainer.train()
+        result = trainer.train()
+        _check(trainer)
+        return result
     from accelerate.utils import find_executable_batch_size
 
     start = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}
@@ -206,7 +239,14 @@ def train(trainer: Trainer, cfg):
         trainer.batch_used = {"per_device": per_device, "accumulation": accumulation}
         return trainer.train()
 
-    return attempt()
+    result = attempt()
+    _check(trainer)
+    return result
+
+
+def _check(trainer) -> None:
+    if hasattr(trainer, "check_weights"):  # a HarnessTrainer (joint training's is one too)
+        trainer.check_weights()
 
 
 def training_info(trainer, result, train_info: dict, eval_info: dict, data, cfg, saved) -> dict:
@@ -226,6 +266,7 @@ def training_info(trainer, result, train_info: dict, eval_info: dict, data, cfg,
         "weights_dtype": weights_dtype(trainer.model),
         "batch": getattr(trainer, "batch_used", None),
         "attention": getattr(getattr(trainer.model, "config", None), "_attn_implementation", None),
+        **({"diverged": trainer.diverged} if getattr(trainer, "diverged", None) else {}),
     }
 
 

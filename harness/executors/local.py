@@ -109,7 +109,12 @@ def keep(store: Store, spec: RunSpec, record: RunRecord, seconds: float, summary
     """Write one finished record, give up its claim, and say how the cell went."""
     store.write(record)
     store.release([spec.id])
-    if record.status == "done":
+    if record.status == "done" and (diverged := record.info.get("diverged")):
+        summary.done.append(spec.id)
+        console.print(f"[yellow]⚠[/] {literal(spec.label)}  [yellow]diverged[/] at step {diverged['step']} "
+                      f"({diverged['signal']} {diverged['value']}): recorded, left out of every mean  "
+                      f"[dim]({seconds:.1f}s)[/]")
+    elif record.status == "done":
         summary.done.append(spec.id)
         primary = spec.card.primary
         console.print(f"[green]✓[/] {literal(spec.label)}  {literal(primary)} {record.metrics[primary]:.1f}  [dim]({seconds:.1f}s)[/]")

@@ -89,6 +89,26 @@ def gpu_share(specs: list[RunSpec]) -> float:
     return next((share for limit, share in GPU_SHARES if params < limit), 1.0)
 
 
+def reachable(address: str, seconds: float = 5.0) -> None:
+    """Refuse, in one line and within `seconds`, a cluster address nothing answers at (Ray itself
+    retries an unreachable head for minutes). 'auto' and 'local' are Ray's to find."""
+    import socket
+
+    from harness.errors import HarnessError
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise HarnessError(f"--address {address!r}: expected host:port (or ray://host:port, or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+    except OSError as exc:
+        raise HarnessError(f"--address {address}: nothing answers there ({exc.strerror or exc}); start the cluster "
+                           f"with `ray start --head` or give its head's address") from None
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join the Ray at `address`, or start a local one (with `num_cpus`), once per process."""
     try:
@@ -98,6 +118,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 
         raise HarnessError("--executor ray needs Ray: pip install 'ray>=2.9'") from None
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    if address and not ray.is_initialized():
+        reachable(address)
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env} if env else None)

@@ -224,7 +224,7 @@ def _cost_board(results: Results) -> Board:
     kinds = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "peak resident set (CPU)"}
     memory = ", ".join(sorted({kinds.get(k, str(k)) for k in runs.memory_kind.dropna()})) or "n/a"
     return Board(f"{results.name}: cost (median over cells)", ["model", "strategy"], rows, columns,
-                 [f"peak memory: {memory}; train time: wall seconds of Trainer.train"])
+                 [f"peak memory: {memory}; train time: wall seconds of Trainer.train", *diverged_note(results)])
 
 
 def _tuning_board(results: Results, task: str | None) -> Board:
@@ -257,6 +257,11 @@ def _tuning_board(results: Results, task: str | None) -> Board:
     short = [f"{m} · {s} · {t} ({c.tried} of {c.settings})" for (m, t, s), c in chosen if c.tried < c.settings]
     if short:
         board.notes.append(f"⚠ chosen before every trial was done (or some cannot run): {', '.join(short)}")
+    failed = [t for t in results.trials.itertuples() if t.dev != t.dev and task in (None, t.task)]
+    if failed:  # a diverged trial (or one without a dev score) is a failed trial: its setting is no candidate
+        board.notes.append(f"⚠ {len(failed)} trial(s) diverged or have no dev score, so their settings were not "
+                           f"candidates: " + ", ".join(f"{t.model} · {t.strategy} · {t.task} ({t.setting}, seed {t.seed})"
+                                                       for t in failed))
     edges = [f"{m} · {s} · {t} ({edge})" for (m, t, s), c in chosen if (edge := _at_edge(c))]
     if edges:
         board.notes.append(f"⚠ chosen at the edge of its space (the best may lie beyond it): {', '.join(edges)}")
@@ -314,8 +319,19 @@ def _paired(results: Results, best, other, metric: str):
     return stats.paired_test(a, b, METRICS.get(metric))
 
 
+def diverged_note(results: Results, task: str | None = None) -> list[str]:
+    """One line naming the runs that diverged (left out of every mean), for every view."""
+    runs = [r for r in results.diverged if task in (None, r["task"])]
+    if not runs:
+        return []
+    named = ", ".join(f"{r['model']} · {r['strategy']} · {r['task']} · seed {r['seed']} (step {r['step']}, "
+                      f"{r['signal']})" for r in runs)
+    return [f"⚠ {len(runs)} run(s) diverged (a non-finite loss, gradient norm or weight) and are left out of the "
+            f"means: {named}"]
+
+
 def _notes(results: Results, board: Board) -> list[str]:
-    notes = []
+    notes = diverged_note(results)
     if any(c.kind == "score" and any(cell.n > 1 for cell in c.cells) for c in board.columns):
         notes.append(f"mean ± std over seeds; {board.interval} (mean ± t·s/√n) in the CSV / JSON")
     if board.tests:

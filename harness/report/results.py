@@ -43,6 +43,9 @@ class Results:
     order: dict[str, list[str]] = field(default_factory=dict)  # "model" / "strategy" -> the suite's order
     planned: set[tuple[str, str]] | None = None  # (model, strategy) pairs the suite's grid holds; None: all
     trials: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TRIAL_COLUMNS))
+    # runs whose training diverged (a non-finite loss, gradient norm or weight): kept out of `runs`, so
+    # out of every mean, and listed by the reports: {run_id, model, strategy, task, seed, step, signal}
+    diverged: list[dict] = field(default_factory=list)
 
     # ------------------------------------------------------------------ constructors
 
@@ -96,7 +99,8 @@ class Results:
             runs["report_time_metrics"] = [c if isinstance(c, list) else [] for c in runs["report_time_metrics"]]
             predictions = {k: (v[0], v[1]) for k, v in data.get("predictions", {}).items()}
             trials = pd.DataFrame(data.get("trials", []), columns=TRIAL_COLUMNS)
-            return cls(runs, data["tasks"], data.get("name", Path(path).stem), predictions, trials=trials)
+            return cls(runs, data["tasks"], data.get("name", Path(path).stem), predictions, trials=trials,
+                       diverged=list(data.get("diverged", [])))
         except (OSError, ValueError, KeyError) as exc:
             raise HarnessError(f"{path}: not a harness results file ({exc})") from None
 
@@ -104,7 +108,7 @@ class Results:
     def _build(cls, frame: pd.DataFrame, labels: dict, cards: dict, name: str, store) -> Results:
         tasks = {t: {"primary": c["primary"], "average": c.get("average") or [c["primary"]], "metrics": c["metrics"]}
                  for t, c in cards.items()}
-        rows, histories = [], {}
+        rows, histories, diverged = [], {}, []
         done = frame[frame.status == "done"]
         if store is not None and len(done):
             done = _fill_metrics(done, {t: c["metrics"] for t, c in cards.items()},
@@ -112,6 +116,10 @@ class Results:
         for record in done.itertuples():
             model, strategy, task, seed = labels[record.id]
             info, cost, metrics = record.info, record.cost, record.metrics
+            if info.get("diverged"):
+                diverged.append({"run_id": record.id, "model": model, "strategy": strategy, "task": task, "seed": seed,
+                                 "step": info["diverged"].get("step"), "signal": info["diverged"].get("signal")})
+                continue
             rows.append({
                 "run_id": record.id, "model": model, "strategy": strategy, "task": task, "seed": seed,
                 "primary": tasks[task]["primary"], "score": metrics[tasks[task]["primary"]],
@@ -126,7 +134,8 @@ class Results:
                 "report_time_metrics": info.get("report_time_metrics", []),
             })
             histories[record.id] = info.get("log_history", [])
-        return cls(pd.DataFrame(rows, columns=COLUMNS), tasks, name, _store=store, histories=histories)
+        return cls(pd.DataFrame(rows, columns=COLUMNS), tasks, name, _store=store, histories=histories,
+                   diverged=diverged)
 
     # ------------------------------------------------------------------ access
 
@@ -168,6 +177,8 @@ class Results:
     def to_json(self, path: str | Path, predictions: bool = True) -> Path:
         data: dict[str, Any] = {"harness_results": EXPORT_VERSION, "name": self.name, "tasks": self.tasks,
                                 "runs": json.loads(self.runs.to_json(orient="records"))}
+        if self.diverged:
+            data["diverged"] = self.diverged
         if len(self.trials):
             data["trials"] = json.loads(self.trials.to_json(orient="records"))
             data["tuning"] = curves(self)  # the expected best score for a budget, per tuned cell
@@ -207,7 +218,10 @@ def _fill_metrics(frame: pd.DataFrame, metrics: dict[str, list[str]], tasks: dic
             continue
         found = {m: METRICS.get(m)(*stored) for m in stale}
         signed = {m: METRICS.get(m).signature for m in stale}
-        store.add_metrics(record.id, found, signed)
+        if store.readonly:  # computed for this report only; the command says so
+            store.unsaved_metrics += 1
+        else:
+            store.add_metrics(record.id, found, signed)
         frame.at[index, "metrics"] = record.metrics | found
         frame.at[index, "signatures"] = record.signatures | signed
         frame.at[index, "info"] = record.info | {
