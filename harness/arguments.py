@@ -8,9 +8,18 @@ import math
 from harness.report.leaderboard import VIEWS
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a wrong argument is one line (not the whole usage block)."""
+
+    def error(self, message: str):
+        from harness.errors import shown
+
+        self.exit(2, f"{self.prog}: error: {shown(message)} (see {self.prog} --help)\n")
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """The arguments of every subcommand."""
-    top = argparse.ArgumentParser(prog="harness", description=description)
+    top = Parser(prog="harness", description=description)
     sub = top.add_subparsers(dest="command", required=True)
     _running(sub)
     _reporting(sub)

@@ -239,8 +239,7 @@ class Sweep(Strict):
 class Suite(Strict):
     """A suite file: the grid of models x tasks x strategies x seeds and how each cell trains."""
 
-    # a folder name under the store's folder (reports land in it): never '.', '..' or an option
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=100)
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=100)  # a folder name: never '..'
     description: str = ""
     models: dict[str, str | ModelSpec]
     tasks: list[str] = Field(min_length=1)

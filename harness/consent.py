@@ -33,9 +33,12 @@ class UntrustedCode(HarnessError):
                                              f"(read it first: it runs with your permissions)"]))
 
 
-def grant() -> None:
-    """The person running harness allows the code its suite names (--trust-code)."""
-    os.environ[ENV] = "1"
+def grant(allowed: bool = True) -> None:
+    """The person running harness allows the code its suite names (--trust-code), or not."""
+    if allowed:
+        os.environ[ENV] = "1"
+    else:
+        os.environ.pop(ENV, None)
 
 
 def granted() -> bool:

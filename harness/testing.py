@@ -1,7 +1,9 @@
 """A small kit for testing harness and what is built on it, in the spirit of seqio's test_utils:
 tiny task cards and suites written into a folder, fake records whose scores are known, a store
-filled with them, a strategy's parameters before and after training, and the measured peak
-memory of a training step (what memory estimates are checked against).
+filled with them, a strategy's parameters before and after training, the measured peak
+memory of a training step (what memory estimates are checked against), and `command` / `refused`:
+a `harness` command run in-process, and the check that it refused an input cleanly (its exit code,
+at most N lines, no traceback, nothing written).
 
 Nothing here is used by harness itself; tests and benchmarks import it.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -180,3 +183,67 @@ def measured_peak(backbone, adapter, strategy, train, device: str = "cpu") -> in
             model(**evaluation)
 
     return allocated_peak(steps, sum(t.untyped_storage().nbytes() for t in tensors_of(model)), device)
+
+
+# --------------------------------------------------------------------------- hostile inputs
+
+
+@dataclass
+class Outcome:
+    """What one `harness` command did: its exit code, what it printed (stdout and stderr, one
+    string per line), the exception that escaped it (a bug: a traceback for the user), and the
+    files it created or changed under the watched folders."""
+
+    code: int | None
+    lines: list[str]
+    escaped: BaseException | None
+    written: list[Path]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def command(argv: list[str], watch: list[Path] = ()) -> Outcome:
+    """Run `harness <argv>` in this process, capturing what it prints and what it writes under `watch`."""
+    import contextlib
+    import io
+
+    from harness.cli import main
+
+    before = {p: _state(p) for folder in watch for p in _files(folder)}
+    out = io.StringIO()
+    escaped, code = None, None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 2
+        except BaseException as exc:  # noqa: BLE001 - what escapes main is what the user sees as a traceback
+            escaped = exc
+    after = {p: _state(p) for folder in watch for p in _files(folder)}
+    written = sorted(p for p, state in after.items() if before.get(p) != state)
+    return Outcome(code, [line for line in out.getvalue().splitlines() if line.strip()], escaped, written)
+
+
+def refused(outcome: Outcome, most: int = 2, code: int | None = 2, mentions: tuple[str, ...] = ()) -> Outcome:
+    """Assert that `outcome` is a clean refusal: no traceback, exit `code` (any non-zero if None), at
+    most `most` lines, each of `mentions` in them, nothing written under the watched folders."""
+    assert outcome.escaped is None, f"escaped {type(outcome.escaped).__name__}: {outcome.escaped}"
+    assert "Traceback" not in outcome.text, outcome.text
+    assert (outcome.code == code) if code is not None else outcome.code not in (0, None), (outcome.code, outcome.text)
+    assert len(outcome.lines) <= most, outcome.text
+    for word in mentions:
+        assert word in outcome.text, (word, outcome.text)
+    assert not outcome.written, outcome.written
+    return outcome
+
+
+def _files(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+
+
+def _state(path: Path) -> tuple:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns, stat.st_mode

@@ -95,7 +95,8 @@ def test_preprocessing_is_done_once_and_reused_by_other_cells(small_suite, tmp_p
     # a setting that preprocessing reads makes a new entry
     longer = expand(load_suite(small_suite(strategies={"head_only": {}}, train={**FAST_TRAIN, "epochs": 1, "max_length": 40})))
     assert run_cell(longer[0], artifacts=artifacts).info["train"]["cache"] == "miss"
-    assert len(list((tmp_path / "results" / "cache" / "preprocessed").iterdir())) == 4
+    # train, dev (checked whether or not training reads it) and eval at two max_lengths
+    assert len(list((tmp_path / "results" / "cache" / "preprocessed").iterdir())) == 6
 
 
 def test_precision_needs_a_gpu_for_bf16_and_is_recorded(small_suite):

@@ -108,4 +108,4 @@ def test_refusals_that_differ_only_in_names_and_figures_are_one_line():
     lines = refusal_summary(memory + others[:1], "s.yaml")
     assert lines == [f"(30 cells, such as): {memory[0]}", f"(1 cell): {others[0]}"]
     lines = refusal_summary(memory + [f"{o} {'x' * i}" for i, o in enumerate(others)], "s.yaml")
-    assert len(lines) == 5 and lines[-1] == "(3 more cells, for 3 other reasons): `harness plan s.yaml` lists them"
+    assert len(lines) == 5 and lines[-1] == "(3 more cells, for 3 other reasons): `harness plan s.yaml --all` lists them"

@@ -17,9 +17,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["text.parse_math"] = False  # names are data: '$x$' in an alias is text, never TeX to parse
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from harness.errors import shown  # noqa: E402
 from harness.files import write_output  # noqa: E402
 from harness.report import stats  # noqa: E402
 from harness.report.results import Results  # noqa: E402
@@ -66,7 +68,7 @@ def score_against(results: Results, x: str, label: str, task: str | None = None,
         for p in mine:
             color = plt.cm.tab10(strategies.index(p["strategy"]) % 10)
             ax.scatter(p["x"], p["y"], marker=MARKERS[i % len(MARKERS)], color=color, s=60, zorder=3,
-                       label=f"{model} · {p['strategy']}")
+                       label=shown(f"{model} · {p['strategy']}"))
     front = pareto(pts)
     if len(front) > 1:
         ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="grey", linestyle="--",
@@ -76,7 +78,7 @@ def score_against(results: Results, x: str, label: str, task: str | None = None,
     what = f"{task} ({results.tasks[task]['primary']})" if task else "average over tasks"
     ax.set_xlabel(label)
     ax.set_ylabel(f"score: {what}")
-    ax.set_title(f"{results.name}: {what} against {label}", fontsize=10)
+    ax.set_title(shown(f"{results.name}: {what} against {label}"), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if pts:
         ax.legend(fontsize=7, loc="best")
@@ -98,11 +100,11 @@ def task_bars(results: Results):
             lows.append(s.mean - s.low if not math.isnan(s.low) else 0.0)
             highs.append(s.high - s.mean if not math.isnan(s.high) else 0.0)
         x = np.arange(len(tasks)) + (i - (len(rows) - 1) / 2) * width
-        ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=f"{model} · {strategy}",
+        ax.bar(x, means, width, yerr=[lows, highs], capsize=3, label=shown(f"{model} · {strategy}"),
                color=plt.cm.tab10(i % 10))
     ax.set_xticks(np.arange(len(tasks)), [f"{t}\n({results.tasks[t]['primary']})" for t in tasks], fontsize=8)
     ax.set_ylabel("score (mean over seeds, 95% Student-t interval)")
-    ax.set_title(f"{results.name}: score per task", fontsize=10)
+    ax.set_title(shown(f"{results.name}: score per task"), fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
@@ -123,9 +125,9 @@ def eval_curves(results: Results):
                 if logged:
                     steps, values = zip(*logged)
                     ax.plot(steps, values, marker=".", color=plt.cm.tab10(i % 10), alpha=0.8,
-                            label=f"{model} · {strategy}" if j == 0 else None)
+                            label=shown(f"{model} · {strategy}") if j == 0 else None)
                     drawn = True
-        ax.set_title(task, fontsize=10)
+        ax.set_title(shown(task), fontsize=10)
         ax.set_xlabel("training step")
         ax.set_ylabel(key.removeprefix("eval_"))
         ax.grid(True, alpha=0.3)
@@ -149,7 +151,7 @@ def budget_curves(results: Results, task: str):
     for i, row in enumerate(rows):
         c, color = found[row], plt.cm.tab10(i % 10)
         for ax, x in zip(axes, (c["k"], c["seconds"])):
-            ax.plot(x, c["dev"], marker="o", color=color, label=" · ".join(row) if ax is axes[0] else None)
+            ax.plot(x, c["dev"], marker="o", color=color, label=shown(" · ".join(row)) if ax is axes[0] else None)
             ax.plot(x, c["eval"], marker=".", linestyle="--", color=color, alpha=0.7)
     axes[0].plot([], [], color="black", label="expected best dev score")
     axes[0].plot([], [], color="black", linestyle="--", label="eval score of that dev-best")
@@ -164,7 +166,7 @@ def budget_curves(results: Results, task: str):
     for ax in axes:
         ax.grid(True, alpha=0.3)
     fig.legend(fontsize=7, loc="center left", bbox_to_anchor=(0.83, 0.5))
-    fig.suptitle(f"{results.name}: {task}, expected best score for a budget of trials (Dodge et al. 2019)", fontsize=10)
+    fig.suptitle(shown(f"{results.name}: {task}, expected best score for a budget of trials (Dodge et al. 2019)"), fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.83, 1))
     return fig
 

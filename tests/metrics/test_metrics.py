@@ -48,9 +48,11 @@ def test_squad_v2_breakdown_equals_the_official_script(case):
         assert got[key] == pytest.approx(value, abs=1e-3), key
 
 
-def test_evaluate_metric_from_a_local_module(tmp_path):
-    """`evaluate:<path>` loads a local metric script through evaluate.load, offline."""
+def test_evaluate_metric_from_a_local_module(tmp_path, monkeypatch):
+    """`evaluate:<path>` loads a local metric script through evaluate.load, offline (with consent:
+    harness.consent; test_hardening holds that nothing loads without it)."""
     pytest.importorskip("evaluate")
+    monkeypatch.setenv("HARNESS_TRUST_CODE", "1")
     script = tmp_path / "share_equal" / "share_equal.py"
     script.parent.mkdir()
     script.write_text(EVALUATE_MODULE, encoding="utf-8")
@@ -61,10 +63,11 @@ def test_evaluate_metric_from_a_local_module(tmp_path):
         METRICS.get(f"evaluate:{script.parent}#nope")(["a"], ["a"])
 
 
-def test_unknown_evaluate_metric_is_one_line(tmp_path):
+def test_unknown_evaluate_metric_is_one_line(tmp_path, monkeypatch):
     from harness.errors import ConfigError
 
     pytest.importorskip("evaluate")
+    monkeypatch.setenv("HARNESS_TRUST_CODE", "1")
     with pytest.raises(ConfigError, match="evaluate:.*cannot load it"):
         METRICS.get(f"evaluate:{tmp_path / 'missing_metric'}")
 
