@@ -27,40 +27,22 @@ def parser(description: str) -> argparse.ArgumentParser:
     return top
 
 
-def count(text: str) -> int:
-    """A whole number of at least 1 (workers, retries are checked by their own rule)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def number(kind: type, least: float, above: bool = False):
+    """An argparse type: a finite `kind` (int or float) of at least `least` (above it, with `above`)."""
 
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < least or (above and value == least):
+            bound = f"{'above' if above else 'at least'} {least:g}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}" if kind is int else
+                                             f"{text!r} must be a finite number {bound}")
+        return value
 
-def retries(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
-
-
-def amount(text: str, zero: bool = False) -> float:
-    """A finite number above 0 (GiB of memory, CPUs per cell), or 0 as well with `zero` (GPUs)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number {'of 0 or more' if zero else 'above 0'}")
-    return value
-
-
-def share(text: str) -> float:
-    return amount(text, zero=True)
+    parse.__name__ = kind.__name__  # what argparse names in "invalid <type> value"
+    return parse
 
 
 ON_HELP = ("where the cells train, in their run ids: cpu, cuda, cuda:fp16 (what precision auto means there), "
@@ -87,19 +69,19 @@ def _running(sub) -> None:
     runner.add_argument("--executor", choices=["local", "ray"], default="local",
                         help="local (default): cells one after another in this process; ray: cells as Ray tasks")
     runner.add_argument("--address", help="with --executor ray: the cluster's address (default: start a local Ray)")
-    runner.add_argument("--max-retries", type=retries, default=2,
+    runner.add_argument("--max-retries", type=number(int, 0), default=2,
                         help="with --executor ray: reruns of a cell whose worker died (default 2)")
-    runner.add_argument("--gpus-per-cell", type=share,
+    runner.add_argument("--gpus-per-cell", type=number(float, 0),
                         help="with --executor ray: GPUs per cell, fractions allowed (default: by backbone size)")
-    runner.add_argument("--cpus-per-cell", type=amount, default=1.0, help="with --executor ray: CPUs per cell (default 1)")
-    runner.add_argument("--workers", type=count,
+    runner.add_argument("--cpus-per-cell", type=number(float, 0, above=True), default=1.0, help="with --executor ray: CPUs per cell (default 1)")
+    runner.add_argument("--workers", type=number(int, 1),
                         help="with --executor ray and no --address: CPUs of the local Ray (default: all)")
-    runner.add_argument("--memory", type=amount, metavar="GIB",
+    runner.add_argument("--memory", type=number(float, 0, above=True), metavar="GIB",
                         help="memory a cell may use, in GiB; cells estimated to need more cannot run (default: the "
                              "free memory of this machine's GPU, else its available RAM; with --executor ray: no limit)")
     planner = _with_suite(sub, "plan", "show the grid: which cells are done, to do, or cannot run and why, "
                                  "and the peak memory each cell is estimated to need")
-    planner.add_argument("--memory", type=amount, metavar="GIB",
+    planner.add_argument("--memory", type=number(float, 0, above=True), metavar="GIB",
                          help="memory a cell may use, in GiB (default: the free memory of this machine's GPU, "
                               "else its available RAM)")
     planner.add_argument("--on", help=ON_HELP.format("this machine"))

@@ -64,8 +64,7 @@ def sources(suite, where: str, cards: dict, strategies: dict) -> list[str]:
         for i, metric in enumerate(card.metrics):
             if metric.startswith("evaluate:"):
                 script = metric.removeprefix("evaluate:").partition("#")[0]
-                origin = "a local file" if Path(script).suffix == ".py" or "/" in script and Path(script).exists() \
-                    else "downloaded from the Hugging Face hub"
+                origin = "a local file" if Path(script).exists() else "downloaded from the Hugging Face hub"
                 lines.append(f"{card.path or card.name}: metrics.{i}: {metric!r} runs a Python metric script "
                              f"({origin})")
     for label, (_, _, strategy) in strategies.items():

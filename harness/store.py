@@ -99,8 +99,8 @@ class Store:
         """The store at `path`, read-only where this process cannot write it (or its folder, which
         SQLite needs for its journal), else as usual (report-time metrics are then kept in it)."""
         path = Path(path)
-        writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK) if path.exists() else \
-            os.access(_existing_parent(path), os.W_OK)
+        folder = path.parent if path.exists() else _existing_parent(path)
+        writable = os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
         return cls(path, readonly=not writable)
 
     def _check_file(self) -> int:

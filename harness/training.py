@@ -202,14 +202,14 @@ def _tokenizer_digest(tokenizer) -> str:
     return json_digest([body, settings, type(tokenizer).__name__, tokenizer.padding_side, tokenizer.truncation_side], 24)
 
 
-def train(trainer: Trainer, cfg):
+def train(trainer: HarnessTrainer, cfg):
     """trainer.train(); with `auto_batch_size`, retried after an out-of-memory error with half the
     per-device batch and twice the gradient accumulation (the effective batch stays), from the
     weights as they were before training, until it fits. The batch used goes into the run's info."""
     trainer.batch_used = {"per_device": cfg.batch_size, "accumulation": cfg.gradient_accumulation_steps}
     if not cfg.auto_batch_size:
         result = trainer.train()
-        _check(trainer)
+        trainer.check_weights()
         return result
     from accelerate.utils import find_executable_batch_size
 
@@ -240,13 +240,8 @@ def train(trainer: Trainer, cfg):
         return trainer.train()
 
     result = attempt()
-    _check(trainer)
+    trainer.check_weights()
     return result
-
-
-def _check(trainer) -> None:
-    if hasattr(trainer, "check_weights"):  # a HarnessTrainer (joint training's is one too)
-        trainer.check_weights()
 
 
 def training_info(trainer, result, train_info: dict, eval_info: dict, data, cfg, saved) -> dict:

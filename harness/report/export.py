@@ -97,10 +97,7 @@ _MD = {"|": "\\|", "*": "\\*", "`": "\\`", "[": "\\[", "]": "\\]", "<": "&lt;", 
 def _md(value: str) -> str:
     """A name as Markdown text: table pipes, emphasis, links and HTML escaped, a newline no longer
     splitting a table row, control characters shown."""
-    return "".join(_MD.get(ch, ch) for ch in str(value)).translate(_SHOWN)
-
-
-_SHOWN = {c: shown(chr(c)) for c in [*range(0x20), *range(0x7f, 0xa0)] if c not in (0x09,)}
+    return shown("".join(_MD.get(ch, ch) for ch in str(value)))
 
 
 # Spreadsheets run a cell that starts with one of these as a formula (OWASP, CSV injection).
