@@ -2,7 +2,8 @@
 
 Cells are matched by (model, strategy, task) on the primary metric. `check` fails a candidate cell
 that is worse than its baseline by more than max(absolute floor, k x seed std), or that a paired
-test on the same examples finds significantly worse (Holm-corrected over the cells tested). A
+test on the same examples finds significantly worse (Holm-corrected over the cells tested; the
+seed variance pooled over the task's cells of both, as the leaderboard's best sets pool it). A
 baseline cell with no candidate is reported as missing and fails the check: nothing passes silently.
 """
 
@@ -32,8 +33,8 @@ def cells(results: Results) -> pd.DataFrame:
         summary = stats.summarize(list(group.score))
         rows.append({"model": model, "strategy": strategy, "task": task, "metric": group.primary.iloc[0],
                      "mean": summary.mean, "std": summary.std, "n": summary.n, "run_ids": list(group.run_id),
-                     "seeds": list(group.seed)})
-    return pd.DataFrame(rows, columns=[*KEY, "metric", "mean", "std", "n", "run_ids", "seeds"])
+                     "seeds": list(group.seed), "scores": list(group.score)})
+    return pd.DataFrame(rows, columns=[*KEY, "metric", "mean", "std", "n", "run_ids", "seeds", "scores"])
 
 
 def compare(a: Results, b: Results) -> pd.DataFrame:
@@ -105,7 +106,9 @@ class Report:
 def check(baseline: Results, candidate: Results, floor: float = 0.5, k: float = 2.0, alpha: float = 0.05) -> Report:
     base, cand = cells(baseline), cells(candidate).set_index(KEY)
     report = Report(f"check {candidate.name} against baseline {baseline.name}")
-    tests: dict[int, float] = {}
+    pending: dict[int, tuple] = {}
+    noise = {task: stats.pooled_noise([*base[base.task == task].scores, *cand[cand.index.get_level_values("task") == task]
+                                       .scores]) for task in set(base.task)}
     for row in base.itertuples():
         key = (row.model, row.strategy, row.task)
         if key not in cand.index:
@@ -121,9 +124,11 @@ def check(baseline: Results, candidate: Results, floor: float = 0.5, k: float = 
         elif delta > tolerance:
             verdict.status = "improved"
         report.verdicts.append(verdict)
-        test = _paired(baseline, candidate, row, other)
-        if test is not None:
-            tests[len(report.verdicts) - 1] = test.p_value
+        pending[len(report.verdicts) - 1] = (row, other)
+    # Holm's smallest threshold is alpha / m: each test spends a tenth of it bounding the seed variance
+    gamma = 0.1 * alpha / max(1, len(pending))
+    tests = {i: test.p_value for i, (row, other) in pending.items()
+             if (test := _paired(baseline, candidate, row, other, noise[row.task], gamma)) is not None}
     for i, p in stats.holm(tests).items():
         verdict = report.verdicts[i]
         verdict.p_value = p
@@ -133,7 +138,7 @@ def check(baseline: Results, candidate: Results, floor: float = 0.5, k: float = 
     return report
 
 
-def _paired(baseline: Results, candidate: Results, base_row, cand_row):
+def _paired(baseline: Results, candidate: Results, base_row, cand_row, noise: stats.SeedNoise, gamma: float):
     def runs(results: Results, ids, seeds):
         found = []
         for run_id, seed in zip(ids, seeds):
@@ -144,7 +149,7 @@ def _paired(baseline: Results, candidate: Results, base_row, cand_row):
 
     a = runs(candidate, cand_row["run_ids"], cand_row["seeds"])
     b = runs(baseline, base_row.run_ids, base_row.seeds)
-    return stats.paired_test(a, b, METRICS.get(base_row.metric)) if a and b else None
+    return stats.paired_test(a, b, METRICS.get(base_row.metric), noise, gamma=gamma) if a and b else None
 
 
 # ---------------------------------------------------------------------- published targets

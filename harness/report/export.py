@@ -19,7 +19,8 @@ from harness.errors import literal, shown
 from harness.files import write_output
 from harness.report.leaderboard import Board, Cell, Column
 
-DAGGER = "†"
+DAGGER = "†"  # in its column's best set, not the best mean
+DOUBLE_DAGGER = "‡"  # a seed far from its row's others, or a diverged run
 
 
 def text(cell: Cell, kind: str) -> str:
@@ -28,7 +29,7 @@ def text(cell: Cell, kind: str) -> str:
         return "—"
     if kind == "score":
         value = f"{cell.mean:.1f}" if cell.n == 1 or math.isnan(cell.std) else f"{cell.mean:.1f} ± {cell.std:.1f}"
-        return value + (DAGGER if cell.tied else "")
+        return value + (DAGGER if cell.tied else "") + (DOUBLE_DAGGER if cell.outliers else "")
     if kind == "count":
         return _count(cell.mean)
     if kind == "share":
@@ -124,8 +125,11 @@ def frame(boards: list[Board]) -> pd.DataFrame:
                     out |= {f"{column.key}_mean": cell.mean, f"{column.key}_std": cell.std,
                             f"{column.key}_ci_low": cell.low, f"{column.key}_ci_high": cell.high,
                             f"{column.key}_n": cell.n, f"{column.key}_place": cell.place,
-                            f"{column.key}_tied_with_best": cell.tied, f"{column.key}_p_vs_best": cell.p_value,
-                            f"{column.key}_test_vs_best": cell.test, f"{column.key}_ci": board.interval}
+                            f"{column.key}_best_set": cell.best_set, f"{column.key}_p_best": cell.p_value,
+                            f"{column.key}_best_set_test": cell.test,
+                            f"{column.key}_seed_df": column.noise.dof if column.noise else None,
+                            f"{column.key}_outlier_seeds": " ".join(map(str, cell.outliers)),
+                            f"{column.key}_nan_runs": cell.dropped, f"{column.key}_ci": board.interval}
                 else:
                     out[column.key] = cell.mean
             rows.append(out)
@@ -169,7 +173,7 @@ def latex(boards: list[Board]) -> str:
         lines += [r"\bottomrule", r"\end{tabular}"]
         if board.notes:
             notes = latex_escape(" ".join(board.notes))
-            for plain, tex in ((DAGGER, r"$^\dagger$"), ("±", r"$\pm$"), ("α", r"$\alpha$"), ("⚠ ", "Warning: "),
+            for plain, tex in ((DAGGER, r"$^\dagger$"), (DOUBLE_DAGGER, r"$^\ddagger$"), ("±", r"$\pm$"), ("α", r"$\alpha$"), ("⚠ ", "Warning: "),
                               ("×", r"$\times$"), ("·", r"$\cdot$"), ("√", r"$\sqrt{}$")):
                 notes = notes.replace(plain, tex)
             lines.append(r"\par\smallskip{\footnotesize " + notes + "}")
@@ -186,7 +190,7 @@ def _latex_cell(cell: Cell, column: Column) -> str:
         value = rf"\textbf{{{value}}}"
     elif cell.place == 2:
         value = rf"\underline{{{value}}}"
-    return value + (r"$^\dagger$" if cell.tied else "")
+    return value + (r"$^\dagger$" if cell.tied else "") + (r"$^\ddagger$" if cell.outliers else "")
 
 
 # ---------------------------------------------------------------------- files

@@ -4,11 +4,11 @@ Every view is a row of `VIEWS` (its name, what it shows, its heading in the HTML
 is built); the CLI's `--view` choices and help, `harness report` and `boards` read that table.
 
 A score cell holds the mean, std and 95% Student-t interval of the mean over seeds. In each task
-column the best and second-best means are marked, and every other cell is tested against the best
-with a paired test on the same examples (stats.paired_test: seed and example variance both count);
-Holm's correction runs over all the comparisons of a board (the family is the board, so that
-every mark in it holds at once), and cells not distinguishable from the best at ALPHA after it
-are marked †. Averages over tasks use each task's combined
+column the best and second-best means are marked, and the rows the data cannot exclude from being
+best at ALPHA, for the column as a whole, are its best set (harness.report.best: a max-t step-down
+over the column, paired over examples, seed variance pooled over the column's rows); members other
+than the best mean are marked †. A seed far from its row's others (stats.outliers) or a run that
+diverged marks its cell ‡. Averages over tasks use each task's combined
 score (its card's `average` metrics, as GLUE does), with the rank and win rate of each row.
 Rendering into formats is harness.report.export's job.
 """
@@ -22,14 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from harness.device import CPU_COMPUTE, describe
 from harness.registry import METRICS
 from harness.report import stats
+from harness.report.best import ALPHA, METHOD, best_set
 from harness.report.results import Results
 from harness.report.tuning import curve
 
-ALPHA = 0.05
 
 
 @dataclass
@@ -40,9 +41,16 @@ class Cell:
     high: float = math.nan
     n: int = 0
     place: int = 0  # 1 best, 2 second best in its column; 0 otherwise
-    tied: bool = False  # not distinguishable from the best at ALPHA after Holm's correction over the board
-    p_value: float = math.nan  # Holm-adjusted p-value against the best
-    test: str = ""  # the paired test that gave it (stats.PairedTest.test)
+    best_set: bool = False  # in its column's best set (harness.report.best), the best mean included
+    p_value: float = math.nan  # step-down adjusted p-value of "this row is a best"; nan: untested
+    test: str = ""  # the procedure that gave it; "" when the cell is untested
+    outliers: list[int] = field(default_factory=list)  # seeds far from the row's others, or whose run diverged
+    dropped: int = 0  # runs with no score (NaN), left out of every statistic
+
+    @property
+    def tied(self) -> bool:
+        """In the best set without being the best mean: marked †."""
+        return self.best_set and self.place != 1
 
 
 @dataclass
@@ -51,6 +59,8 @@ class Column:
     title: str
     kind: str  # score | count | share | megabytes | seconds | rank | rate
     cells: list[Cell]
+    noise: stats.SeedNoise | None = None  # the seed variance its best set pooled; None: no set
+    untested: int = 0  # rows with runs but no best-set test (no stored predictions, or other examples)
 
 
 @dataclass
@@ -61,7 +71,6 @@ class Board:
     columns: list[Column]
     notes: list[str] = field(default_factory=list)
     interval: str = stats.INTERVAL  # what a score cell's low / high are
-    tests: dict[str, int] = field(default_factory=dict)  # paired tests run against the best, by name
 
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
@@ -131,25 +140,20 @@ def _by(*keys: str, **fixed: str):
 
 def _score_board(results: Results, title: str, index: list[str], rows: list[tuple], select) -> Board:
     runs = results.runs
-    columns, tests = [], {}
+    diverged = pd.DataFrame(results.diverged, columns=["model", "strategy", "task", "seed"])
+    columns = []
     for task in results.task_names:
         metric = results.tasks[task]["primary"]
         groups = [select(runs, row, task) for row in rows]
         cells = [_cell(g.score) for g in groups]
         _place(cells)
-        best = _best(cells)
-        if best is not None:
-            for i, group in enumerate(groups):
-                if i != best and cells[i].n:
-                    test = _paired(results, groups[best], group, metric)
-                    if test is not None:
-                        tests[(task, i)] = test
-        columns.append(Column(task, f"{task} ({metric})", "score", cells))
-    # the family Holm corrects over is the board: every comparison with a column's best, all columns
-    adjusted = stats.holm({key: test.p_value for key, test in tests.items()})
-    for (task, i), p in adjusted.items():
-        cell = next(c for c in columns if c.key == task).cells[i]
-        cell.p_value, cell.tied, cell.test = p, (not math.isnan(p)) and p >= ALPHA, tests[task, i].test
+        for cell, seeds in zip(cells, _outlier_seeds(groups)):
+            cell.outliers = seeds
+        for cell, row in zip(cells, rows):
+            cell.outliers = sorted(set(cell.outliers) | {int(s) for s in select(diverged, row, task).seed})
+        column = Column(task, f"{task} ({metric})", "score", cells)
+        _mark_best_set(results, column, groups, metric)
+        columns.append(column)
     table = _task_scores(results, rows, select)
     columns.append(Column("average", "average", "score", _averages(table)))
     if len(results.task_names) > 1:
@@ -163,10 +167,39 @@ def _score_board(results: Results, title: str, index: list[str], rows: list[tupl
         share_cells.append(Cell(mean=float(np.median(values)), n=1) if values else Cell())
     columns.append(Column("trainable_share", "trainable", "share", share_cells))
     board = Board(title, index, rows, columns)
-    for test in tests.values():
-        board.tests[test.test] = board.tests.get(test.test, 0) + 1
     board.notes = _notes(results, board)
     return board
+
+
+def _outlier_seeds(groups) -> list[list[int]]:
+    """Per row, the seeds (their numbers) that stats.outliers finds far from the row's others."""
+    found = stats.outliers([list(g.score) for g in groups])
+    return [[int(g.seed.iloc[i]) for i in positions] for g, positions in zip(groups, found)]
+
+
+def _mark_best_set(results: Results, column: Column, groups, metric_name: str) -> None:
+    """Each cell's membership of the column's best set, from the runs' stored predictions. A row is
+    tested when every run with a score kept its predictions on the examples the column shares; runs
+    with a NaN score are left out (and counted), as the cell's mean leaves them out."""
+    metric = METRICS.get(metric_name)
+    cells = column.cells
+    for cell, group in zip(cells, groups):
+        cell.dropped = int(group.score.isna().sum())
+    finite = [g[g.score.notna()] for g in groups]
+    runs = [_runs_of(results, g) if len(g) else None for g in finite]
+    present = [i for i, r in enumerate(runs) if r is not None]
+    kept, _ = stats.comparable([runs[i] for i in present], metric)
+    tested = [i for i, found in zip(present, kept) if len(found) == len(finite[i])]
+    column.untested = sum(1 for i, c in enumerate(cells) if c.n and i not in tested)
+    if not tested or not any(cells[i].place == 1 for i in tested):  # the best mean cannot be tested: no set
+        column.untested = sum(1 for c in cells if c.n)
+        return
+    noise = stats.pooled_noise([list(g.score) for g in groups])
+    found = best_set([kept[present.index(i)] for i in tested], metric, noise)
+    column.noise = noise
+    name = f"{METHOD} ({'pooled seeds + examples' if noise.dof else 'examples'})"
+    for i, member, p in zip(tested, found.members, found.p_values):
+        cells[i].best_set, cells[i].p_value, cells[i].test = member, p, name
 
 
 def _task_scores(results: Results, rows: list[tuple], select) -> np.ndarray:
@@ -304,19 +337,15 @@ def _best(cells: list[Cell]) -> int | None:
     return best[0] if best else None
 
 
-def _paired(results: Results, best, other, metric: str):
-    def runs_of(group):
-        found = []
-        for row in group.itertuples():
-            kept = results.predictions(row.run_id)
-            if kept is not None:
-                found.append((row.seed, kept[0], kept[1]))
-        return found
-
-    a, b = runs_of(best), runs_of(other)
-    if not a or not b:
-        return None
-    return stats.paired_test(a, b, METRICS.get(metric))
+def _runs_of(results: Results, group) -> list | None:
+    """(seed, predictions, references) of each run of a cell; None if one of them kept none."""
+    found = []
+    for row in group.itertuples():
+        kept = results.predictions(row.run_id)
+        if kept is None:
+            return None
+        found.append((row.seed, kept[0], kept[1]))
+    return found
 
 
 def diverged_note(results: Results, task: str | None = None) -> list[str]:
@@ -330,15 +359,43 @@ def diverged_note(results: Results, task: str | None = None) -> list[str]:
             f"means: {named}"]
 
 
+def _set_notes(board: Board) -> list[str]:
+    """What the † and ‡ marks mean on this board, and which cells no statistic could use."""
+    notes = []
+    sets = [c for c in board.columns if c.noise is not None]
+    if sets:
+        dofs = sorted({c.noise.dof for c in sets})
+        if dofs == [0]:
+            seeds = "one seed per row: the sets say which trained models the examples separate, not which strategies"
+        else:
+            span = f"{dofs[0]}" if len(dofs) == 1 else f"{dofs[0]}-{dofs[-1]}"
+            seeds = f"seed variance pooled over each column's rows, on {span} degrees of freedom"
+        notes.append(f"† in its column's best set (bold: the best mean): the rows the data cannot exclude from being "
+                     f"best at α = {ALPHA}, for each column as a whole ({METHOD} over the column's rows, paired over the "
+                     f"same examples; {seeds})")
+    label = lambda i: " · ".join(board.rows[i])  # noqa: E731
+    untested = sum(c.untested for c in board.columns)
+    if untested:
+        notes.append(f"{untested} cell(s) are in no best-set test (no stored predictions, or scored on other "
+                     f"examples): they carry no † either way")
+    scores = [c for c in board.columns if c.kind == "score" and c.key != "average"]
+    nan = [f"{label(i)} · {c.key} ({cell.dropped})" for c in scores for i, cell in enumerate(c.cells) if cell.dropped]
+    if nan:
+        notes.append(f"⚠ runs with no score (NaN) are left out of every statistic: {', '.join(nan)}")
+    far = [f"{label(i)} · {c.key} (seed {', '.join(map(str, cell.outliers))})"
+           for c in scores for i, cell in enumerate(c.cells) if cell.outliers]
+    if far:
+        notes.append(f"‡ a seed far from its row's others (more than {stats.OUTLIER_SPREADS:g} robust standard "
+                     f"deviations of its column and {stats.OUTLIER_POINTS:g} point from the row's median; with 2 seeds "
+                     f"both are named) or a diverged run: {', '.join(far)}; the interval and the best set assume none")
+    return notes
+
+
 def _notes(results: Results, board: Board) -> list[str]:
     notes = diverged_note(results)
     if any(c.kind == "score" and any(cell.n > 1 for cell in c.cells) for c in board.columns):
         notes.append(f"mean ± std over seeds; {board.interval} (mean ± t·s/√n) in the CSV / JSON")
-    if board.tests:
-        ran = ", ".join(f"{name} ×{count}" for name, count in sorted(board.tests.items()))
-        notes.append(f"† not distinguishable from the best in its column at α = {ALPHA} after Holm's correction over "
-                     f"the {sum(board.tests.values())} comparisons with a best in this table (paired tests on the same "
-                     f"examples: {ran}; with 2 or more seeds they count seed and example variance)")
+    notes += _set_notes(board)
     if len(results.trials):
         choices = results.choices()
         tuned = sorted({s for (_, _, s) in choices})

@@ -1,29 +1,37 @@
-"""Statistics for leaderboards: seed summaries with Student-t intervals, paired tests between cells
-on the same examples that count both sources of variance (seeds and examples), Holm's correction,
-ranks and win rates. scipy does the numerics.
+"""Statistics for leaderboards: seed summaries with Student-t intervals, the seed variance pooled
+over a column's rows, seeds far from their row's others, paired tests between cells on the same
+examples, Holm's correction, ranks and win rates. scipy does the numerics; the confidence set for
+a column's best (the † marks) is harness.report.best.
 
 Seed interval: the mean over seeds ± t(0.975, n−1) · s / √n, Student's t interval for the mean of
-n seeds (n ≥ 2): it covers the true mean in 95% of draws when seed scores are normal, where a
-percentile bootstrap over 2-5 seeds is no wider than their range.
+n seeds (n ≥ 2): it covers the true mean in 95% of draws when seed scores are normal and none is an
+outlier (`outliers` names those that sit far off), where a percentile bootstrap over 2-5 seeds is no
+wider than their range.
 
-Paired test of cells A and B (same examples, seeds paired by seed value). The difference D̄ is
-the mean over seed pairs of metric(A) − metric(B). Its variance has two parts: training randomness
-(how D moves from seed to seed) and the evaluation examples (how D would move on other examples
-drawn like these). With S ≥ 2 seed pairs, the seed part is the variance of the per-seed
-differences over seeds / S; the example part is, for a metric that is a mean over examples
-(accuracy, exact match, SQuAD F1, ROUGE), the variance of the seed-averaged per-example
-differences / n, and for any other metric (F1, MCC, BLEU, entity F1) the variance of D̄ over paired
-bootstrap resamples of the examples (the same resampled examples for both cells and every seed).
-Each part also holds the seed-by-example noise, so the sum errs on the large side. D̄ / √(sum) is
-referred to Student's t with Welch–Satterthwaite degrees of freedom (S − 1 for the seed part, n − 1
-for the example part): "t (seeds + examples)". With one seed there is no seed part: McNemar's exact
-test when every per-example score is 0 or 1, a paired t-test over examples for other per-example
-scores, and a normal test on the bootstrap standard error for the rest. p-values come from
-distributions, not from counting resamples, so they have no floor that a correction cannot pass.
+Pooled seed variance: training noise is mostly a property of the task and backbone, so a column's
+rows share one estimate, the within-row variance of seed scores on Σ (seeds − 1) degrees of freedom
+(`pooled_noise`): two or three seeds per row still estimate it usefully, where one pair of rows
+would give 1 or 2 degrees of freedom.
+
+Paired test of cells A and B (same examples; runs with a NaN score are left out, and counted, by
+every statistic alike). The difference D is A's mean over its seeds minus B's. Its variance has two
+parts: training randomness, the pooled seed variance σ̂² · (1/S_A + 1/S_B), and the evaluation
+examples: for a metric that is a mean over examples (accuracy, exact match, SQuAD F1, ROUGE) the
+variance of the per-example differences of seed-averaged scores / n, for any other metric (F1, MCC,
+BLEU, entity F1) the variance of D over paired bootstrap resamples of the examples (the same
+resampled examples for both cells and every seed). D / √(sum) is referred, not to Welch–
+Satterthwaite degrees of freedom (which take a seed variance estimated near zero as known to be
+zero: two seeds whose gaps agree gave p = 6e-9), but to its exact law when σ² lies at the upper
+(1 − γ) bound of its χ² interval, plus γ (Berger & Boos 1994; `pooled_p_value`): "t (pooled seeds +
+examples)". With one seed everywhere there is no seed part: McNemar's exact test when every
+per-example score is 0 or 1, a paired t-test over examples for other per-example scores, and a
+normal test on the bootstrap standard error for the rest. p-values come from distributions, not
+from counting resamples, so they have no floor that a correction cannot pass.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,63 +67,164 @@ def summarize(values: Sequence[float]) -> SeedSummary:
 
 
 @dataclass(frozen=True)
+class SeedNoise:
+    """Training (seed) noise of a column, pooled over its rows: the within-row variance of seed
+    scores (points²) on `dof` = Σ (seeds − 1) degrees of freedom, from `rows` rows with 2 seeds or more."""
+    variance: float = 0.0
+    dof: int = 0
+    rows: int = 0
+
+
+def pooled_noise(groups: Sequence[Sequence[float]]) -> SeedNoise:
+    """The seed variance pooled over a column's rows (each a list of seed scores; NaN dropped)."""
+    squares, dof, rows = 0.0, 0, 0
+    for values in groups:
+        x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+        if len(x) > 1:
+            squares += float(((x - x.mean()) ** 2).sum())
+            dof += len(x) - 1
+            rows += 1
+    return SeedNoise(squares / dof if dof else 0.0, dof, rows)
+
+
+OUTLIER_SPREADS = 4.0  # a seed further than this many robust standard deviations from its row's median
+OUTLIER_POINTS = 1.0  # ... and further than this many points is marked
+
+
+def outliers(groups: Sequence[Sequence[float]]) -> list[list[int]]:
+    """Per row, the positions of seeds that sit far from the row's others: more than OUTLIER_SPREADS
+    robust standard deviations of the column (1.4826 x the median absolute distance of its seeds from
+    their row's median, over the rows with 2 seeds or more) and more than OUTLIER_POINTS from the
+    row's median. With 2 seeds both are marked: nothing says which one is off."""
+    residuals = []
+    arrays = [np.asarray([math.nan if v is None else v for v in values], dtype=float) for values in groups]
+    for x in arrays:
+        finite = x[~np.isnan(x)]
+        if len(finite) > 1:
+            distance = np.abs(finite - np.median(finite))
+            residuals += [d for d in distance if d > 0]
+    scale = 1.4826 * float(np.median(residuals)) if residuals else 0.0
+    out = []
+    for x in arrays:
+        finite = ~np.isnan(x)
+        if finite.sum() < 2:
+            out.append([])
+            continue
+        distance = np.abs(x - np.median(x[finite]))
+        out.append([int(i) for i in np.flatnonzero(finite & (distance > OUTLIER_SPREADS * scale)
+                                                   & (distance > OUTLIER_POINTS))])
+    return out
+
+
+@dataclass(frozen=True)
 class PairedTest:
-    test: str  # "t (seeds + examples)" | "McNemar (exact)" | "paired t (examples)" | "bootstrap SE (normal)"
-    difference: float  # metric(A) - metric(B), in points, averaged over seed pairs
+    test: str  # "t (pooled seeds + examples)" | "McNemar (exact)" | "paired t (examples)" | "bootstrap SE (normal)"
+    difference: float  # metric(A) - metric(B), in points: the difference of the means over each one's seeds
     p_value: float
-    seeds: int  # seed pairs used
+    seeds: int  # seeds of A and B together that were compared
     examples: int
     std_error: float = math.nan  # of the difference, in points (nan for McNemar)
     seed_variance: float = math.nan  # the seed part of the difference's variance (points²)
     example_variance: float = math.nan  # the example part
+    dropped: int = 0  # runs left out: a NaN score, or other examples than the rest
 
 
 Run = tuple[int, list, list]  # (seed, predictions, references)
 
 
-def paired_test(a: list[Run], b: list[Run], metric: Metric, resamples: int = RESAMPLES, seed: int = 0) -> PairedTest | None:
-    """Are cells A and B different on the same examples? None if they share no comparable runs."""
-    by_seed_b = {s: (p, r) for s, p, r in b}
-    pairs = [(pa, by_seed_b[s][0], ra) for s, pa, ra in a if s in by_seed_b and list(by_seed_b[s][1]) == list(ra)]
-    if not pairs:
+def comparable(groups: Sequence[Sequence[Run]], metric: Metric) -> tuple[list[list[Run]], int]:
+    """Each group's runs with a finite score on the references most runs share, and how many runs
+    were left out: every statistic drops the same runs (a NaN score is never 'different')."""
+    counts: dict[tuple, int] = {}
+    for runs in groups:
+        for _, _, refs in runs:
+            key = _key(refs)
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return [[] for _ in groups], 0
+    shared = max(counts, key=counts.get)
+    kept = [[(s, p, r) for s, p, r in runs if _key(r) == shared and not math.isnan(metric(p, r))] for runs in groups]
+    return kept, sum(len(runs) for runs in groups) - sum(len(runs) for runs in kept)
+
+
+def _key(refs) -> str:
+    return json.dumps(list(refs), sort_keys=True, default=str)
+
+
+def paired_test(a: list[Run], b: list[Run], metric: Metric, noise: SeedNoise | None = None,
+                resamples: int = RESAMPLES, seed: int = 0, gamma: float | None = None) -> PairedTest | None:
+    """Is cell A different from cell B on the same examples? `noise`: the seed variance pooled over
+    the column the two belong to (by default over the two alone). Runs with a NaN score are left
+    out and counted. `gamma`: what bounding the seed variance may spend (GAMMA; a family of m tests
+    corrected together gives each GAMMA / m, so that no p-value sits above what the correction
+    needs). None if they share no comparable runs."""
+    (a, b), dropped = comparable([a, b], metric)
+    if not a or not b:
         return None
-    refs = pairs[0][2]
-    if any(list(r) != list(refs) for _, _, r in pairs):
-        return None
-    n, k = len(refs), len(pairs)
-    per_seed = np.array([metric(pa, refs) - metric(pb, refs) for pa, pb, _ in pairs])
-    diff = float(per_seed.mean())
+    refs = a[0][2]
+    n, k = len(refs), len(a) + len(b)
+    scores_a, scores_b = [metric(p, refs) for _, p, _ in a], [metric(p, refs) for _, p, _ in b]
+    diff = float(np.mean(scores_a) - np.mean(scores_b))
+    noise = noise if noise is not None else pooled_noise([scores_a, scores_b])
     if metric.per_example is not None:
-        score_a = np.array([[metric.per_example(p, r) for p, r in zip(pa, refs)] for pa, _, _ in pairs])
-        score_b = np.array([[metric.per_example(p, r) for p, r in zip(pb, refs)] for _, pb, _ in pairs])
-        if k == 1 and np.isin(score_a, (0.0, 1.0)).all() and np.isin(score_b, (0.0, 1.0)).all():
+        score_a = np.array([[metric.per_example(p, r) for p, r in zip(pa, refs)] for _, pa, _ in a])
+        score_b = np.array([[metric.per_example(p, r) for p, r in zip(pb, refs)] for _, pb, _ in b])
+        if (len(a) == len(b) == 1 and noise.dof == 0 and np.isin(score_a, (0.0, 1.0)).all()
+                and np.isin(score_b, (0.0, 1.0)).all()):
             wins, losses = int(np.sum(score_a > score_b)), int(np.sum(score_a < score_b))
             p = 1.0 if wins + losses == 0 else stats.binomtest(wins, wins + losses, 0.5).pvalue
-            return PairedTest("McNemar (exact)", diff, float(p), 1, n)
-        d = (score_a - score_b).mean(axis=0) * metric.scale  # per example, averaged over seeds
+            return PairedTest("McNemar (exact)", diff, float(p), k, n, dropped=dropped)
+        d = (score_a.mean(axis=0) - score_b.mean(axis=0)) * metric.scale  # per example, each averaged over its seeds
         example_variance = float(d.var(ddof=1)) / n if n > 1 else math.nan
     else:
-        example_variance = _bootstrap_variance(pairs, refs, metric, resamples, seed)
-    seed_variance = float(per_seed.var(ddof=1)) / k if k > 1 else 0.0
-    parts = [(seed_variance, k - 1), (example_variance, n - 1)] if k > 1 else [(example_variance, n - 1)]
-    variance = sum(v for v, _ in parts)
-    name = "t (seeds + examples)" if k > 1 else "paired t (examples)" if metric.per_example else "bootstrap SE (normal)"
+        example_variance = _bootstrap_variance(a, b, refs, metric, resamples, seed)
+    both = 1 / len(a) + 1 / len(b)
+    seed_variance = noise.variance * both if noise.dof else 0.0
+    name = ("t (pooled seeds + examples)" if noise.dof else
+            "paired t (examples)" if metric.per_example else "bootstrap SE (normal)")
+    variance = example_variance + seed_variance
     if math.isnan(variance):
-        return PairedTest(name, diff, math.nan, k, n)
+        return PairedTest(name, diff, math.nan, k, n, dropped=dropped)
     if variance == 0:
-        return PairedTest(name, diff, 1.0 if diff == 0 else 0.0, k, n, 0.0, seed_variance, example_variance)
-    dof = variance ** 2 / sum(v ** 2 / df for v, df in parts if v > 0)
+        return PairedTest(name, diff, 1.0 if diff == 0 else 0.0, k, n, 0.0, seed_variance, example_variance, dropped)
     statistic = abs(diff) / math.sqrt(variance)
-    if metric.per_example is None and k == 1:
-        p = 2 * stats.norm.sf(statistic)
+    if noise.dof:
+        p = pooled_p_value(statistic, example_variance, noise, both, GAMMA if gamma is None else gamma)
+    elif metric.per_example is not None:
+        p = float(2 * stats.t.sf(statistic, n - 1))
     else:
-        p = 2 * stats.t.sf(statistic, dof)
-    return PairedTest(name, diff, float(p), k, n, math.sqrt(variance), seed_variance, example_variance)
+        p = float(2 * stats.norm.sf(statistic))
+    return PairedTest(name, diff, p, k, n, math.sqrt(variance), seed_variance, example_variance, dropped)
 
 
-def _bootstrap_variance(pairs, refs, metric: Metric, resamples: int, seed: int) -> float:
-    """Variance (points²) of the seed-averaged difference over paired bootstrap resamples of the
-    examples: the same resampled examples for both cells and every seed."""
+# the share of α spent bounding a pooled seed variance (Berger & Boos 1994): harness.report.best's too
+GAMMA = 0.005
+
+
+def pooled_p_value(statistic: float, example_variance: float, noise: SeedNoise, both: float,
+                   gamma: float = GAMMA) -> float:
+    """Two-sided p-value of |D| / sqrt(E + σ̂²·c) when D ~ N(0, E + σ²·c) and σ̂² ~ σ² χ²_ν / ν, with σ²
+    at the upper (1 − GAMMA) bound of its χ² interval, plus GAMMA: valid whatever the true seed
+    variance (Berger & Boos), where Welch–Satterthwaite degrees of freedom take a seed variance
+    estimated near zero as known to be zero. A scale mixture of normals, integrated over the χ²."""
+    bound = noise.dof * noise.variance / stats.chi2.ppf(gamma, noise.dof) * both
+    if bound == 0:
+        return float(min(1.0, 2 * stats.norm.sf(statistic) + gamma))
+    total = example_variance + bound
+
+    def tail(w: float) -> float:
+        return 2 * stats.norm.sf(statistic * math.sqrt((example_variance + bound * w) / total)) * \
+            stats.chi2.pdf(w * noise.dof, noise.dof) * noise.dof
+
+    from scipy.integrate import quad
+
+    value = quad(tail, 0, np.inf, limit=200)[0]
+    return float(min(1.0, max(0.0, value) + gamma))
+
+
+def _bootstrap_variance(a: list[Run], b: list[Run], refs, metric: Metric, resamples: int, seed: int) -> float:
+    """Variance (points²) of the difference of seed-averaged scores over paired bootstrap resamples
+    of the examples: the same resampled examples for both cells and every seed."""
     n = len(refs)
     idx = np.random.default_rng(seed).integers(0, n, (resamples, n))
     if metric.stats is not None:  # corpus-level metrics: resample each example's sufficient statistics
@@ -126,9 +235,11 @@ def _bootstrap_variance(pairs, refs, metric: Metric, resamples: int, seed: int) 
 
         def resampled(p):
             return metric.many(np.asarray(p)[idx], ref[idx])
-    deltas = np.mean([resampled(pa) - resampled(pb) for pa, pb, _ in pairs], axis=0)
+    deltas = np.mean([resampled(p) for _, p, _ in a], axis=0) - np.mean([resampled(p) for _, p, _ in b], axis=0)
     deltas = deltas[~np.isnan(deltas)]
     return float(deltas.var(ddof=1)) if len(deltas) > 1 else math.nan
+
+
 def holm(p_values: dict) -> dict:
     """Holm's step-down adjustment of a family of p-values (keys are kept)."""
     items = sorted(((p, k) for k, p in p_values.items() if not math.isnan(p)), key=lambda x: x[0])
