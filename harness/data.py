@@ -69,42 +69,63 @@ def _load_splits(card: TaskCard) -> TaskData:
             raise DataError(f"{where}: no split {name!r} for {role}{did_you_mean(name, raw)}")
     train, train_source = raw[splits.train], splits.train
     if splits.eval is None or splits.eval not in raw:
-        train, evaluation = _carve(card, train, splits.validation_fraction, card.source.seed, where)
+        train, evaluation = _carve(card, train, splits.validation_fraction, card.source.seed, where, "eval")
         eval_source = f"{splits.train} (carved{f' by {splits.group}' if splits.group else ''})"
     else:
         evaluation, eval_source = raw[splits.eval], splits.eval
     if splits.dev is not None:
         return TaskData(train, raw[splits.dev], evaluation, train_source, splits.dev, eval_source)
-    train, dev = _carve(card, train, splits.dev_fraction, card.source.seed + 1, where)
+    train, dev = _carve(card, train, splits.dev_fraction, card.source.seed + 1, where, "dev")
     return TaskData(train, dev, evaluation, train_source, f"{splits.train} (carved dev)", eval_source)
 
 
-def _carve(card: TaskCard, split: datasets.Dataset, fraction: float, seed: int, where: str):
+CARVE_VERSION = 2  # bump when carving picks other rows; in the fingerprint of every card that carves
+MIN_ROWS = 2  # a carved eval or dev, and the train left after carving, keep at least this many rows
+
+
+def _carve(card: TaskCard, split: datasets.Dataset, fraction: float, seed: int, where: str, role: str):
     """(kept, held out): a seeded `fraction` of `split`, whole groups with `splits.group`, else
     stratified by the label column where it holds one value per row and the card lists labels.
-    Both keep the source order (`max_train_samples` takes the first rows of the file)."""
+    Both keep the source order (`max_train_samples` takes the first rows of the file). Either part
+    under MIN_ROWS is a DataError naming the task and the split."""
     if card.splits.group:
-        return _carve_groups(split, card.splits.group, fraction, seed, where)
-    label = card.label
-    if card.labels and label in split.column_names and len(split) and not isinstance(split[0][label], list):
-        values = [str(v) for v in split[label]]
-        counts = Counter(values)
-        if min(counts.values()) >= 2 and round(fraction * len(split)) >= len(counts):
-            return _stratified(split, values, fraction, seed)
-    return _stratified(split, [""] * len(split), fraction, seed)
+        kept, held = _carve_groups(split, card.splits.group, fraction, seed, where)
+    else:
+        label = card.label
+        single = card.labels and label in split.column_names and len(split) and not isinstance(split[0][label], list)
+        values = [str(v) for v in split[label]] if single else [""] * len(split)
+        kept, held = _stratified(split, values, fraction, seed)
+    for part, rows in ((role, len(held)), (f"train (after carving {role})", len(kept))):
+        if rows < MIN_ROWS:
+            raise DataError(f"{where}: carving {role} ({fraction:g} of the {len(split)} rows of split "
+                            f"{card.splits.train!r}) leaves {part} with {rows} row(s), under the minimum of {MIN_ROWS}: "
+                            f"add rows, change splits.{'validation' if role == 'eval' else 'dev'}_fraction, or name "
+                            f"a split for {role} (splits.{role})")
+    return kept, held
 
 
 def _stratified(split: datasets.Dataset, values: list[str], fraction: float, seed: int):
-    """Hold out about `fraction` of each value's rows (seeded), keeping the source order."""
+    """Hold out `fraction` of each value's rows (seeded, rounded), keeping the source order. Values
+    too rare for that (no row held, or none kept) are pooled and `fraction` of the pool is held, so
+    that rare labels are as common in the held-out part as in the data, and no row is forced out."""
     rng = random.Random(seed)
     by_value: dict[str, list[int]] = {}
     for i, v in enumerate(values):
         by_value.setdefault(v, []).append(i)
     held: list[int] = []
+    rare: list[int] = []
     for value in sorted(by_value):
         rows = by_value[value]
         rng.shuffle(rows)
-        held += rows[: max(1, min(len(rows) - 1, round(fraction * len(rows))))]
+        take = round(fraction * len(rows))
+        if 1 <= take < len(rows):
+            held += rows[:take]
+        else:
+            rare += rows
+    if rare:
+        rare.sort()
+        rng.shuffle(rare)
+        held += rare[: round(fraction * len(rare))]
     out = set(held)
     return split.select([i for i in range(len(split)) if i not in out]), split.select(sorted(out))
 
@@ -238,6 +259,8 @@ def fingerprint(card: TaskCard) -> str:
         if source.data_files:
             basis["data_files"] = source.data_files
     basis["splits"] = card.splits.model_dump()
+    if card.splits.eval is None or card.splits.dev is None:  # a split is carved, or may be
+        basis["carve"] = CARVE_VERSION
     return json_digest(basis)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -74,12 +75,76 @@ def test_eval_is_carved_from_train_with_a_seed(tmp_path):
     assert list(again.eval["__row__"]) == list(data.eval["__row__"])
 
 
+def labelled(tmp_path, counts: dict, **splits) -> TaskCard:
+    """A card on a train file with counts[label] rows of each label (rows interleaved), eval carved."""
+    rows = [{"text": f"{label} {i}", "label": label} for i in range(max(counts.values()))
+            for label, n in counts.items() if i < n]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    return card_for(tmp_path, {"train": "train.csv"}, labels=sorted(set(counts) | {"a", "b"}), splits={"eval": None, **splits})
+
+
+def test_carving_refuses_a_split_under_the_minimum_naming_the_task_and_the_split(tmp_path):
+    """The issue's case: a 1-row dataset gave train 0, dev 0, eval 1, silently."""
+    with pytest.raises(DataError, match=r"task 'local' .*carving eval .* leaves eval with 0 row\(s\), under the "
+                                        r"minimum of 2"):
+        load_splits(labelled(tmp_path, {"a": 1}))
+    with pytest.raises(DataError, match=r"carving dev .* leaves dev with 1 row\(s\)"):  # eval fine, dev too small
+        load_splits(labelled(tmp_path, {"a": 6, "b": 6}, validation_fraction=0.2))
+    with pytest.raises(DataError, match=r"leaves train \(after carving eval\) with 0 row"):
+        load_splits(labelled(tmp_path, {"a": 2, "b": 2}, validation_fraction=0.9))
+    data = load_splits(labelled(tmp_path, {"a": 12, "b": 12}, validation_fraction=0.2, dev_fraction=0.2))
+    assert (len(data.train), len(data.dev), len(data.eval)) == (16, 4, 4)
+
+
+def test_a_label_with_one_example_keeps_the_others_stratified(tmp_path):
+    """A singleton label turned stratification off for every label. Now each other label's hold-out
+    is its fraction exactly, and the singleton is not forced into eval."""
+    data = load_splits(labelled(tmp_path, {"a": 500, "b": 300, "c": 1}))
+    held = Counter(data.eval["label"])
+    assert held == {"a": 50, "b": 30}
+    assert Counter(data.dev["label"]) == {"a": 45, "b": 27}  # a tenth of what eval left, per label
+
+
+def test_rare_labels_are_held_out_at_the_fraction_not_a_row_each(tmp_path):
+    """20 labels of 2 rows beside two of 180: each rare label lost a row to eval (rare labels 33% of
+    eval against 9% of the data, eval 13.6% of the data). Now the rare labels are pooled and a tenth
+    of the pool is held out: eval is 10% of the data, rare labels 10% of eval as of the data."""
+    counts = {"common1": 180, "common2": 180} | {f"rare{i:02d}": 2 for i in range(20)}
+    data = load_splits(labelled(tmp_path, counts))
+    held = Counter(data.eval["label"])
+    rare = sum(n for label, n in held.items() if label.startswith("rare"))
+    assert len(data.eval) == 40 and (held["common1"], held["common2"], rare) == (18, 18, 4)
+    assert len(data.train) + len(data.dev) + len(data.eval) == 400
+    assert not set(data.train["__row__"]) & set(data.eval["__row__"])
+
+
+def test_carving_is_in_the_data_fingerprint(tmp_path):
+    """A card that carves a split names the carving rules' version in its fingerprint: rows carved by
+    other rules are another result."""
+    import harness.data
+
+    card = labelled(tmp_path, {"a": 10, "b": 10})
+    before = fingerprint(card)
+    harness.data.CARVE_VERSION += 1
+    try:
+        assert fingerprint(card) != before
+    finally:
+        harness.data.CARVE_VERSION -= 1
+    named = card.model_copy(update={"splits": card.splits.model_copy(update={"eval": "validation", "dev": "dev"})})
+    harness.data.CARVE_VERSION += 1
+    try:
+        assert fingerprint(named) == fingerprint(named.model_copy())  # nothing carved: the version is not read
+    finally:
+        harness.data.CARVE_VERSION -= 1
+
+
 def test_glue_style_tsv_with_quotes_and_bom(tmp_path):
-    (tmp_path / "train.tsv").write_text('\ufeffsentence\tlabel\nit \'s a "great" film \t1\nawful \t0\n', encoding="utf-8")
-    card = card_for(tmp_path, {"train": "train.tsv"}, inputs=["sentence"], splits={"eval": "train"})
+    (tmp_path / "train.tsv").write_text('\ufeffsentence\tlabel\nit \'s a "great" film \t1\nawful \t0\nfine\t1\nbad\t0\n',
+                                        encoding="utf-8")
+    card = card_for(tmp_path, {"train": "train.tsv"}, inputs=["sentence"], splits={"eval": "train", "dev_fraction": 0.5})
     data = load_splits(card)
     rows = sorted(zip([*data.train["__row__"], *data.dev["__row__"]], [*data.train["sentence"], *data.dev["sentence"]]))
-    assert [text for _, text in rows] == ['it \'s a "great" film ', "awful "]
+    assert [text for _, text in rows] == ['it \'s a "great" film ', "awful ", "fine", "bad"]
 
 
 def test_missing_file_and_missing_split(tmp_path):
@@ -99,11 +164,11 @@ def test_fingerprint_follows_file_content(tmp_path):
 
 
 def test_empty_text_is_an_error_naming_the_row(small_suite, tmp_path):
-    (tmp_path / "train.csv").write_text("text,label\ngood,1\n,0\nbad,0\n")
+    (tmp_path / "train.csv").write_text("text,label\ngood,1\n,0\nbad,0\nnice,1\nworse,0\nfine,1\n")
     card = write_yaml(tmp_path / "tasks" / "holes.yaml", {
         "name": "holes", "type": "classification", "source": {"files": {"train": str(tmp_path / "train.csv")}},
         "inputs": ["text"], "labels": ["neg", "pos"], "metrics": ["accuracy"], "primary": "accuracy",
-        "splits": {"eval": "train"},
+        "splits": {"eval": "train", "dev_fraction": 0.5},
     })
     spec = expand(load_suite(small_suite(tasks=[str(card)])))[0]
     with pytest.raises(DataError, match="task 'holes', split 'train', row 1: column 'text' is empty"):

@@ -88,7 +88,10 @@ def test_report_only_card_fields_do_not_change_the_id(small_suite, tmp_path):
 def test_run_ids_of_the_offline_suites_are_the_stored_ones():
     """A run id names a result: a change that alters the id of an unchanged cell reruns every
     user's stored grid. tests/golden/run_ids.json holds each cell's id (label -> id) as harness
-    computed it; regenerate it only for a change that is meant to alter results (last: a model folder
+    computed it; regenerate it only for a change that is meant to alter results (last: the carving
+    rules of #24, which hold out each label's fraction without forcing a row per label and name their
+    version in the data fingerprint of every card that carves, which changed every id; the ids before
+    are in run_ids_v3.json; before that: a model folder
     identified by its files' content, #16, which changed the 16 MiniLM cells of quickstart; then a card's metrics
     left the ids, #16, which changed every id: stores written before are re-keyed when opened, see
     test_store.py, which reads the ids from before in run_ids_v1.json)."""

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats as sp
 
 from harness.metrics import Metric
-from harness.report.stats import GAMMA, RESAMPLES, Run, SeedNoise
+from harness.report.stats import GAMMA, RESAMPLES, Run, SeedNoise, covariance_from
 
 ALPHA = 0.05
 DRAWS = 4000  # simulated draws of the column under the least favourable case
@@ -76,7 +76,7 @@ def best_set_of(means: np.ndarray, seeds: np.ndarray, covariance: np.ndarray, no
     pair = np.maximum(pair, 0.0)
     both = 1 / seeds[:, None] + 1 / seeds[None, :]
     variance, bound, gamma = noise.variance, noise.variance, 0.0
-    if noise.dof > 0:
+    if noise.dof > 0 and noise.variance > 0:  # seeds that all agree: training added no noise
         bound = noise.dof * noise.variance / sp.chi2.ppf(GAMMA, noise.dof)
         gamma = GAMMA
     observed = _statistics(means[None, :], pair, both, np.array([variance]))[0]
@@ -158,15 +158,3 @@ def example_covariance(rows: list[list[Run]], metric: Metric, resamples: int = R
         if finite.sum() < 2:
             return np.full((len(rows), len(rows)), math.nan)
         return covariance_from([x[:, finite] for x in per], 1)
-
-
-def covariance_from(per: list[np.ndarray], divisor: int) -> np.ndarray:
-    """The rows' covariance from each row's seeds x units array (units: examples, divisor n; or
-    bootstrap resamples, divisor 1), less each row's seed noise on single units: (mean over seeds
-    of one seed's variance − the seed average's variance) / (S − 1), taken off the diagonal."""
-    covariance = np.atleast_2d(np.cov(np.array([x.mean(axis=0) for x in per]))) / divisor
-    for k, x in enumerate(per):
-        if len(x) > 1:
-            single = x.var(axis=1, ddof=1).mean() / divisor
-            covariance[k, k] -= max(0.0, (single - covariance[k, k]) / (len(x) - 1))
-    return covariance

@@ -163,7 +163,7 @@ def _score_board(results: Results, title: str, index: list[str], rows: list[tupl
         columns.append(Column("win_rate", "win rate", "rate", [Cell(mean=float(r), n=1) for r in rate]))
     share_cells = []
     for row in rows:
-        values = [v for t in results.task_names for v in select(runs, row, t).trainable_share]
+        values = [v for t in results.task_names for v in select(runs, row, t).trainable_share.dropna()]
         share_cells.append(Cell(mean=float(np.median(values)), n=1) if values else Cell())
     columns.append(Column("trainable_share", "trainable", "share", share_cells))
     board = Board(title, index, rows, columns)

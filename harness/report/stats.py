@@ -31,6 +31,7 @@ from counting resamples, so they have no floor that a correction cannot pass.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -174,13 +175,17 @@ def paired_test(a: list[Run], b: list[Run], metric: Metric, noise: SeedNoise | N
             wins, losses = int(np.sum(score_a > score_b)), int(np.sum(score_a < score_b))
             p = 1.0 if wins + losses == 0 else stats.binomtest(wins, wins + losses, 0.5).pvalue
             return PairedTest("McNemar (exact)", diff, float(p), k, n, dropped=dropped)
-        d = (score_a.mean(axis=0) - score_b.mean(axis=0)) * metric.scale  # per example, each averaged over its seeds
-        example_variance = float(d.var(ddof=1)) / n if n > 1 else math.nan
+        if n > 1:  # the seed-averaged scores' covariance, less each cell's seed noise on single examples
+            c = covariance_from([score_a * metric.scale, score_b * metric.scale], n)
+            example_variance = float(max(0.0, c[0, 0] + c[1, 1] - 2 * c[0, 1]))
+        else:
+            example_variance = math.nan
     else:
         example_variance = _bootstrap_variance(a, b, refs, metric, resamples, seed)
     both = 1 / len(a) + 1 / len(b)
-    seed_variance = noise.variance * both if noise.dof else 0.0
-    name = ("t (pooled seeds + examples)" if noise.dof else
+    seeded = noise.dof > 0 and noise.variance > 0  # seeds that all agree: training added no noise
+    seed_variance = noise.variance * both if seeded else 0.0
+    name = ("t (pooled seeds + examples)" if seeded else
             "paired t (examples)" if metric.per_example else "bootstrap SE (normal)")
     variance = example_variance + seed_variance
     if math.isnan(variance):
@@ -188,7 +193,7 @@ def paired_test(a: list[Run], b: list[Run], metric: Metric, noise: SeedNoise | N
     if variance == 0:
         return PairedTest(name, diff, 1.0 if diff == 0 else 0.0, k, n, 0.0, seed_variance, example_variance, dropped)
     statistic = abs(diff) / math.sqrt(variance)
-    if noise.dof:
+    if seeded:
         p = pooled_p_value(statistic, example_variance, noise, both, GAMMA if gamma is None else gamma)
     elif metric.per_example is not None:
         p = float(2 * stats.t.sf(statistic, n - 1))
@@ -210,16 +215,14 @@ def pooled_p_value(statistic: float, example_variance: float, noise: SeedNoise, 
     bound = noise.dof * noise.variance / stats.chi2.ppf(gamma, noise.dof) * both
     if bound == 0:
         return float(min(1.0, 2 * stats.norm.sf(statistic) + gamma))
-    total = example_variance + bound
+    w = _chi2_nodes(noise.dof)  # E over w = χ²_ν / ν, by the midpoints of its quantiles
+    tails = 2 * stats.norm.sf(statistic * np.sqrt((example_variance + bound * w) / (example_variance + bound)))
+    return float(min(1.0, tails.mean() + gamma))
 
-    def tail(w: float) -> float:
-        return 2 * stats.norm.sf(statistic * math.sqrt((example_variance + bound * w) / total)) * \
-            stats.chi2.pdf(w * noise.dof, noise.dof) * noise.dof
 
-    from scipy.integrate import quad
-
-    value = quad(tail, 0, np.inf, limit=200)[0]
-    return float(min(1.0, max(0.0, value) + gamma))
+@functools.lru_cache(maxsize=64)
+def _chi2_nodes(dof: int, nodes: int = 4096) -> np.ndarray:
+    return stats.chi2.ppf((np.arange(nodes) + 0.5) / nodes, dof) / dof
 
 
 def _bootstrap_variance(a: list[Run], b: list[Run], refs, metric: Metric, resamples: int, seed: int) -> float:
@@ -238,6 +241,20 @@ def _bootstrap_variance(a: list[Run], b: list[Run], refs, metric: Metric, resamp
     deltas = np.mean([resampled(p) for _, p, _ in a], axis=0) - np.mean([resampled(p) for _, p, _ in b], axis=0)
     deltas = deltas[~np.isnan(deltas)]
     return float(deltas.var(ddof=1)) if len(deltas) > 1 else math.nan
+
+
+def covariance_from(per: list[np.ndarray], divisor: int) -> np.ndarray:
+    """The covariance of rows' seed-averaged scores over draws of the evaluation examples, from each
+    row's seeds x units array (units: examples, divisor n; or bootstrap resamples, divisor 1),
+    without the part that is seed noise: a row's seeds disagree on single examples, and that noise
+    is in the seed variance already. Per row with S ≥ 2 seeds, (mean over seeds of one seed's
+    variance − the seed average's variance) / (S − 1) is taken off the diagonal."""
+    covariance = np.atleast_2d(np.cov(np.array([x.mean(axis=0) for x in per]))) / divisor
+    for k, x in enumerate(per):
+        if len(x) > 1:
+            single = x.var(axis=1, ddof=1).mean() / divisor
+            covariance[k, k] -= max(0.0, (single - covariance[k, k]) / (len(x) - 1))
+    return covariance
 
 
 def holm(p_values: dict) -> dict:

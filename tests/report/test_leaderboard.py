@@ -160,3 +160,71 @@ def test_failed_runs_are_not_scored(small_suite):
 
 def test_latex_escapes_names():
     assert export.latex_escape("a_b & 50% #1") == r"a\_b \& 50\% \#1"
+
+
+def regression_board(small_suite, tmp_path, write_nan: bool):
+    """A regression column (pearson) of four rows x 3 seeds: rows a, b, c equally good, d worse.
+    Row a's seed 2 predicts a constant (pearson NaN) when `write_nan`, and is absent otherwise."""
+    import numpy as np
+
+    card = write_yaml(tmp_path / "tasks" / "similar.yaml", {
+        "name": "similar", "type": "classification", "source": {"generate": "similarity", "seed": 0},
+        "inputs": ["sentence1", "sentence2"], "label": "score", "metrics": ["pearson"], "primary": "pearson"})
+    loaded = load_suite(small_suite(tasks=[str(card)], seeds=[0, 1, 2],
+                                    strategies={k: {"use": "lora", "r": r} for r, k in enumerate("abcd", 1)}))
+    specs = expand(loaded)
+    rng = np.random.default_rng(0)
+    refs = [float(x) for x in rng.uniform(0, 5, 300)]
+    truth = np.array(refs)
+    with Store(loaded.store_path) as store:
+        for spec in specs:
+            key, seed = spec.strategy_key, spec.seed
+            if key == "a" and seed == 2:
+                if write_nan:
+                    store.write(RunRecord(id=spec.id, spec=spec.model_dump(mode="json"), status="done",
+                                          metrics={"pearson": float("nan")}, predictions=[2.5] * 300, references=refs))
+                continue
+            noise = np.random.default_rng(10 * "abcd".index(key) + seed).normal(0, 2.5 if key == "d" else 1.2, 300)
+            preds = [float(x) for x in truth + noise]
+            pearson = 100 * float(np.corrcoef(preds, refs)[0, 1])
+            store.write(RunRecord(id=spec.id, spec=spec.model_dump(mode="json"), status="done",
+                                  metrics={"pearson": pearson}, predictions=preds, references=refs))
+        return boards(Results.from_suite(loaded, specs, store))[0]
+
+
+def test_a_nan_seed_is_left_out_of_every_statistic_and_changes_no_other_mark(small_suite, tmp_path):
+    """The issue's case: a NaN seed in the best row made its tests NaN, counted as "different", so an
+    equally good row lost its †. Now the NaN run is dropped and counted by every statistic: the marks
+    are those of the board without that run."""
+    with_nan = regression_board(small_suite, tmp_path, write_nan=True)
+    without = regression_board(small_suite, tmp_path / "clean", write_nan=False)
+    a, b = with_nan.column("similar"), without.column("similar")
+    assert [c.best_set for c in a.cells] == [c.best_set for c in b.cells]
+    assert [c.p_value for c in a.cells] == pytest.approx([c.p_value for c in b.cells])
+    assert [c.mean for c in a.cells] == pytest.approx([c.mean for c in b.cells])
+    assert a.noise == b.noise and a.noise.dof == 7
+    rows = {row[1]: i for i, row in enumerate(with_nan.rows)}
+    assert a.cells[rows["a"]].dropped == 1 and a.cells[rows["a"]].n == 2
+    assert sum(c.best_set for c in a.cells) == 3 and not a.cells[rows["d"]].best_set  # d is far behind
+    assert any("⚠ runs with no score (NaN)" in note and "a · similar (1)" in note for note in with_nan.notes)
+
+
+def test_a_seed_far_from_its_rows_others_is_marked(two_task_suite, tmp_path):
+    """A collapsed seed (20 points below its row's two others) is marked ‡ on the board and named
+    in the CSV; the other rows' seeds are not."""
+    _, loaded, specs = two_task_suite
+    with Store(loaded.store_path) as store:
+        for spec in specs:
+            correct = CORRECT[spec.strategy] + spec.seed
+            if spec.strategy == "lora" and spec.seed == 1:
+                correct -= 40  # 20 points on 200 examples
+            store.write(fake_record(spec, correct))
+        board = boards(Results.from_suite(loaded, specs, store))[0]
+    column = board.column("small_sentiment")
+    by = {row[1]: column.cells[i] for i, row in enumerate(board.rows)}
+    assert by["lora"].outliers == [1] and by["full"].outliers == [] and by["bitfit"].outliers == []
+    assert any(note.startswith("‡") and "lora · small_sentiment (seed 1)" in note for note in board.notes)
+    assert export.text(by["lora"], "score").endswith("‡") and "‡" not in export.text(by["full"], "score")
+    export.write([board], tmp_path / "out", "leaderboard", ("csv",))
+    table = pd.read_csv(tmp_path / "out" / "leaderboard.csv", dtype=str)
+    assert table.set_index("strategy").loc["lora", "small_sentiment_outlier_seeds"] == "1"

@@ -50,24 +50,46 @@ def test_one_seed_accuracy_uses_mcnemar_exact():
 
 
 def test_several_seeds_count_seed_and_example_variance():
-    """By hand: the seed part is the variance of the per-seed differences over seeds / S, the
-    example part the variance of the seed-averaged per-example differences / n, the p-value
-    Student's t with Welch-Satterthwaite degrees of freedom."""
+    """By hand: the seed part is the seed variance pooled over both cells (on S_a + S_b − 2 degrees
+    of freedom) x (1/S_a + 1/S_b); the example part the variance over examples of the seed-averaged
+    per-example difference / n, less each cell's seed noise on single examples."""
     a = [run(s, [True] * (40 + s) + [False] * (10 - s)) for s in range(3)]
-    b = [run(s, [False] * 15 + [True] * 25 + [False] * 10) for s in range(3)]
+    b = [run(s, [False] * (15 + s % 2) + [True] * 25 + [False] * (10 - s % 2)) for s in range(3)]
     test = stats.paired_test(a, b, METRICS.get("accuracy"))
-    d = np.array([[100.0 * (x - y) for x, y in zip(pa, pb)] for (_, pa, _), (_, pb, _) in zip(a, b)])
-    seed_part, example_part = d.mean(axis=1).var(ddof=1) / 3, d.mean(axis=0).var(ddof=1) / 50
-    dof = (seed_part + example_part) ** 2 / (seed_part ** 2 / 2 + example_part ** 2 / 49)
-    p = 2 * sp.t.sf(abs(d.mean()) / np.sqrt(seed_part + example_part), dof)
-    assert test.test == "t (seeds + examples)" and test.seeds == 3
-    assert (test.difference, test.seed_variance, test.example_variance, test.p_value) == pytest.approx(
-        (d.mean(), seed_part, example_part, p))
+    sa = np.array([[100.0 * x for x in preds] for _, preds, _ in a])
+    sb = np.array([[100.0 * x for x in preds] for _, preds, _ in b])
+    pooled = (sa.mean(axis=1).var(ddof=1) + sb.mean(axis=1).var(ddof=1)) / 2
+    seed_part = pooled * (1 / 3 + 1 / 3)
+
+    def own(x):  # a cell's seed noise on single examples, as it reaches the seed average
+        return (x.var(axis=1, ddof=1).mean() - x.mean(axis=0).var(ddof=1)) / 2
+
+    d = sa.mean(axis=0) - sb.mean(axis=0)
+    example_part = (d.var(ddof=1) - own(sa) - own(sb)) / 50
+    assert test.test == "t (pooled seeds + examples)" and test.seeds == 6
+    assert (test.difference, test.seed_variance, test.example_variance) == pytest.approx(
+        (d.mean(), seed_part, example_part))
+    # the p-value: |D| / SE where D ~ N(0, E + σ²c) and σ̂² ~ σ² χ²_4 / 4, σ² at its upper 99.5% bound
+    noise = stats.SeedNoise(pooled, 4, 2)
+    bound = 4 * pooled / sp.chi2.ppf(stats.GAMMA, 4) * (2 / 3)
+    rng = np.random.default_rng(0)
+    draws = rng.standard_normal(400_000) * np.sqrt(example_part + bound)
+    se = np.sqrt(example_part + bound * rng.chisquare(4, 400_000) / 4)
+    simulated = np.mean(np.abs(draws) / se >= abs(d.mean()) / np.sqrt(example_part + seed_part)) + stats.GAMMA
+    assert test.p_value == pytest.approx(simulated, abs=0.003)
+    assert stats.paired_test(a, b, METRICS.get("accuracy"), noise=noise).p_value == pytest.approx(test.p_value)
+    # two seeds whose scores agree exactly: a pooled variance of 0 on 2 degrees of freedom is not
+    # taken as known to be 0 (Welch-Satterthwaite would give p ≈ 1e-8 here)
+    two_a = [run(s, [True] * 45 + [False] * 5) for s in range(2)]
+    two_b = [run(s, [True] * 40 + [False] * 10) for s in range(2)]
+    assert stats.paired_test(two_a, two_b, METRICS.get("accuracy")).p_value > 0.01
     # identical seeds: no seed part, and the test is a paired t over the examples
     same = [run(s, [True] * 40 + [False] * 10) for s in range(3)]
-    flat = stats.paired_test(same, b, METRICS.get("accuracy"))
-    paired = sp.ttest_rel([100.0 * x for x in same[0][1]], [100.0 * y for y in b[0][1]])
-    assert flat.seed_variance == 0 and flat.p_value == pytest.approx(paired.pvalue)
+    one_b = [run(s, [False] * 15 + [True] * 25 + [False] * 10) for s in range(3)]
+    flat = stats.paired_test(same, one_b, METRICS.get("accuracy"))
+    paired = sp.ttest_rel([100.0 * x for x in same[0][1]], [100.0 * y for y in one_b[0][1]])
+    assert flat.test == "paired t (examples)" and flat.seed_variance == 0
+    assert flat.p_value == pytest.approx(paired.pvalue)
 
 
 def test_one_seed_continuous_scores_use_a_paired_t_test():
@@ -94,7 +116,8 @@ def test_other_metrics_use_a_paired_bootstrap_and_see_no_difference_between_equa
 
 def test_runs_on_different_examples_are_not_compared():
     assert stats.paired_test([(0, [1, 0], [1, 0])], [(0, [1, 0], [0, 1])], METRICS.get("accuracy")) is None
-    assert stats.paired_test([(0, [1], [1])], [(1, [1], [1])], METRICS.get("accuracy")) is None
+    # different seed numbers on the same examples are compared: the test pools seeds, it does not pair them
+    assert stats.paired_test([(0, [1, 0], [1, 0])], [(1, [1, 1], [1, 0])], METRICS.get("accuracy")) is not None
 
 
 def test_ranks_and_win_rates_by_hand():
