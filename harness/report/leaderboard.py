@@ -32,7 +32,6 @@ from harness.report.results import Results
 from harness.report.tuning import curve
 
 
-
 @dataclass
 class Cell:
     mean: float = math.nan
