@@ -315,8 +315,8 @@ def test_names_print_literally_everywhere(tmp_path):
 
 
 def test_markdown_escapes_html_and_newlines():
+    from harness.report.board import Board, Cell, Column
     from harness.report.export import csv_safe, markdown
-    from harness.report.leaderboard import Board, Cell, Column
 
     board = Board("t<script>", ["model"], [("a\nb|<img src=x onerror=alert(1)>",)],
                   [Column("acc", "accuracy", "score", [Cell(mean=1.0, n=1)])])

@@ -62,7 +62,7 @@ def run_local(jobs: list[list[RunSpec]], store: Store, console: Console, run=Non
     summary = Summary()
     todo = still_to_do(store, jobs, summary)
     start = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
         grid = progress.add_task("grid", total=sum(map(len, todo)))
         cell = progress.add_task("", total=None)

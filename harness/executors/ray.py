@@ -167,7 +167,7 @@ def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: 
     todo = still_to_do(store, jobs, summary)
     start = time.perf_counter()
     pending: dict = {}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
         grid = progress.add_task(f"grid on Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
                                  f"{cluster_gpus:.0f} GPUs)", total=sum(map(len, todo)))

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from harness.errors import literal, shown
 from harness.files import write_output
-from harness.report.leaderboard import Board, Cell, Column
+from harness.report.board import Board, Cell, Column
 
 DAGGER = "†"  # in its column's best set, not the best mean
 DOUBLE_DAGGER = "‡"  # a seed far from its row's others, or a diverged run

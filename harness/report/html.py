@@ -13,8 +13,8 @@ import html
 import math
 from pathlib import Path
 
+from harness.report.board import Board
 from harness.report.export import text
-from harness.report.leaderboard import Board
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }

@@ -220,7 +220,8 @@ def test_conll_files_load_through_a_card_and_iob1_becomes_iob2(tmp_path):
     (tmp_path / "train.txt").write_text(CONLL, encoding="utf-8")
     path = write_yaml(tmp_path / "conll_local.yaml", {
         "name": "conll_local", "type": "token_classification",
-        "source": {"files": {"train": "train.txt", "validation": "train.txt"}, "format": "conll"},
+        "source": {"files": {"train": "train.txt", "validation": "train.txt", "dev": "train.txt"}, "format": "conll"},
+        "splits": {"dev": "dev"},  # two sentences: too few to carve a dev from
         "inputs": ["tokens"], "label": "ner_tags", "labels": NER_LABELS, "options": {"scheme": "IOB1"},
         "metrics": ["seqeval_f1"], "primary": "seqeval_f1"})
     data = load_splits(load_card(path))
@@ -238,7 +239,8 @@ def test_squad_json_loads_through_a_card(tmp_path):
     (tmp_path / "dev.json").write_text(json.dumps(official), encoding="utf-8")
     path = write_yaml(tmp_path / "squad_local.yaml", {
         "name": "squad_local", "type": "question_answering",
-        "source": {"files": {"train": "dev.json", "validation": "dev.json"}, "format": "squad"},
+        "source": {"files": {"train": "dev.json", "validation": "dev.json", "dev": "dev.json"}, "format": "squad"},
+        "splits": {"dev": "dev"},  # two questions: too few to carve a dev from
         "inputs": ["question", "context"], "label": "answers", "options": {"version_2": True},
         "metrics": ["squad_v2_exact", "squad_v2_f1"], "primary": "squad_v2_f1"})
     data = load_splits(load_card(path))
@@ -247,11 +249,11 @@ def test_squad_json_loads_through_a_card(tmp_path):
 
 
 def test_jsonl_language_pairs_load_through_a_card(tmp_path):
-    lines = [{"translation": {"de": f"hund {i}", "en": f"dog {i}"}} for i in range(5)]
+    lines = [{"translation": {"de": f"hund {i}", "en": f"dog {i}"}} for i in range(10)]
     (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
     path = write_yaml(tmp_path / "pairs_local.yaml", {
         "name": "pairs_local", "type": "seq2seq", "source": {"files": {"train": "pairs.jsonl"}},
-        "splits": {"eval": None, "validation_fraction": 0.4}, "inputs": ["translation"], "label": "translation",
+        "splits": {"eval": None, "validation_fraction": 0.2, "dev_fraction": 0.25}, "inputs": ["translation"], "label": "translation",
         "options": {"source_lang": "de", "target_lang": "en"}, "metrics": ["bleu"], "primary": "bleu"})
     card = load_card(path)
     data = load_splits(card)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
 
 from harness.cli import main
 from harness.store import Store
@@ -148,3 +151,45 @@ def test_compare_lists_the_cells_whose_environments_differ(small_suite, tmp_path
     assert "environments differ (A / B) in 1 of 2 cells:" in out
     assert "tiny · full · small_sentiment: device cpu (x86_64, 2 cores) / NVIDIA H200; torch 2.13.0 / 2.14.0" in out
     assert "lora · small_sentiment:" not in out
+
+
+def test_check_pools_the_seed_variance_over_the_tasks_cells(small_suite, tmp_path):
+    """`harness check` uses the leaderboard's pooled seed variance: each paired test takes the seed
+    variance pooled over the task's cells of baseline and candidate, and spends γ = α / 10m bounding
+    it. Here the regressed cell's two seeds agree exactly (both 2 points down): Welch-Satterthwaite
+    read that as a seed variance known to be 0 and gave p ≈ 1e-9; the task's other cells say seeds
+    move by 3 points."""
+    from harness.registry import METRICS
+    from harness.report import stats
+    from harness.report.compare import check
+    from harness.report.results import Results
+    from harness.testing import REFS, predictions
+
+    strategies = {"full": {}, "lora": {}, "bitfit": {}}
+    correct = {"full": 180, "lora": 170, "bitfit": 150}
+    spread = {0: 0, 1: 6}  # 3 points between seeds on 200 examples
+
+    def fill(path, worse, stores):
+        loaded = load_suite(path)
+        store = stores.enter_context(Store(loaded.store_path))  # open while check reads the predictions
+        for spec in expand(loaded):
+            store.write(fake_record(spec, correct[spec.strategy] + spread[spec.seed] - worse.get(spec.strategy, 0)))
+        return Results.from_suite(loaded, expand(loaded), store)
+
+    with contextlib.ExitStack() as stores:
+        base = fill(small_suite(strategies=strategies, seeds=[0, 1]), {}, stores)
+        cand = fill(small_suite(strategies=strategies, seeds=[0, 1], name="cand", store=str(tmp_path / "c.sqlite")),
+                    {"lora": 4}, stores)
+        report = check(base, cand)
+    scores = [[100 * (correct[s] + spread[seed] - w) / 200 for seed in (0, 1)]
+              for s in strategies for w in (0, 4 if s == "lora" else 0)]
+    noise = stats.pooled_noise(scores)
+    assert noise.dof == 6
+    p = {}
+    for s in strategies:
+        runs = lambda w: [(seed, predictions(correct[s] + spread[seed] - w), REFS) for seed in (0, 1)]  # noqa: E731
+        p[s] = stats.paired_test(runs(4 if s == "lora" else 0), runs(0), METRICS.get("accuracy"), noise,
+                                 gamma=0.1 * 0.05 / 3).p_value
+    by = {v.strategy: v for v in report.verdicts}
+    assert {s: by[s].p_value for s in strategies} == pytest.approx(stats.holm(p))
+    assert by["lora"].p_value > 0.05 and by["lora"].status != "regression"
