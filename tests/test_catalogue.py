@@ -32,7 +32,7 @@ def conll(tags=CONLL_TAGS, tag_column="ner_tags"):
         "pos_tags": datasets.Sequence(datasets.Value("int32")), "chunk_tags": datasets.Sequence(datasets.Value("int32")),
         tag_column: datasets.Sequence(datasets.ClassLabel(names=tags))})
     rows = [{"id": str(i), "tokens": ["EU", "rejects", "German", "call"], "pos_tags": [22, 42, 16, 21],
-             "chunk_tags": [11, 21, 11, 12], tag_column: [3, 0, 7, 0]} for i in range(6)]
+             "chunk_tags": [11, 21, 11, 12], tag_column: [3, 0, 7, 0]} for i in range(20)]
     return rows, features
 
 
