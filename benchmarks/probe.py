@@ -27,11 +27,11 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/results.md")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)  # as the command line does
-    from harness.cli import main as harness
-    from harness.plan import preflight
-    from harness.probe import probe
-    from harness.store import Store
-    from harness.suite import expand, load_suite
+    from harness.cli.commands import main as harness
+    from harness.config.suite import expand, load_suite
+    from harness.plan.plan import preflight
+    from harness.plan.probe import probe
+    from harness.store.database import Store
 
     with tempfile.TemporaryDirectory(prefix="harness-probe-") as folder:
         store_path = Path(folder) / "store.sqlite"

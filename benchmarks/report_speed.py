@@ -27,8 +27,8 @@ EXAMPLES = 872
 
 
 def build(folder: Path, tasks: int, strategies: int, seeds: int) -> Path:
-    from harness.store import RunRecord, Store
-    from harness.suite import expand, load_suite
+    from harness.config.suite import expand, load_suite
+    from harness.store.database import RunRecord, Store
     from harness.testing import SENTIMENT_CARD, write_suite, write_yaml
 
     cards = [str(write_yaml(folder / "tasks" / f"t{i}.yaml", dict(SENTIMENT_CARD, name=f"t{i}",
@@ -54,7 +54,7 @@ def build(folder: Path, tasks: int, strategies: int, seeds: int) -> Path:
 
 
 def measure(tasks: int, strategies: int, seeds: int, repeat: int) -> tuple[int, float]:
-    from harness.cli import main
+    from harness.cli.commands import main
 
     with tempfile.TemporaryDirectory() as tmp:
         path = build(Path(tmp), tasks, strategies, seeds)

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.store import Store
+from harness.store.database import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import record  # noqa: E402

@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from harness.backbones import resolve
-from harness.data import load_splits
-from harness.estimate import tensors_of
-from harness.registry import ADAPTERS
-from harness.spec import RunSpec
-from harness.store import RunRecord
-from harness.training import build_trainer
+from harness.config.registry import ADAPTERS
+from harness.config.spec import RunSpec
+from harness.plan.estimate import tensors_of
+from harness.run.backbones import resolve
+from harness.run.training import build_trainer
+from harness.store.database import RunRecord
+from harness.tasks.data import load_splits
 
 # The samples of real public datasets beside the checkout (HARNESS_SHARED_DATA overrides).
 SHARED_DATA = Path(os.environ.get("HARNESS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -209,7 +209,7 @@ def command(argv: list[str], watch: list[Path] = ()) -> Outcome:
     import contextlib
     import io
 
-    from harness.cli import main
+    from harness.cli.commands import main
 
     before = {p: _state(p) for folder in watch for p in _files(folder)}
     out = io.StringIO()

@@ -10,13 +10,16 @@ import pytest
 import torch
 import transformers
 
-from harness import cost, device, executors, runner
-from harness.adapters.qa import QuestionAnsweringAdapter
-from harness.backbones import build_tokenizer, resolve
-from harness.config import ModelSpec, TrainConfig
-from harness.data import load_splits
-from harness.registry import TaskCatalogue
-from harness.suite import expand, load_suite
+from harness import executors
+from harness.base import device
+from harness.config.registry import TaskCatalogue
+from harness.config.schemas import ModelSpec, TrainConfig
+from harness.config.suite import expand, load_suite
+from harness.run import cell as runner
+from harness.run import cost
+from harness.run.backbones import build_tokenizer, resolve
+from harness.tasks.data import load_splits
+from harness.tasks.types.qa import QuestionAnsweringAdapter
 
 
 def test_prompted_cells_predict_on_the_training_device(small_suite, monkeypatch):

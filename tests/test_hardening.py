@@ -80,9 +80,9 @@ def test_trust_remote_code_on_a_model_runs_nothing_without_the_flag(tmp_path):
     refused(command(["plan", str(suite)], [tmp_path]), most=2, mentions=("models.remote", "trust_remote_code"))
     assert not (folder / "RAN").exists()
     # the same check where the code would load: a spec from elsewhere (a worker, a stored run) is refused too
-    from harness.backbones import resolve
-    from harness.config import ModelSpec
-    from harness.consent import UntrustedCode
+    from harness.config.consent import UntrustedCode
+    from harness.config.schemas import ModelSpec
+    from harness.run.backbones import resolve
 
     with pytest.raises(UntrustedCode):
         resolve("remote", ModelSpec(source=str(folder), trust_remote_code=True)).config()
@@ -118,7 +118,7 @@ def test_hostile_yaml_is_refused_in_one_line(tmp_path, body, problem):
 
 
 def test_yaml_is_parsed_by_libyaml_where_installed_and_keeps_the_duplicate_key_check(tmp_path):
-    from harness import yamlfile
+    from harness.config import yamlfile
 
     if yaml.__with_libyaml__:
         assert issubclass(yamlfile._StrictLoader, yaml.CSafeLoader)
@@ -146,9 +146,9 @@ def test_a_data_file_that_is_a_device_or_a_folder_is_refused(tmp_path, target):
 
 
 def test_a_private_data_file_is_cached_privately(tmp_path):
-    from harness.data import load_splits
-    from harness.digest import cache_folder
-    from harness.registry import load_card
+    from harness.base.digest import cache_folder
+    from harness.config.registry import load_card
+    from harness.tasks.data import load_splits
 
     rows = "sentence,label\n" + "".join(f"text {i},{['negative', 'positive'][i % 2]}\n" for i in range(40))
     data = tmp_path / "secret.csv"
@@ -186,8 +186,8 @@ def test_a_damaged_estimate_cache_entry_is_measured_again_and_a_full_disk_is_not
 
 
 def test_an_export_on_a_full_disk_is_one_line_and_the_previous_file_stays(tmp_path, monkeypatch):
-    from harness.errors import HarnessError
-    from harness.files import write_output
+    from harness.base.errors import HarnessError
+    from harness.base.files import write_output
 
     path = tmp_path / "board.md"
     path.write_text("the previous board")
@@ -202,7 +202,7 @@ def test_an_export_on_a_full_disk_is_one_line_and_the_previous_file_stays(tmp_pa
 
 
 def test_a_full_disk_when_a_record_is_written_ends_the_run_in_one_line_and_keeps_the_store(tmp_path, monkeypatch):
-    from harness.store import Store
+    from harness.store.database import Store
 
     suite = write_suite(tmp_path, train=FAST, seeds=[0, 1])
     write = Store.write
@@ -260,7 +260,7 @@ def test_a_store_this_process_cannot_write_is_reported_from_and_left_as_it_was(t
 
 
 def test_a_store_from_a_newer_harness_is_left_byte_for_byte(tmp_path):
-    from harness.store import SCHEMA_VERSION
+    from harness.store.database import SCHEMA_VERSION
 
     path = tmp_path / "new.sqlite"
     db = sqlite3.connect(path)
@@ -345,7 +345,7 @@ def test_a_diverged_run_is_recorded_as_such_and_left_out_of_every_mean(tmp_path)
     """A finite rate too high for the model: its loss becomes NaN. The run is recorded with the step
     it diverged at, every view says so, and the mean is over the seeds that trained."""
     from harness.report.leaderboard import VIEWS
-    from harness.store import Store
+    from harness.store.database import Store
 
     suite = write_suite(tmp_path, seeds=[0, 1], train={**FAST, "max_steps": 6},
                         overrides=[{"when": {"model": "tiny"}, "train": {"learning_rate": 1.0e30}}])
@@ -406,7 +406,7 @@ def _model_folder(path: Path) -> Path:
 def test_a_model_folder_keeps_its_run_ids_when_renamed_or_copied(tmp_path):
     import shutil
 
-    from harness.suite import expand, load_suite
+    from harness.config.suite import expand, load_suite
 
     first = _model_folder(tmp_path / "m1")
     ids = lambda folder: {s.label: s.id for s in expand(load_suite(  # noqa: E731
@@ -425,8 +425,8 @@ def test_a_version_2_store_moves_each_record_to_its_current_id():
     tests/golden/run_ids_v2.json) opens with every record under its current id."""
     import tempfile
 
-    from harness.store import RunRecord, Store
-    from harness.suite import expand, load_suite
+    from harness.config.suite import expand, load_suite
+    from harness.store.database import RunRecord, Store
 
     root = Path(__file__).resolve().parents[1]
     before = json.loads((root / "tests" / "golden" / "run_ids_v2.json").read_text(encoding="utf-8"))["quickstart"]

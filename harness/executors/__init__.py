@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.device import Target, describe, release
-from harness.joint import run_joint
-from harness.runner import run_cell
-from harness.spec import RunSpec
-from harness.store import RunRecord
-from harness.training import Progress
+from harness.base.device import Target, describe, release
+from harness.config.spec import RunSpec
+from harness.run.cell import run_cell
+from harness.run.joint import run_joint
+from harness.run.training import Progress
+from harness.store.database import RunRecord
 
 
 def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:

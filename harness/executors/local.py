@@ -20,10 +20,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from harness.cost import environment
-from harness.errors import first_line, literal
-from harness.spec import RunSpec
-from harness.store import RunRecord, Store
+from harness.base.errors import first_line, literal
+from harness.config.spec import RunSpec
+from harness.run.cost import environment
+from harness.store.database import RunRecord, Store
 
 
 @dataclass

@@ -27,9 +27,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from harness.config.spec import RunSpec
 from harness.executors.local import Summary, claim, failure, keep, still_to_do
-from harness.spec import RunSpec
-from harness.store import Store
+from harness.store.database import Store
 
 # Environment a worker must see as the driver does (offline switches, caches, thread counts).
 PASSED_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "HF_HOME", "TRANSFORMERS_OFFLINE",
@@ -75,8 +75,8 @@ def run_remote(specs: list[RunSpec], artifacts: str) -> list:
 
 def gpu_share(specs: list[RunSpec]) -> float:
     """The share of one GPU a job asks for, from its backbone's parameter count (meta device, no weights)."""
-    from harness.backbones import resolve
-    from harness.registry import ADAPTERS
+    from harness.config.registry import ADAPTERS
+    from harness.run.backbones import resolve
 
     spec = specs[0]
     try:
@@ -94,7 +94,7 @@ def reachable(address: str, seconds: float = 5.0) -> None:
     retries an unreachable head for minutes). 'auto' and 'local' are Ray's to find."""
     import socket
 
-    from harness.errors import HarnessError
+    from harness.base.errors import HarnessError
 
     if address in ("auto", "local"):
         return
@@ -114,7 +114,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     try:
         import ray
     except ImportError:
-        from harness.errors import HarnessError
+        from harness.base.errors import HarnessError
 
         raise HarnessError("--executor ray needs Ray: pip install 'ray>=2.9'") from None
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
@@ -129,14 +129,14 @@ def _target_here():
     """A worker's Target, with what its process holds on the GPU before any tensor (its context)."""
     from dataclasses import replace
 
-    from harness.device import Target, held_before_tensors
+    from harness.base.device import Target, held_before_tensors
 
     here = Target.here()
     return replace(here, context=held_before_tensors()) if here.kind == "cuda" else here
 
 
 def cluster_target(gpus_per_cell: float | None = None):
-    """Where the cluster's cells will train (harness.device.Target), asked of a worker given what a
+    """Where the cluster's cells will train (harness.base.device.Target), asked of a worker given what a
     cell asks for: with GPUs in the cluster, a share of one (so the worker sees the one GPU a cell
     sees), else none. With fake GPU resources and no CUDA, that is the CPU, as the cells will find."""
     import ray

@@ -1,6 +1,6 @@
 """Metrics: thin wrappers over the libraries made for them, each with a signature that names its variant.
 
-The table of names lives in harness.registry.METRICS; this package holds the wrappers.
+The table of names lives in harness.config.registry.METRICS; this package holds the wrappers.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from harness import consent
-from harness.errors import ConfigError, first_line
+from harness.base.errors import ConfigError, first_line
+from harness.config import consent
 from harness.metrics import Metric
 
 PREFIX = "evaluate:"

@@ -17,11 +17,11 @@ from xml.sax.saxutils import escape, quoteattr
 import pandas as pd
 from pydantic import Field
 
-from harness.registry import METRICS
+from harness.config.parsing import Strict, parse
+from harness.config.registry import METRICS
+from harness.config.yamlfile import read_yaml
 from harness.report import stats
 from harness.report.results import Results
-from harness.schema import Strict, parse
-from harness.yamlfile import read_yaml
 
 KEY = ["model", "strategy", "task"]
 

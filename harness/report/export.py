@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 from rich.table import Table
 
-from harness.errors import literal, shown
-from harness.files import write_output
+from harness.base.errors import literal, shown
+from harness.base.files import write_output
 from harness.report.board import Board, Cell, Column
 
 DAGGER = "†"  # in its column's best set, not the best mean

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.device import CPU_COMPUTE, describe
-from harness.registry import METRICS
+from harness.base.device import CPU_COMPUTE, describe
+from harness.config.registry import METRICS
 from harness.report import stats
 from harness.report.best import ALPHA, METHOD, best_set
 from harness.report.board import Board, Cell, Column

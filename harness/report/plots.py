@@ -21,8 +21,8 @@ matplotlib.rcParams["text.parse_math"] = False  # names are data: '$x$' in an al
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from harness.errors import shown  # noqa: E402
-from harness.files import write_output  # noqa: E402
+from harness.base.errors import shown  # noqa: E402
+from harness.base.files import write_output  # noqa: E402
 from harness.report import stats  # noqa: E402
 from harness.report.results import Results  # noqa: E402
 from harness.report.tuning import curves  # noqa: E402

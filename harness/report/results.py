@@ -14,19 +14,19 @@ from typing import Any
 
 import pandas as pd
 
-from harness.device import CPU_COMPUTE
-from harness.errors import HarnessError
-from harness.files import write_output
+from harness.base.device import CPU_COMPUTE
+from harness.base.errors import HarnessError
+from harness.base.files import write_output
 from harness.report.tuning import curves
-from harness.selection import Choice, TrialScore, choose, trial_scores
-from harness.space import key_of
+from harness.sweep.selection import Choice, TrialScore, choose, trial_scores
+from harness.sweep.space import key_of
 
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
            "selected_on", "reported_on", "environment", "compute", "report_time_metrics"]
 # What of a run's environment can change its result: what `harness compare` holds side by side.
 ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
-# A sweep's trial runs (harness.selection.TrialScore), one row each: what tuning reports read.
+# A sweep's trial runs (harness.sweep.selection.TrialScore), one row each: what tuning reports read.
 TRIAL_COLUMNS = ["run_id", "model", "strategy", "task", "point", "setting", "seed", "seeds", "settings", "order",
                  "dev", "eval", "seconds"]
 EXPORT_VERSION = 1
@@ -163,7 +163,7 @@ class Results:
                 for r in self.trials.itertuples()]
 
     def choices(self) -> dict[tuple[str, str, str], Choice]:
-        """{(model, task, strategy): the setting its sweep chose} (harness.selection.choose)."""
+        """{(model, task, strategy): the setting its sweep chose} (harness.sweep.selection.choose)."""
         return choose(self.trial_scores())
 
     def predictions(self, run_id: str) -> tuple[list, list] | None:
@@ -206,7 +206,7 @@ def _fill_metrics(frame: pd.DataFrame, metrics: dict[str, list[str]], tasks: dic
     one whose variant changed) computed from their stored predictions, and written back to the
     store once (Store.add_metrics records which). Metrics that need the model are in the run id:
     a record never lacks them."""
-    from harness.registry import METRICS
+    from harness.config.registry import METRICS
 
     frame = frame.copy()
     for index, record in zip(frame.index, frame.itertuples()):

@@ -17,7 +17,7 @@ from math import comb
 
 import numpy as np
 
-from harness.selection import Setting, settings
+from harness.sweep.selection import Setting, settings
 
 
 def expected_max(values, k: int) -> float:

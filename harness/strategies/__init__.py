@@ -1,4 +1,4 @@
-"""Strategies: each decides what trains, never how. The table of names is harness.registry.STRATEGIES.
+"""Strategies: each decides what trains, never how. The table of names is harness.config.registry.STRATEGIES.
 
 A strategy is a validated argument model plus `apply(model, adapter)`, which freezes, unfreezes
 or wraps the model. `check` tells preflight why a strategy cannot apply to a backbone (built on
@@ -15,7 +15,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from harness.schema import Strict, parse
+from harness.config.parsing import Strict, parse
 
 
 class NoArgs(Strict):

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
-from harness.schema import Strict
+from harness.config.parsing import Strict
 from harness.strategies import Strategy, head_names, layer_stack
 
 # Output projections inside one layer block, per architecture: (after attention, after feed-forward).

@@ -20,7 +20,7 @@ from pathlib import Path
 import datasets
 from pydantic import Field
 
-from harness.schema import Strict
+from harness.config.parsing import Strict
 from harness.strategies import Strategy
 
 LEXICON_FOLDERS = ["/usr/share/wordnet", "~/nltk_data/corpora/wordnet", "/usr/share/nltk_data/corpora/wordnet",

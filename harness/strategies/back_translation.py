@@ -19,10 +19,10 @@ import datasets
 import torch
 from pydantic import Field, model_validator
 
-from harness.backbones import GenerationModel, resolve
-from harness.config import ModelSpec
-from harness.errors import HarnessError
-from harness.schema import Strict
+from harness.base.errors import HarnessError
+from harness.config.parsing import Strict
+from harness.config.schemas import ModelSpec
+from harness.run.backbones import GenerationModel, resolve
 from harness.strategies.full import Full
 
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from harness.config import ModelSpec
-from harness.schema import Strict
+from harness.config.parsing import Strict
+from harness.config.schemas import ModelSpec
 from harness.strategies import Context, Strategy
 
 
@@ -38,7 +38,7 @@ class Distill(Strategy):
         return None
 
     def prepare(self, context: Context) -> None:
-        from harness.finetuned import (
+        from harness.run.finetuned import (
             load_finetuned,  # it imports strategies, not the reverse
         )
 
@@ -52,7 +52,7 @@ class Distill(Strategy):
                                  "(run the teacher's suite with train: {save_model: true})")
             model, tokenizer = load_finetuned(None, folder)
         else:
-            from harness.backbones import resolve
+            from harness.run.backbones import resolve
 
             backbone = resolve("teacher", ModelSpec(source=teacher))
             model, tokenizer = backbone.load(context.adapter.model_class, context.adapter.head(), [], 0)

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 from transformers import TrainerCallback
 
-from harness.schema import Strict
+from harness.config.parsing import Strict
 from harness.strategies import (
     Strategy,
     depth_groups,

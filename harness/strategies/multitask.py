@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from harness.schema import Strict
+from harness.config.parsing import Strict
 from harness.strategies.full import Full
 
 

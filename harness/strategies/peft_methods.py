@@ -21,7 +21,7 @@ from peft.utils import constants
 from torch import nn
 from transformers import TrainerCallback
 
-from harness.errors import ConfigError, did_you_mean, first_line
+from harness.base.errors import ConfigError, did_you_mean, first_line
 from harness.strategies import Strategy
 
 # Fields of a peft config that harness sets itself or that do not describe the method.

@@ -17,8 +17,8 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
 )
 
-from harness.backbones import GenerationModel
-from harness.schema import Strict
+from harness.config.parsing import Strict
+from harness.run.backbones import GenerationModel
 from harness.strategies import Strategy
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.suite import expand, load_suite
+from harness.config.suite import expand, load_suite
 
 pytest.importorskip("ray")
 RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))

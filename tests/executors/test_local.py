@@ -11,12 +11,12 @@ import time
 
 from rich.console import Console
 
-from harness.cli import main
+from harness.cli.commands import main
+from harness.config.suite import expand, load_suite
 from harness.executors.local import run_local
-from harness.plan import jobs
-from harness.runner import run_cell
-from harness.store import Store
-from harness.suite import expand, load_suite
+from harness.plan.plan import jobs
+from harness.run.cell import run_cell
+from harness.store.database import Store
 from harness.testing import write_yaml
 
 

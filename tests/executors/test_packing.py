@@ -10,10 +10,10 @@ import time
 import pytest
 from rich.console import Console
 
+from harness.config.suite import expand, load_suite
 from harness.executors.ray import memory_share
-from harness.plan import jobs
-from harness.store import Store
-from harness.suite import expand, load_suite
+from harness.plan.plan import jobs
+from harness.store.database import Store
 from harness.testing import fake_record
 
 ray = pytest.importorskip("ray")
@@ -86,10 +86,10 @@ def test_packed_cells_give_the_records_of_one_at_a_time(small_suite, tmp_path, g
     """Real cells (a tiny BERT), packed four to a fake GPU by their estimates, against the local
     executor: the same scores and predictions (training is seeded; on a CPU the kernels are
     deterministic)."""
-    from harness.device import training_device
+    from harness.base.device import training_device
     from harness.executors.local import run_local
     from harness.executors.ray import run_ray
-    from harness.plan import make_plan
+    from harness.plan.plan import make_plan
 
     path = small_suite(strategies={"full": {}, "lora": {}}, seeds=[0, 1],
                        train={"epochs": 1, "learning_rate": 2.0e-3, "batch_size": 32, "max_length": 48})

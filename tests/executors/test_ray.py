@@ -12,10 +12,10 @@ import time
 import pytest
 from rich.console import Console
 
+from harness.config.suite import expand, load_suite
 from harness.executors.local import run_local
-from harness.plan import jobs
-from harness.store import Store
-from harness.suite import expand, load_suite
+from harness.plan.plan import jobs
+from harness.store.database import Store
 
 ray = pytest.importorskip("ray")
 
@@ -156,8 +156,8 @@ def test_two_processes_on_one_store_run_each_cell_once(small_suite):
 
 
 def test_a_sweep_runs_on_ray_trials_first_then_the_chosen_setting(small_suite, local_ray, capsys):
-    from harness.cli import main
-    from harness.sweep import grid
+    from harness.cli.commands import main
+    from harness.sweep.grid import grid
 
     path = small_suite(strategies={"full": {}}, seeds=[0, 1], train=QUICK,
                        sweep={"budget": 2, "spaces": [{"space": {"learning_rate": [1.0e-5, 2.0e-3]}}]})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.registry import METRICS
+from harness.config.registry import METRICS
 
 FOLDER = Path(__file__).parent / "cases"
 # classification.json is hand-computed; the others were computed by the reference implementations
@@ -50,7 +50,7 @@ def test_squad_v2_breakdown_equals_the_official_script(case):
 
 def test_evaluate_metric_from_a_local_module(tmp_path, monkeypatch):
     """`evaluate:<path>` loads a local metric script through evaluate.load, offline (with consent:
-    harness.consent; test_hardening holds that nothing loads without it)."""
+    harness.config.consent; test_hardening holds that nothing loads without it)."""
     pytest.importorskip("evaluate")
     monkeypatch.setenv("HARNESS_TRUST_CODE", "1")
     script = tmp_path / "share_equal" / "share_equal.py"
@@ -64,7 +64,7 @@ def test_evaluate_metric_from_a_local_module(tmp_path, monkeypatch):
 
 
 def test_unknown_evaluate_metric_is_one_line(tmp_path, monkeypatch):
-    from harness.errors import ConfigError
+    from harness.base.errors import ConfigError
 
     pytest.importorskip("evaluate")
     monkeypatch.setenv("HARNESS_TRUST_CODE", "1")

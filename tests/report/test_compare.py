@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.store import Store
-from harness.suite import expand, load_suite
+from harness.cli.commands import main
+from harness.config.suite import expand, load_suite
+from harness.store.database import Store
 from harness.testing import fake_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,9 +84,9 @@ def test_targets(small_suite, tmp_path, capsys):
 
 
 def test_shipped_targets_parse():
+    from harness.config.parsing import parse
+    from harness.config.yamlfile import read_yaml
     from harness.report.compare import Targets
-    from harness.schema import parse
-    from harness.yamlfile import read_yaml
 
     paths = sorted((ROOT / "targets").rglob("*.yaml"))
     assert len(paths) >= 2, "targets/ should hold the shipped published numbers"
@@ -105,7 +105,7 @@ def test_compare_prints_both_sides(small_suite, tmp_path, capsys):
 def test_check_catches_a_small_consistent_regression_among_100_cells(tmp_path, capsys):
     """100 cells x 2 seeds on 5,000 examples: one cell loses 25 examples in both seeds (0.5 points,
     inside the 0.5-point tolerance); only the paired test can see it, after Holm over 100 tests."""
-    from harness.store import RunRecord
+    from harness.store.database import RunRecord
     from harness.testing import SENTIMENT_CARD, write_suite, write_yaml
 
     cards = [str(write_yaml(tmp_path / "tasks" / f"t{i}.yaml", dict(SENTIMENT_CARD, name=f"t{i}"))) for i in range(10)]
@@ -159,7 +159,7 @@ def test_check_pools_the_seed_variance_over_the_tasks_cells(small_suite, tmp_pat
     it. Here the regressed cell's two seeds agree exactly (both 2 points down): Welch-Satterthwaite
     read that as a seed variance known to be 0 and gave p ≈ 1e-9; the task's other cells say seeds
     move by 3 points."""
-    from harness.registry import METRICS
+    from harness.config.registry import METRICS
     from harness.report import stats
     from harness.report.compare import check
     from harness.report.results import Results

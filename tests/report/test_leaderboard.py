@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.cli import main
+from harness.cli.commands import main
+from harness.config.suite import expand, load_suite
 from harness.report import export
 from harness.report.leaderboard import VIEWS, boards
 from harness.report.results import Results
-from harness.store import RunRecord, Store
-from harness.suite import expand, load_suite
+from harness.store.database import RunRecord, Store
 from harness.testing import fake_record, write_yaml
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -111,7 +111,7 @@ def test_every_view_of_the_table_is_offered_printed_and_written(two_task_suite, 
     assert set(VIEWS) == {"overall", "strategies", "backbones", "task", "cost", "tuning"}
     for view in VIEWS.values():
         assert f"{view.name}{' (default)' if view.name == 'overall' else ''}: {view.shows}" in shown
-        if view.name == "tuning":  # this suite has no sweep (tests/test_sweep.py has)
+        if view.name == "tuning":  # this suite has no sweep (tests/sweep/test_sweep.py has)
             assert main(["leaderboard", str(path), "--view", view.name]) == 2
             assert "nothing to show in the tuning view" in capsys.readouterr().out
             continue

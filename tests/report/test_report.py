@@ -8,11 +8,11 @@ import subprocess
 
 import pytest
 
-from harness.cli import main
+from harness.cli.commands import main
+from harness.config.suite import expand, load_suite
 from harness.report import plots
 from harness.report.results import Results
-from harness.store import Store
-from harness.suite import expand, load_suite
+from harness.store.database import Store
 from harness.testing import fake_record
 
 EVIL = "<img src=x onerror=alert(1)>"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from sklearn.metrics import matthews_corrcoef
 
-from harness import store as store_module
-from harness.cli import main
+from harness.cli.commands import main
+from harness.config.suite import expand, load_suite
 from harness.report.leaderboard import boards
 from harness.report.results import Results
-from harness.store import Store
-from harness.suite import expand, load_suite
-from harness.sweep import grid
+from harness.store import database as store_module
+from harness.store.database import Store
+from harness.sweep.grid import grid
 from harness.testing import FAST_TRAIN, SENTIMENT_CARD, write_yaml
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from harness.registry import METRICS
+from harness.config.registry import METRICS
 from harness.report import stats
 
 

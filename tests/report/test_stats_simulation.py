@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from harness.registry import METRICS
+from harness.config.registry import METRICS
 from harness.report import simulate, stats
 
 ACCURACY = METRICS.get("accuracy")
@@ -153,11 +153,11 @@ def test_a_large_board_puts_a_near_row_in_the_best_set_and_a_chance_row_out(tmp_
     """12 rows x 8 tasks x 3 seeds through a store: the row one example behind the best in every
     seed is in every column's best set (†), the chance-level row is not; the marks are those of
     best.best_set on the same runs."""
+    from harness.config.suite import expand, load_suite
     from harness.report.best import best_set
     from harness.report.leaderboard import boards
     from harness.report.results import Results
-    from harness.store import Store
-    from harness.suite import expand, load_suite
+    from harness.store.database import Store
     from harness.testing import REFS, SENTIMENT_CARD, fake_record, predictions, write_suite, write_yaml
 
     cards = [str(write_yaml(tmp_path / "tasks" / f"t{i}.yaml", dict(SENTIMENT_CARD, name=f"t{i}")))

@@ -7,10 +7,10 @@ import importlib.util
 import pytest
 import torch
 
-from harness.plan import preflight
-from harness.runner import run_cell
+from harness.config.suite import expand, load_suite
+from harness.plan.plan import preflight
+from harness.run.cell import run_cell
 from harness.strategies.prompting import continuation_logprobs
-from harness.suite import expand, load_suite
 from harness.testing import SHARED_DATA, write_yaml
 
 
@@ -33,8 +33,8 @@ def test_prompted_cells_run_without_training_and_encoders_are_refused(small_suit
 def test_continuation_scores_equal_a_manual_computation():
     import transformers
 
-    from harness.backbones import resolve
-    from harness.config import ModelSpec
+    from harness.config.schemas import ModelSpec
+    from harness.run.backbones import resolve
 
     model, tokenizer = resolve("t", ModelSpec(source="tiny:llama")).load(
         transformers.AutoModelForCausalLM, {}, ["the film was good", "the film was bad"], 0)

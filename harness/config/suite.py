@@ -1,0 +1,272 @@
+"""From a suite file to run specs: load and resolve every name, validate every argument, expand the grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.base.device import Target
+from harness.base.errors import ConfigError, did_you_mean, unknown
+from harness.config import consent
+from harness.config.parsing import format_error, parse
+from harness.config.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+from harness.config.schemas import Suite, TaskCard, TrainConfig, deep_merge
+from harness.config.spec import Partner, RunSpec, Trial
+from harness.config.yamlfile import read_yaml
+from harness.hub.lock import apply_lock, lock_path, read_lock
+from harness.run.backbones import Backbone, resolve
+from harness.strategies import Strategy
+from harness.sweep.space import key_of, merged, points, size, split
+from harness.tasks.data import fingerprint
+
+
+@dataclass
+class LoadedSuite:
+    """A suite whose every name has been resolved and every argument validated."""
+
+    suite: Suite
+    path: Path
+    cards: dict[str, TaskCard]
+    strategies: dict[str, tuple[str, dict[str, Any], Strategy]]  # label -> (name, arguments, strategy)
+    backbones: dict[str, Backbone | str] = field(default_factory=dict)  # alias -> backbone, or why not
+    target: Target | None = None  # where the cells train (their compute is in their ids); None: this machine
+    code: list[str] = field(default_factory=list)  # what it names that runs code, one line each (harness.config.consent)
+
+    @property
+    def name(self) -> str:
+        return self.suite.name
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.suite.store) if self.suite.store else Path("results") / "harness.sqlite"
+
+
+def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked: bool = True) -> LoadedSuite:
+    """Parse and resolve a suite file; any problem is a one-line ConfigError before anything runs.
+    With a lock file beside it (harness.hub.lock) and `locked`, its hub sources are read at the locked commits."""
+    path = Path(path)
+    where = str(path)
+    suite = parse(Suite, read_yaml(path), where)
+    catalogue = catalogue or TaskCatalogue()
+
+    cards: dict[str, TaskCard] = {}
+    for i, name in enumerate(suite.tasks):
+        try:
+            card = catalogue.get(name, base=path.parent)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: tasks.{i}: {exc}") from None
+        cards[card.name] = card
+
+    strategies: dict[str, tuple[str, dict[str, Any], Strategy]] = {}
+    for label, raw in suite.strategies.items():
+        raw = dict(raw)
+        name = raw.pop("use", label)
+        if name not in STRATEGIES:
+            raise ConfigError(f"{where}: strategies.{label}: {unknown('strategy', name, STRATEGIES.names())}")
+        strategies[label] = (name, raw, STRATEGIES.get(name).from_suite(raw, where, f"strategies.{label}"))
+
+    for label, (_, _, strategy) in strategies.items():
+        named = (strategy.args.tasks or []) if strategy.joint else []
+        for i, task in enumerate(named):
+            if task not in cards:
+                raise ConfigError(f"{where}: strategies.{label}.tasks.{i}: {unknown('suite task', task, list(cards))}")
+
+    code = consent.sources(suite, where, cards, strategies)
+    if code and not consent.granted():  # before anything is loaded: nothing named runs without --trust-code
+        raise consent.UntrustedCode(code)
+
+    backbones: dict[str, Backbone | str] = {}
+    for alias, spec in suite.models.items():
+        try:
+            backbones[alias] = resolve(alias, spec)
+        except ConfigError as exc:
+            backbones[alias] = str(exc)
+    commits = read_lock(lock_path(path)) if locked else {}
+    if commits:  # the commits `harness lock` resolved: the hub sources are read at them
+        kinds = {alias: b.kind for alias, b in backbones.items() if not isinstance(b, str)}
+        suite, cards = apply_lock(suite, kinds, cards, commits)
+        backbones = {alias: resolve(alias, suite.models[alias]) if kinds.get(alias) == "hub" else b
+                     for alias, b in backbones.items()}
+    loaded = LoadedSuite(suite, path, cards, strategies, backbones, code=code)
+    _check_cells(loaded)
+    return loaded
+
+
+def _check_cells(loaded: LoadedSuite) -> None:
+    """Refuse, in one line, a rule naming an unknown model, task or strategy, and a cell whose
+    training settings (with the overrides and sweep points that reach it) do not validate."""
+    suite, cards, strategies, where = loaded.suite, loaded.cards, loaded.strategies, str(loaded.path)
+    axes = {"model": list(suite.models), "task": list(cards), "strategy": list(strategies)}
+    rules = [(f"overrides.{i}.when", o.when) for i, o in enumerate(suite.overrides)]
+    rules += [(f"exclude.{i}", rule) for i, rule in enumerate(suite.exclude)]
+    rules += [(f"sweep.spaces.{i}.when", s.when) for i, s in enumerate(suite.sweep.spaces if suite.sweep else [])]
+    for key, when in rules:
+        for axis, known in axes.items():
+            for name in when.names(axis) or []:
+                if name not in known:
+                    raise ConfigError(f"{where}: {key}.{axis}: {unknown(axis, name, known)}")
+    for i, override in enumerate(suite.overrides):
+        for model in suite.models:
+            for task in cards:
+                for label in strategies:
+                    try:
+                        suite.train_for(model, task, label)
+                    except ValidationError as exc:
+                        raise ConfigError(format_error(exc, TrainConfig, where, ("overrides", i, "train"))) from None
+
+    for model in suite.models:
+        for task, card in cards.items():
+            for label in strategies:
+                if reason := _selection_problem(suite.train_for(model, task, label), card):
+                    raise ConfigError(f"{where}: train.early_stopping.metric (model {model!r}, task {task!r}, "
+                                      f"strategy {label!r}): {reason}")
+
+    for model in suite.models if suite.sweep else []:
+        for task in cards:
+            for label in strategies:
+                if not suite.excluded(model, task, label):
+                    _check_sweep(loaded, model, task, label)
+
+
+def _selection_problem(train: TrainConfig, card: TaskCard) -> str | None:
+    """Why early stopping cannot monitor what it is told to on this task, or None."""
+    metric = train.early_stopping.metric if train.early_stopping else None
+    if metric is None:
+        return None
+    if metric == "loss":
+        if ADAPTERS.get(card.type).generates:
+            return f"task {card.name!r} is scored on generated text, which has no dev loss; name one of its metrics"
+        return None
+    if metric not in card.metrics:
+        return unknown("metric", metric, [*card.metrics, "loss"]) + f" for task {card.name!r}"
+    return None
+
+
+def _check_sweep(loaded: LoadedSuite, model: str, task: str, label: str) -> None:
+    """Refuse, in one line, a sweep that cannot run on this cell: a grid over its budget, a range
+    in a grid, a joint strategy, or a point whose settings or arguments do not validate."""
+    sweep, where = loaded.suite.sweep, str(loaded.path)
+    space = merged(sweep, model, task, label)
+    if space is None:
+        return
+    cell = f"sweep.spaces (model {model!r}, task {task!r}, strategy {label!r})"
+    name, raw, strategy = loaded.strategies[label]
+    if strategy.joint:
+        raise ConfigError(f"{where}: {cell}: strategy {name!r} trains several tasks in one model; a sweep tunes "
+                          f"one cell at a time and cannot tune it")
+    if sweep.search == "grid" and size(space) == float("inf"):
+        raise ConfigError(f"{where}: {cell}: a range (low / high) can only be drawn from: use search: random, "
+                          f"or list the values to try")
+    if sweep.search == "grid" and size(space) > sweep.budget:
+        raise ConfigError(f"{where}: {cell}: the grid has {size(space):.0f} points, more than sweep.budget "
+                          f"({sweep.budget}); raise the budget, try fewer values, or use search: random")
+    base = loaded.suite.train_for(model, task, label)
+    for point in points(space, sweep.search, sweep.budget, sweep.seed):
+        train, _, _ = _point_settings(loaded, label, base, point, cell)
+        if reason := _selection_problem(train, loaded.cards[task]):
+            raise ConfigError(f"{where}: {cell}: early_stopping.metric: {reason}")
+
+
+def _point_settings(loaded: LoadedSuite, label: str, base: TrainConfig, point: dict,
+                    cell: str = "sweep.spaces") -> tuple[TrainConfig, dict[str, Any], Strategy]:
+    """A sweep point on top of a cell's own settings: (its training settings, its strategy
+    arguments, the strategy built with them); a value or key that does not validate is a one-line
+    ConfigError naming `cell`."""
+    where, (name, raw, _) = str(loaded.path), loaded.strategies[label]
+    update, args = split(point)
+    try:
+        train = TrainConfig.model_validate(deep_merge(base.model_dump(), update))
+    except ValidationError as exc:
+        raise ConfigError(format_error(exc, TrainConfig, where, ("sweep", "spaces", "space"))) from None
+    try:
+        strategy = STRATEGIES.get(name).from_suite(raw | args, where, "sweep.spaces.space")
+    except ConfigError as exc:
+        keys = [k for k in point if not k.startswith("strategy.") and k.split(".")[0] not in TrainConfig.model_fields]
+        if not keys:
+            raise
+        close = did_you_mean(keys[0], TrainConfig.model_fields)
+        raise ConfigError(f"{where}: {cell}: {keys[0]!r} is not a train setting"
+                          f"{close if 'did you mean' in close else ''}, and as an argument of strategy "
+                          f"{name!r}: {str(exc).removeprefix(where + ': ')}") from None
+    return train, raw | args, strategy
+
+
+def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None = None) -> list[RunSpec]:
+    """Every model x task x strategy x seed cell, in a stable order, as run specs.
+
+    A cell the suite's sweep tunes gives its trials instead (every point of its space on the
+    sweep's seeds) and, for the (model, task, row) groups in `finals` ({group: chosen point's
+    key}, see harness.sweep.grid), the chosen point on every suite seed."""
+    suite, target = loaded.suite, loaded.target or Target.here()
+    specs = []
+    data_prints = {name: fingerprint(card) for name, card in loaded.cards.items()}
+    for alias, model_spec in suite.models.items():
+        backbone = loaded.backbones.get(alias)
+        model_print = backbone.fingerprint if isinstance(backbone, Backbone) else "unresolved"
+        model_kind = backbone.kind if isinstance(backbone, Backbone) else None
+        for task, card in loaded.cards.items():
+            adapter = ADAPTERS.get(card.type)(card)
+            metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in adapter.signatures().items()}
+            for label, (name, raw, strategy) in loaded.strategies.items():
+                if suite.excluded(alias, task, label):
+                    continue
+                partners = {}
+                if strategy.joint:
+                    if strategy.args.tasks is not None and task not in strategy.args.tasks:
+                        continue  # the suite's `tasks:` for this strategy leaves this task out
+                    members = joint_members(loaded, alias, label)
+                    if task in members:
+                        partners = {t: Partner(card=loaded.cards[t], data_fingerprint=data_prints[t],
+                                               card_path=str(loaded.cards[t].path) if loaded.cards[t].path else None)
+                                    for t in members}
+                space = merged(suite.sweep, alias, task, label) if suite.sweep else None
+                for shots in suite.shots:
+                    train = suite.train_for(alias, task, label)
+                    if shots is not None:
+                        train = train.model_copy(update={"shots": shots})
+                    # a suite that sweeps shots shows each k as its own row: 'lora@16'
+                    shown = label if len(suite.shots) == 1 else f"{label}@{shots or 'all'}"
+
+                    def cell(seed: int, train=train, args=raw, resolved=strategy.resolved(), trial=None) -> RunSpec:
+                        return RunSpec(
+                            suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
+                            model_kind=model_kind,
+                            task=task, card=card, card_path=str(card.path) if card.path else None,
+                            data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
+                            strategy_args=args, strategy_resolved=resolved, train=train, seed=seed,
+                            metrics=metrics, partners=partners, sweep=trial, compute=target.compute(train.precision))
+
+                    if space is None:
+                        specs += [cell(seed) for seed in suite.seeds]
+                        continue
+                    chosen = (finals or {}).get((alias, task, shown))
+                    specs += _sweep_cells(loaded, space, label, train, cell, chosen)
+    return list({spec.id: spec for spec in specs}.values())  # a trial on a suite seed is that seed's final too
+
+
+def _sweep_cells(loaded: LoadedSuite, space, label: str, train: TrainConfig, cell, chosen: str | None) -> list[RunSpec]:
+    """A swept cell's trials (every point on the sweep's seeds) and, with the key of the `chosen`
+    point, that point on every suite seed (its finals)."""
+    sweep = loaded.suite.sweep
+    tried = points(space, sweep.search, sweep.budget, sweep.seed)
+    out = []
+    for order, point in enumerate(tried):
+        settings, args, strategy = _point_settings(loaded, label, train, point)
+        trial = Trial(point=point, seeds=sweep.seeds, finals=loaded.suite.seeds, budget=sweep.budget, search=sweep.search,
+                      draw_seed=sweep.seed if sweep.search == "random" else None, settings=len(tried), order=order)
+        seeds = list(sweep.seeds) + (list(loaded.suite.seeds) if chosen == key_of(point) else [])
+        out += [cell(seed, settings, args, strategy.resolved(), trial) for seed in dict.fromkeys(seeds)]
+    return out
+
+
+def joint_members(loaded: LoadedSuite, model: str, label: str) -> list[str]:
+    """The tasks a joint strategy trains together on `model`: those it names (else all the
+    suite's tasks) of the types it applies to, less the cells the suite excludes."""
+    strategy = loaded.strategies[label][2]
+    named = strategy.args.tasks
+    return [t for t, card in loaded.cards.items()
+            if (named is None or t in named) and card.type in strategy.task_types
+            and not loaded.suite.excluded(model, t, label)]

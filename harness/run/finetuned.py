@@ -1,0 +1,40 @@
+"""Save and reload fine-tuned models: what `train.save_model` keeps, and how it is rebuilt.
+
+What is kept is the strategy's to say (Strategy.save_trained / load_trained: the parameters it
+trained, or a PEFT adapter in peft's format); beside it go the tokenizer and the run spec, which
+rebuilds the backbone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import transformers
+
+from harness.base.files import write_text
+from harness.config.registry import ADAPTERS
+from harness.config.spec import RunSpec
+from harness.run.backbones import resolve
+
+
+def save_finetuned(model, tokenizer, folder: Path, strategy, spec: RunSpec) -> Path:
+    """What load_finetuned needs to rebuild the fine-tuned model, and no more."""
+    strategy.save_trained(model, folder)
+    tokenizer.save_pretrained(folder)
+    write_text(folder / "run_spec.json", spec.model_dump_json())
+    return folder
+
+
+def load_finetuned(spec: RunSpec | None, folder: Path):
+    """(model, tokenizer) of a run saved with `train.save_model`, ready to predict: the backbone
+    rebuilt from the spec (the one saved beside the model if None), the strategy applied, and the
+    saved parameters loaded into it."""
+    if spec is None:
+        spec = RunSpec.model_validate_json((folder / "run_spec.json").read_text(encoding="utf-8"))
+    card = spec.task_card()
+    adapter = ADAPTERS.get(card.type)(card)
+    strategy = spec.build_strategy()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    backbone = resolve(spec.model, spec.model_spec)
+    model, _ = backbone.load(strategy.model_class(adapter), strategy.head(adapter), [], spec.seed, tokenizer=tokenizer)
+    return strategy.load_trained(model, adapter, folder), tokenizer

@@ -1,0 +1,1 @@
+"""The results store: one SQLite database, its schema and its migrations."""

@@ -1,0 +1,1 @@
+"""Sweeps: search spaces, the trials a suite runs, and the setting they choose."""

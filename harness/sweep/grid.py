@@ -1,0 +1,88 @@
+"""What a suite runs and reports, given its store: with a `sweep`, each tuned cell's trials, the
+setting they chose (harness.sweep.selection, from the store alone) and that setting on every suite seed.
+
+A trial is a cell like any other: its own content id, so it resumes, skips and runs on Ray; a new
+value in a space adds only the new trials. It is scored on dev (and on eval, which reports read
+and the choice never does). A group's finals run once none of its trials is left to run; the
+leaderboard shows each group's current choice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+from harness.base.device import CPU_COMPUTE, Target
+from harness.config.spec import RunSpec
+from harness.config.suite import LoadedSuite, expand
+from harness.store.database import Store
+from harness.sweep.selection import Choice, Group, choose, trial_scores
+from harness.sweep.space import key_of, shown
+
+
+@dataclass(frozen=True)
+class Grid:
+    cells: list[RunSpec]  # to plan now: cells not tuned, every trial, the finals of groups whose trials are over
+    reported: list[RunSpec]  # what the leaderboard shows: cells not tuned, each group's choice on the suite seeds
+    trials: list[RunSpec] = field(default_factory=list)
+    choices: dict[Group, Choice] = field(default_factory=dict)
+    waiting: dict[Group, int] = field(default_factory=dict)  # groups whose finals wait: their trials left to run
+    seeds: tuple[int, ...] = ()  # the suite's seeds (the finals')
+
+    def waiting_lines(self) -> list[str]:
+        """What the sweep still waits on, one line per group (rich markup)."""
+        return [f"[cyan]tuning[/] {model} · {task} · {row}: {left} trial(s) left; then the setting with the best mean "
+                f"dev score runs on seeds {', '.join(map(str, self.seeds))}"
+                for (model, task, row), left in self.waiting.items()]
+
+
+def group_of(spec: RunSpec) -> Group:
+    return spec.model, spec.task, spec.strategy
+
+
+def is_trial(spec: RunSpec) -> bool:
+    return spec.sweep is not None and spec.seed in spec.sweep.seeds
+
+
+def role_of(spec: RunSpec) -> str:
+    """'trial: <setting>', 'chosen: <setting>' (a final on a seed no trial ran), or '' (not tuned)."""
+    if spec.sweep is None:
+        return ""
+    return f"{'trial' if is_trial(spec) else 'chosen'}: {shown(spec.sweep.point)}"
+
+
+def grid(loaded: LoadedSuite, store: Store, counted_out: set[str] | frozenset = frozenset()) -> Grid:
+    """The suite's cells against `store`. `counted_out`: trial ids that will not run now (they
+    cannot run, or failed in this invocation): a group whose other trials are done is over."""
+    specs = expand(loaded)
+    trials = [s for s in specs if is_trial(s)]
+    if not trials:
+        return Grid(specs, specs)
+    frame = store.frame([s.id for s in trials])
+    primaries = {name: card.primary for name, card in loaded.cards.items()}
+    labels = {s.id: (s.model, s.strategy, s.task) for s in trials}
+    choices = choose(trial_scores(frame, primaries, labels))
+    done = set(frame[frame.status == "done"].id)
+    left: dict[Group, int] = {}
+    for spec in trials:
+        if spec.id not in done and spec.id not in counted_out:
+            left[group_of(spec)] = left.get(group_of(spec), 0) + 1
+    with_finals = expand(loaded, {group: choice.point for group, choice in choices.items()})
+    seeds = set(loaded.suite.seeds)
+
+    def final(spec: RunSpec) -> bool:
+        chosen = choices.get(group_of(spec))
+        return chosen is not None and key_of(spec.sweep.point) == chosen.point and spec.seed in seeds
+
+    cells = [s for s in with_finals if s.sweep is None or is_trial(s) or (final(s) and group_of(s) not in left)]
+    reported = [s for s in with_finals if s.sweep is None or final(s)]
+    return Grid(cells, reported, trials, choices, left, tuple(loaded.suite.seeds))
+
+
+def stored_target(store, suite: str) -> Target | None:
+    """Where most of `suite`'s runs in `store` trained (of those with train.precision auto, whose
+    compute says what auto meant there): reports show those runs on any machine. None: no runs."""
+    found = Counter(json.dumps(compute or CPU_COMPUTE, sort_keys=True) for compute, setting in store.computes(suite)
+                    if setting == "auto")
+    return Target.of(json.loads(found.most_common(1)[0][0])) if found else None
