@@ -66,7 +66,7 @@ def cuda_context() -> int | None:
 
 
 def parts(family: str, size: dict, task: str, strategy: str, train: dict):
-    from harness.config.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+    from harness.config.registry import STRATEGIES, TaskCatalogue, task_type_of
     from harness.config.schemas import ModelSpec, TrainConfig
     from harness.run.backbones import Backbone
 
@@ -74,20 +74,20 @@ def parts(family: str, size: dict, task: str, strategy: str, train: dict):
     spec = ModelSpec(source=f"tiny:{family}", size=size)
     backbone = Backbone(family, spec, "tiny", family, f"bench-{family}")  # sizes beyond the suite keys (T5's d_kv)
     args = {"r": 8, "lora_alpha": 16} if strategy == "lora" else {}
-    return (backbone, ADAPTERS.get(card.type)(card), STRATEGIES.get(strategy).from_suite(args, "bench", strategy),
+    return (backbone, task_type_of(card), STRATEGIES.get(strategy).from_suite(args, "bench", strategy),
             TrainConfig(**train))
 
 
-def train_speed(backbone, adapter, strategy, train, device: str, precision: str, steps: int) -> tuple[float, float]:
+def train_speed(backbone, task_type, strategy, train, device: str, precision: str, steps: int) -> tuple[float, float]:
     """(training tokens per second, FLOP/s) over `steps` optimizer steps at the longest batch; a step's
     FLOPs are counted once by FlopCounterMode (forward and backward matmuls, attention included)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from harness.testing import longest_inputs, trainable_model
 
-    model, params = trainable_model(backbone, adapter, strategy, device)
+    model, params = trainable_model(backbone, task_type, strategy, device)
     optimizer = torch.optim.AdamW(params, lr=1e-4)
-    batch = longest_inputs(model, adapter, train, train.batch_size, device)
+    batch = longest_inputs(model, task_type, train, train.batch_size, device)
     tokens = sum(t.numel() for n, t in batch.items() if n in ("input_ids", "labels") and t.dim() > 1)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     model.train()
@@ -175,11 +175,11 @@ def main() -> None:
     ):
         for strategy_name in ("full", "lora"):
             settings = {"batch_size": batch, "eval_batch_size": batch, "max_length": seq, "precision": "auto", **extra}
-            backbone, adapter, strategy, train = parts(family, size, task, strategy_name, settings)
-            speed, achieved = train_speed(backbone, adapter, strategy, train, device, precision, steps)
+            backbone, task_type, strategy, train = parts(family, size, task, strategy_name, settings)
+            speed, achieved = train_speed(backbone, task_type, strategy, train, device, precision, steps)
             utilisation = achieved / peak
-            estimate = cell_memory(backbone, adapter, strategy, train, device, precision=precision).peak
-            real = measured_peak(backbone, adapter, strategy, train, device)
+            estimate = cell_memory(backbone, task_type, strategy, train, device, precision=precision).peak
+            real = measured_peak(backbone, task_type, strategy, train, device)
             lines.append(f"{name:22} {strategy_name:8} {speed:>10.0f} {utilisation:>6.1%} {gib(real):>10} "
                          f"{gib(estimate):>10} {estimate / real:>6.2f}")
             print(lines[-1], flush=True)

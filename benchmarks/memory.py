@@ -39,13 +39,13 @@ SETTINGS = {"batch_size": 32, "eval_batch_size": 64, "max_length": 128}
 
 
 def parts(source: str, size: dict, task: str, strategy: str, args: dict, train: dict):
-    from harness.config.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+    from harness.config.registry import STRATEGIES, TaskCatalogue, task_type_of
     from harness.config.schemas import ModelSpec, TrainConfig
     from harness.run.backbones import resolve
 
     card = TaskCatalogue().get(task)
     backbone = resolve(source, ModelSpec(source=source, size=size))
-    return (backbone, ADAPTERS.get(card.type)(card), STRATEGIES.get(strategy).from_suite(args, "bench", strategy),
+    return (backbone, task_type_of(card), STRATEGIES.get(strategy).from_suite(args, "bench", strategy),
             TrainConfig(**SETTINGS | train))
 
 
@@ -59,11 +59,11 @@ def main() -> None:
     lines = [f"{'cell':40} {'estimate MiB':>12} {'measured MiB':>12} {'ratio':>6} {'estimate took':>13}"]
     print(lines[0], flush=True)
     for label, source, size, task, strategy, arguments, train in CASES:
-        backbone, adapter, built, settings = parts(source, size, task, strategy, arguments, train)
+        backbone, task_type, built, settings = parts(source, size, task, strategy, arguments, train)
         started = time.perf_counter()
-        estimate = cell_memory(backbone, adapter, built, settings, "cpu")
+        estimate = cell_memory(backbone, task_type, built, settings, "cpu")
         took = time.perf_counter() - started
-        real = measured_peak(backbone, adapter, built, settings)
+        real = measured_peak(backbone, task_type, built, settings)
         line = f"{label:40} {estimate.peak / 2**20:12.1f} {real / 2**20:12.1f} {estimate.peak / real:6.3f} {took:12.1f}s"
         lines.append(line + (f"  ({estimate.note})" if estimate.note else ""))
         print(lines[-1], flush=True)

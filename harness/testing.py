@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from harness.config.registry import ADAPTERS
+from harness.config.registry import task_type_of
 from harness.config.spec import RunSpec
 from harness.plan.estimate import tensors_of
 from harness.run.backbones import resolve
@@ -95,17 +95,17 @@ def trained_pair(spec: RunSpec, rows: int = 128):
     """(parameters before, parameters after, trainable names) of `spec`'s strategy trained on the
     first `rows` training rows through the one training path."""
     card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
+    task_type = task_type_of(card)
     data = load_splits(card)
     backbone = resolve(spec.model, spec.model_spec)
-    model, tokenizer = backbone.load(adapter.model_class, adapter.head(), adapter.texts(data.train), spec.seed)
-    train, _ = adapter.preprocess(data.train.select(range(rows)), "train", tokenizer, spec.train)
+    model, tokenizer = backbone.load(task_type.model_class, task_type.head(), task_type.texts(data.train), spec.seed)
+    train, _ = task_type.preprocess(data.train.select(range(rows)), "train", tokenizer, spec.train)
     strategy = spec.build_strategy()
-    model = strategy.apply(model, adapter)
+    model = strategy.apply(model, task_type)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     with tempfile.TemporaryDirectory() as workdir:
-        build_trainer(spec, model, tokenizer, adapter, train, train, workdir, None, strategy).train()
+        build_trainer(spec, model, tokenizer, task_type, train, train, workdir, None, strategy).train()
     return before, dict(model.named_parameters()), trainable
 
 
@@ -128,27 +128,28 @@ def allocated_peak(step: Callable[[], object], held: int = 0, device: str = "cpu
     return held + peak
 
 
-def trainable_model(backbone, adapter, strategy, device: str = "cpu"):
+def trainable_model(backbone, task_type, strategy, device: str = "cpu"):
     """(model, its trained parameters): the cell's model built from its config with real random
     weights (seed 0) on `device`, the strategy applied, only what the strategy trains requiring grads."""
     torch.manual_seed(0)
     with torch.device(device):
-        model = strategy.model_class(adapter).from_config(backbone.config(**strategy.head(adapter)))
-    adapter.bind(model)
-    model = strategy.apply(model, adapter)
+        model_class, head = strategy.architecture(task_type)
+        model = model_class.from_config(backbone.config(**head))
+    task_type.bind(model)
+    model = strategy.apply(model, task_type)
     trained = strategy.trained(model)
     for name, param in model.named_parameters():
         param.requires_grad_(name in trained)
     return model, [p for n, p in model.named_parameters() if n in trained]
 
 
-def longest_inputs(model, adapter, train, rows: int, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """A batch of `rows` at the longest shapes the settings allow (adapter.longest_batch), with token
+def longest_inputs(model, task_type, train, rows: int, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A batch of `rows` at the longest shapes the settings allow (task_type.longest_batch), with token
     ids from the first 100 of the vocabulary and labels a class or a position (0 or 1)."""
     vocab = min(model.config.get_text_config().vocab_size, 100)
     out = {}
-    for name, (shape, dtype) in adapter.longest_batch(rows, train).items():
-        target = name in adapter.label_names and not adapter.generates
+    for name, (shape, dtype) in task_type.longest_batch(rows, train).items():
+        target = name in task_type.label_names and not task_type.generates
         out[name] = (torch.zeros(shape, device=device) if dtype == "float"
                      else torch.randint(0, 2 if target else vocab, shape, device=device))
     if "attention_mask" in out:
@@ -156,15 +157,15 @@ def longest_inputs(model, adapter, train, rows: int, device: str = "cpu") -> dic
     return out
 
 
-def measured_peak(backbone, adapter, strategy, train, device: str = "cpu") -> int:
+def measured_peak(backbone, task_type, strategy, train, device: str = "cpu") -> int:
     """The true peak bytes of what `cell_memory` estimates: the same model (config, head, strategy;
     real random weights) runs two real optimizer steps at the same longest batch (forward,
     backward, clipping, Trainer's fused AdamW) and an evaluation forward."""
-    model, params = trainable_model(backbone, adapter, strategy, device)
+    model, params = trainable_model(backbone, task_type, strategy, device)
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
 
     def batch(rows: int) -> dict[str, torch.Tensor]:
-        return longest_inputs(model, adapter, train, rows, device)
+        return longest_inputs(model, task_type, train, rows, device)
 
     micro, evaluation = batch(train.batch_size), batch(train.eval_batch_size)
 

@@ -19,7 +19,7 @@ from harness.run import cell as runner
 from harness.run import cost
 from harness.run.backbones import build_tokenizer, resolve
 from harness.tasks.data import load_splits
-from harness.tasks.types.qa import QuestionAnsweringAdapter
+from harness.tasks.types.qa import QuestionAnsweringType
 
 
 def test_prompted_cells_predict_on_the_training_device(small_suite, monkeypatch):
@@ -49,11 +49,11 @@ def test_qa_batches_are_padded_on_the_right_so_spans_stay_aligned():
     rows = data.eval.select(range(8))
     tokenizer = build_tokenizer(list(rows["context"]) + list(rows["question"]), 800, ["input_ids", "attention_mask"])
     tokenizer.padding_side = "left"
-    adapter = QuestionAnsweringAdapter(card)
+    task_type = QuestionAnsweringType(card)
     train = TrainConfig(max_length=64)
-    features, _ = adapter.preprocess(rows, "eval", tokenizer, train)
+    features, _ = task_type.preprocess(rows, "eval", tokenizer, train)
     columns = [c for c in ("input_ids", "attention_mask", "start_positions", "end_positions") if c in features.column_names]
-    batch = adapter.collator(tokenizer)([{c: features[i][c] for c in columns} for i in range(len(features))])
+    batch = task_type.collator(tokenizer)([{c: features[i][c] for c in columns} for i in range(len(features))])
     width = batch["input_ids"].shape[1]
     assert len({len(ids) for ids in features["input_ids"]}) > 1  # rows of different lengths: padding happens
     for i, ids in enumerate(features["input_ids"]):
@@ -63,8 +63,8 @@ def test_qa_batches_are_padded_on_the_right_so_spans_stay_aligned():
     end = np.full((len(features), width), -10.0)
     for i in range(len(features)):
         start[i, features[i]["start_positions"]] = end[i, features[i]["end_positions"]] = 10.0
-    decoded = adapter.decode((start, end), features)
-    assert decoded == [gold[0] for gold in adapter.references(features)]
+    decoded = task_type.decode((start, end), features)
+    assert decoded == [gold[0] for gold in task_type.references(features)]
 
 
 def test_backbones_load_as_fp32_master_weights_whatever_the_checkpoint(tmp_path, monkeypatch):

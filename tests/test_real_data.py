@@ -1,4 +1,4 @@
-"""The classification adapter on real GLUE samples from ../shared/data (skipped when absent)."""
+"""The classification task type on real GLUE samples from ../shared/data (skipped when absent)."""
 
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ def test_glue_tsv_samples_load_and_validate(tmp_path, name):
     assert len(data.train) + len(data.dev) + len(data.eval) == 2000
     from harness.config.schemas import TrainConfig
     from harness.run.backbones import build_tokenizer
-    from harness.tasks.types.classification import ClassificationAdapter
+    from harness.tasks.types.classification import ClassificationType
 
-    adapter = ClassificationAdapter(card)
-    tokenizer = build_tokenizer(adapter.texts(data.train), 4000)
+    task_type = ClassificationType(card)
+    tokenizer = build_tokenizer(task_type.texts(data.train), 4000)
     counts: collections.Counter = collections.Counter()
     for split, source in ((data.train, data.train_source), (data.dev, data.dev_source), (data.eval, data.eval_source)):
-        rows, info = adapter.preprocess(split, source, tokenizer, TrainConfig(max_length=128))
+        rows, info = task_type.preprocess(split, source, tokenizer, TrainConfig(max_length=128))
         counts.update(rows["labels"])
         assert info["rows"] == len(split)
     assert dict(counts) == CARDS[name][4]
@@ -115,10 +115,10 @@ def test_conll_and_squad_samples_load_as_their_cards_say():
     assert len(squad.train) + len(squad.dev) + len(squad.eval) == 2804
     titles = [set(split["title"]) for split in (squad.train, squad.dev, squad.eval)]
     assert not (titles[0] & titles[1] or titles[0] & titles[2] or titles[1] & titles[2])  # no article in two splits
-    from harness.tasks.types.qa import QuestionAnsweringAdapter
+    from harness.tasks.types.qa import QuestionAnsweringType
 
-    adapter = QuestionAnsweringAdapter(load_card(SAMPLES / "squad_sample.yaml"))
-    assert len(adapter.answers(squad.eval, squad.eval_source)) == len(squad.eval)  # every answer at its start
+    task_type = QuestionAnsweringType(load_card(SAMPLES / "squad_sample.yaml"))
+    assert len(task_type.answers(squad.eval, squad.eval_source)) == len(squad.eval)  # every answer at its start
 
 
 def _sample_cell(tmp_path, task: str, model, strategy: dict, **train):

@@ -28,6 +28,7 @@ def json_digest(value: Any, length: int = 16, compact: bool = False) -> str:
 
 
 def cache_folder() -> Path:
+    """harness's own cache (HARNESS_CACHE): file digests, generated and downloaded datasets."""
     return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness")
 
 

@@ -111,7 +111,7 @@ def _duration(seconds: float) -> str:
 
 def cmd_plan(args) -> int:
     from harness.base.device import gib
-    from harness.run.cost import LOCK, lock_differences
+    from harness.run.environment import REQUIREMENTS, requirements_drift
     from harness.sweep.grid import role_of
 
     plan, grid = _plan(args, limit=True)
@@ -148,9 +148,9 @@ def cmd_plan(args) -> int:
     for line in plan.suite.code:  # allowed by --trust-code (without it, loading the suite refused them)
         console.print(Text("runs code (--trust-code): ", style="yellow") + Text(shown(line)), soft_wrap=True)
     console.print(", ".join(f"{n} {k}" for k, n in plan.counts().items()) + f"  (store: {plan.store.path})")
-    if drift := lock_differences():
+    if drift := requirements_drift():
         listed = ", ".join(drift[:4]) + (f" and {len(drift) - 4} more" if len(drift) > 4 else "")
-        console.print(f"[yellow]environment[/]: installed versions differ from {LOCK.name}, which the tests passed "
+        console.print(f"[yellow]environment[/]: installed versions differ from {REQUIREMENTS.name}, which the tests passed "
                       f"with: {listed}; results may differ from runs made with the lock", soft_wrap=True)
     if any(cell.memory for cell in plan.cells):
         console.print("memory: the estimated peak of a training step at the longest batch the settings allow "

@@ -1,4 +1,4 @@
-"""One table per kind of thing: adapters, strategies, metrics, generated tasks, and the task catalogue.
+"""One table per kind of thing: task types, strategies, metrics, generated tasks, and the task catalogue.
 
 Entries are `"module:attribute"` strings imported on first use, so listing names imports nothing
 and nothing registers itself as a side effect of an import. A test checks that every table entry
@@ -62,15 +62,20 @@ class Registry(Generic[T]):
         return self._loaded[name]
 
 
-ADAPTERS: Registry[Any] = Registry(
+TASK_TYPES: Registry[Any] = Registry(
     "task type",
     {
-        "classification": "harness.tasks.types.classification:ClassificationAdapter",
-        "token_classification": "harness.tasks.types.tokens:TokenClassificationAdapter",
-        "question_answering": "harness.tasks.types.qa:QuestionAnsweringAdapter",
-        "seq2seq": "harness.tasks.types.seq2seq:Seq2SeqAdapter",
+        "classification": "harness.tasks.types.classification:ClassificationType",
+        "token_classification": "harness.tasks.types.tokens:TokenClassificationType",
+        "question_answering": "harness.tasks.types.qa:QuestionAnsweringType",
+        "seq2seq": "harness.tasks.types.seq2seq:Seq2SeqType",
     },
 )
+
+def task_type_of(card: TaskCard) -> Any:
+    """The task type (harness/tasks/types) that handles `card`, bound to it."""
+    return TASK_TYPES.get(card.type)(card)
+
 
 STRATEGIES: Registry[Any] = Registry(
     "strategy",
@@ -191,9 +196,9 @@ def load_card(path: Path) -> TaskCard:
     card = parse(TaskCard, data, str(path))
     if card.name != path.stem:
         raise ConfigError(f"{path}: name: {card.name!r} must match the file name {path.stem!r}")
-    adapter = ADAPTERS.get(card.type) if card.type in ADAPTERS else None
-    if adapter is None:
-        raise ConfigError(f"{path}: type: {unknown('task type', card.type, ADAPTERS.names())}")
+    task_type = TASK_TYPES.get(card.type) if card.type in TASK_TYPES else None
+    if task_type is None:
+        raise ConfigError(f"{path}: type: {unknown('task type', card.type, TASK_TYPES.names())}")
     card = card.model_copy(update={"path": path.resolve()})
     for metric in card.metrics:
         if metric not in METRICS:
@@ -205,8 +210,8 @@ def load_card(path: Path) -> TaskCard:
         for key in card.source.options:
             if key not in accepted:
                 raise ConfigError(f"{path}: source.options: unknown key {key!r}{did_you_mean(key, accepted)}")
-    parse(adapter.Options, card.options, str(path), prefix=("options",))
-    problem = adapter.check_card(card)
+    parse(task_type.Options, card.options, str(path), prefix=("options",))
+    problem = task_type.check_card(card)
     if problem:
         raise ConfigError(f"{path}: {problem}")
     return card

@@ -99,9 +99,9 @@ class TrainConfig(Strict):
 #   result     it can change a cell's result: hashed into the run id
 #   later      added after results were first stored: hashed only when it differs from its default,
 #              so that adding it reran no stored cell
-#   targets    read only by task types that generate targets (see Adapter.unused_train): not hashed
+#   targets    read only by task types that generate targets (see TaskType.unused_train): not hashed
 #              into the others' ids
-#   preprocess read by adapter.preprocess: part of the preprocessing cache's key
+#   preprocess read by task_type.preprocess: part of the preprocessing cache's key
 #   shape      the peak memory of a training step depends on it: part of the estimate's key
 #   per_task   may differ between the tasks of one joint model (their evaluation rows, their shots)
 TRAIN_ROLES: dict[str, frozenset[str]] = {name: frozenset(roles.split()) for name, roles in {
@@ -318,7 +318,7 @@ class Source(Strict):
         None, description="file format; taken from the file extension if unset (conll: CoNLL columns, "
                           "one token per line; squad: the official SQuAD JSON layout)"
     )
-    generate: str | None = Field(None, description="name of a generated task (harness/tasks/data.py)")
+    generate: str | None = Field(None, description="name of a generated task (harness/tasks/generated.py)")
     options: dict[str, Any] = Field(default_factory=dict, description="generator arguments")
     seed: StrictInt = Field(0, description="seed of the generated data")
 
@@ -371,7 +371,7 @@ class TaskCard(Strict):
     splits: Splits = Splits()
     metrics: list[str] = Field(min_length=1)
     primary: str
-    options: dict[str, Any] = Field(default_factory=dict, description="settings of the task type's adapter "
+    options: dict[str, Any] = Field(default_factory=dict, description="settings of the task type "
                                     "(tag scheme, doc stride, target column ...); `harness list tasks` shows them")
     average: list[str] | None = Field(
         None, description="metrics averaged into the task's score for averages over tasks, as GLUE does "

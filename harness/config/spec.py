@@ -18,7 +18,7 @@ from harness import RESULTS_VERSION
 from harness.base.device import CPU_COMPUTE
 from harness.base.digest import json_digest
 from harness.config.parsing import Strict
-from harness.config.registry import ADAPTERS, METRICS, STRATEGIES
+from harness.config.registry import METRICS, STRATEGIES, TASK_TYPES
 from harness.config.schemas import ModelSpec, TaskCard, TrainConfig, train_fields
 from harness.strategies import Strategy
 from harness.sweep.space import shown
@@ -94,7 +94,7 @@ class RunSpec(Strict):
     def identity(self) -> dict[str, Any]:
         # Settings that cannot change this cell's result are not hashed: keeping the model, and the
         # settings a task type never reads (generation settings for a classifier). Editing them reruns nothing.
-        unused = (set(TrainConfig.model_fields) - train_fields("result")) | ADAPTERS.get(self.card.type).unused_train
+        unused = (set(TrainConfig.model_fields) - train_fields("result")) | TASK_TYPES.get(self.card.type).unused_train
         later = {k for k in train_fields("later") if getattr(self.train, k) == TrainConfig.model_fields[k].default}
         model = self.model_spec.model_dump(mode="json")
         if self.model_kind in FOLDERS:  # moving, renaming or copying the folder changes no id

@@ -12,7 +12,7 @@ from harness.base.device import Target
 from harness.base.errors import ConfigError, did_you_mean, unknown
 from harness.config import consent
 from harness.config.parsing import format_error, parse
-from harness.config.registry import ADAPTERS, STRATEGIES, TaskCatalogue
+from harness.config.registry import STRATEGIES, TASK_TYPES, TaskCatalogue, task_type_of
 from harness.config.schemas import Suite, TaskCard, TrainConfig, deep_merge
 from harness.config.spec import Partner, RunSpec, Trial
 from harness.config.yamlfile import read_yaml
@@ -137,7 +137,7 @@ def _selection_problem(train: TrainConfig, card: TaskCard) -> str | None:
     if metric is None:
         return None
     if metric == "loss":
-        if ADAPTERS.get(card.type).generates:
+        if TASK_TYPES.get(card.type).generates:
             return f"task {card.name!r} is scored on generated text, which has no dev loss; name one of its metrics"
         return None
     if metric not in card.metrics:
@@ -208,8 +208,8 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
         model_print = backbone.fingerprint if isinstance(backbone, Backbone) else "unresolved"
         model_kind = backbone.kind if isinstance(backbone, Backbone) else None
         for task, card in loaded.cards.items():
-            adapter = ADAPTERS.get(card.type)(card)
-            metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in adapter.signatures().items()}
+            task_type = task_type_of(card)
+            metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in task_type.signatures().items()}
             for label, (name, raw, strategy) in loaded.strategies.items():
                 if suite.excluded(alias, task, label):
                     continue

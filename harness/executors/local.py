@@ -22,7 +22,7 @@ from rich.progress import (
 
 from harness.base.errors import first_line, literal
 from harness.config.spec import RunSpec
-from harness.run.cost import environment
+from harness.run.environment import environment
 from harness.store.database import RunRecord, Store
 
 

@@ -75,14 +75,14 @@ def run_remote(specs: list[RunSpec], artifacts: str) -> list:
 
 def gpu_share(specs: list[RunSpec]) -> float:
     """The share of one GPU a job asks for, from its backbone's parameter count (meta device, no weights)."""
-    from harness.config.registry import ADAPTERS
+    from harness.config.registry import task_type_of
     from harness.run.backbones import resolve
 
     spec = specs[0]
     try:
         card = spec.task_card()
-        adapter, strategy = ADAPTERS.get(card.type)(card), spec.build_strategy()
-        model = resolve(spec.model, spec.model_spec).build(strategy.model_class(adapter), strategy.head(adapter))
+        task_type, strategy = task_type_of(card), spec.build_strategy()
+        model = resolve(spec.model, spec.model_spec).build(*strategy.architecture(task_type))
     except Exception:
         return 1.0  # unknown size: a whole GPU
     params = sum(p.numel() for p in model.parameters())

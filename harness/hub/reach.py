@@ -53,7 +53,8 @@ def _go_offline() -> None:
         pass
 
 
-def cache_folder() -> Path:
+def hub_cache_folder() -> Path:
+    """Hugging Face's own cache (HF_HUB_CACHE), which harness reads and never writes to itself."""
     import huggingface_hub.constants as constants
 
     return Path(constants.HF_HUB_CACHE)
@@ -65,10 +66,10 @@ def cached(repo_id: str, revision: str | None, kind: str, filename: str | None =
     from huggingface_hub import try_to_load_from_cache
 
     if kind == "model":
-        found = try_to_load_from_cache(repo_id, filename or "config.json", cache_dir=cache_folder(),
+        found = try_to_load_from_cache(repo_id, filename or "config.json", cache_dir=hub_cache_folder(),
                                        revision=revision, repo_type="model")
         return isinstance(found, str)
-    repo = cache_folder() / f"datasets--{repo_id.replace('/', '--')}"
+    repo = hub_cache_folder() / f"datasets--{repo_id.replace('/', '--')}"
     folder = repo / "snapshots"
     if revision is not None:  # a commit, or a branch (refs/convert/parquet) whose ref file names one
         ref = repo / "refs" / revision
@@ -84,7 +85,7 @@ def refusal(what: str, repo_id: str, revision: str | None, kind: str, filename: 
         return None
     at = f" at revision {revision}" if revision else ""
     return (f"{what}: the Hugging Face Hub cannot be reached ({reason}) and {kind} {repo_id!r}{at} is not in "
-            f"the local cache ({cache_folder()})")
+            f"the local cache ({hub_cache_folder()})")
 
 
 def is_commit(revision: str | None) -> bool:
@@ -97,7 +98,7 @@ def cached_commit(repo_id: str, revision: str | None, kind: str) -> str | None:
     ref file in the cache names: what the last download resolved it to), or None."""
     if is_commit(revision):
         return revision
-    ref = cache_folder() / f"{kind}s--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
+    ref = hub_cache_folder() / f"{kind}s--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
     return ref.read_text().strip() if ref.is_file() else None
 
 

@@ -81,21 +81,21 @@ class LiveBytes(TorchDispatchMode):
         return out
 
 
-def cell_memory(backbone, adapter, strategy, train, device: str, batch: int | None = None,
+def cell_memory(backbone, task_type, strategy, train, device: str, batch: int | None = None,
                 cache: Path | None = None, precision: str | None = None) -> MemoryEstimate:
     """The peak memory of one cell on `device` at per-device batch `batch` (the settings' if None)
     in `precision` (the cell's compute; what train.precision means on this machine if None),
     kept under `cache` (a folder) by everything it depends on."""
     batch = batch or train.batch_size
     precision = precision or Target.here().compute(train.precision)["precision"]
-    key = estimate_key(backbone, adapter, strategy, train, device, batch, precision)
+    key = estimate_key(backbone, task_type, strategy, train, device, batch, precision)
     path = cache / f"{key}.json" if cache else None
     if path and path.exists():
         try:
             return MemoryEstimate(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             pass  # a damaged entry (a disk that filled, an older layout) is measured again
-    estimate = _estimate(backbone, adapter, strategy, train, device, batch, precision)
+    estimate = _estimate(backbone, task_type, strategy, train, device, batch, precision)
     if path:
         with contextlib.suppress(OSError):  # a full or read-only disk: the estimate stands, only not kept
             private_folder(path.parent)
@@ -103,13 +103,13 @@ def cell_memory(backbone, adapter, strategy, train, device: str, batch: int | No
     return estimate
 
 
-def estimate_key(backbone, adapter, strategy, train, device: str, batch: int, precision: str = "fp32") -> str:
+def estimate_key(backbone, task_type, strategy, train, device: str, batch: int, precision: str = "fp32") -> str:
     """The cache key of one memory estimate: what the estimate depends on, and nothing else."""
     import harness
 
     identity = {
-        "backbone": backbone.spec.model_dump(mode="json"), "adapter": adapter.type, "head": adapter.head(),
-        "options": adapter.options.model_dump(mode="json"), "strategy": [strategy.name, strategy.resolved()],
+        "backbone": backbone.spec.model_dump(mode="json"), "adapter": task_type.type, "head": task_type.head(),
+        "options": task_type.options.model_dump(mode="json"), "strategy": [strategy.name, strategy.resolved()],
         "train": train.model_dump(mode="json", include=train_fields("shape") - {"batch_size", "auto_batch_size"}),
         "device": device, "batch": batch, "harness": harness.__version__, "torch": torch.__version__,
     }
@@ -118,16 +118,16 @@ def estimate_key(backbone, adapter, strategy, train, device: str, batch: int, pr
     return json_digest(identity, 24)
 
 
-def _estimate(backbone, adapter, strategy, train, device: str, batch: int, precision: str) -> MemoryEstimate:
+def _estimate(backbone, task_type, strategy, train, device: str, batch: int, precision: str) -> MemoryEstimate:
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    model = backbone.build(strategy.model_class(adapter), strategy.head(adapter))
+    model = backbone.build(*strategy.architecture(task_type))
     if getattr(model.config, "pad_token_id", None) is None:  # as loading sets it (backbones.Backbone.load)
         model.config.pad_token_id = getattr(model.config, "eos_token_id", None) or 0
-    adapter.bind(model)
-    tokens = max(shape[-1] for shape, _ in adapter.longest_batch(batch, train).values() if len(shape) > 1)
+    task_type.bind(model)
+    tokens = max(shape[-1] for shape, _ in task_type.longest_batch(batch, train).values() if len(shape) > 1)
     if strategy.trains:
-        model = strategy.apply(model, adapter)
+        model = strategy.apply(model, task_type)
     trained = strategy.trained(model) if strategy.trains else set()
     weights = sum(t.untyped_storage().nbytes() for t in tensors_of(model))
     gradients = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n in trained)
@@ -138,8 +138,8 @@ def _estimate(backbone, adapter, strategy, train, device: str, batch: int, preci
         with FakeTensorMode(allow_non_fake_inputs=True):
             _to_fake(model, device, trained)
             held = tensors_of(model)
-            backward = _backward_peak(model, held, adapter, train, batch, autocast) if trained else 0
-            evaluation = _eval_peak(model, held, adapter, train, autocast, strategy.trains, precision)
+            backward = _backward_peak(model, held, task_type, train, batch, autocast) if trained else 0
+            evaluation = _eval_peak(model, held, task_type, train, autocast, strategy.trains, precision)
     except ValueError as exc:  # the model's or the strategy's own check of its inputs: the run would fail
         return MemoryEstimate(weights + gradients + optimizer, weights, gradients, optimizer, 0, batch, tokens,
                               device, error=first_line(exc)[:160])
@@ -181,15 +181,15 @@ def _to_fake(model: torch.nn.Module, device: str, trained: set[str]) -> None:
                 table[key] = made[id(tensor)]
 
 
-def _batch(adapter, rows: int, train) -> dict[str, torch.Tensor]:
+def _batch(task_type, rows: int, train) -> dict[str, torch.Tensor]:
     return {name: torch.zeros(shape, dtype=torch.float32 if dtype == "float" else torch.long)
-            for name, (shape, dtype) in adapter.longest_batch(rows, train).items()}
+            for name, (shape, dtype) in task_type.longest_batch(rows, train).items()}
 
 
-def _backward_peak(model, held, adapter, train, batch: int, autocast) -> int:
+def _backward_peak(model, held, task_type, train, batch: int, autocast) -> int:
     """Peak bytes of one forward and backward, gradients included."""
     model.train()
-    inputs = _batch(adapter, batch, train)
+    inputs = _batch(task_type, batch, train)
     with LiveBytes(held) as live:
         with autocast:
             loss = model(**inputs).loss
@@ -197,17 +197,17 @@ def _backward_peak(model, held, adapter, train, batch: int, autocast) -> int:
     return live.peak
 
 
-def _eval_peak(model, held, adapter, train, autocast, labels: bool, precision: str = "fp32") -> int:
+def _eval_peak(model, held, task_type, train, autocast, labels: bool, precision: str = "fp32") -> int:
     """Peak bytes of one evaluation forward: with labels, as Trainer evaluates; without, as
     prompting strategies score (their model is a language model, not the task's head)."""
     model.eval()
-    inputs = _batch(adapter, train.eval_batch_size, train)
+    inputs = _batch(task_type, train.eval_batch_size, train)
     if not labels:
-        for name in adapter.label_names:
+        for name in task_type.label_names:
             inputs.pop(name, None)
     with LiveBytes(held) as live, torch.no_grad(), autocast:
         model(**inputs)
-    extra = generation_cache(model.config, train, precision) if getattr(adapter, "generates", False) else 0
+    extra = generation_cache(model.config, train, precision) if getattr(task_type, "generates", False) else 0
     return live.peak + extra
 
 
@@ -223,10 +223,9 @@ def generation_cache(config, train, precision: str = "fp32") -> int:
     settings, rows = train.generation, train.eval_batch_size
     sequences = rows * settings.num_beams
     new = settings.max_new_tokens
-    if getattr(config, "is_encoder_decoder", False):
-        positions = new + train.max_length  # the decoder's tokens, and the encoder's as cross-attention
-    else:
-        positions = train.max_length + new
+    # decoder-only: the prompt and the new tokens; encoder-decoder: the decoder's new tokens and the
+    # encoder's output as cross-attention keys and values (the same count, held in the same layers)
+    positions = train.max_length + new
     width = 2 if precision in ("bf16", "fp16") else 4  # the cache is kept in what the model computes in
     cache = 2 * layers * sequences * positions * kv_heads * head_dim * width
     return cache + sequences * text.vocab_size * 4  # one step's logits, in fp32

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.base.device import gib, impossible
 from harness.base.errors import HarnessError, first_line
-from harness.config.registry import ADAPTERS
+from harness.config.registry import task_type_of
 from harness.config.schemas import TaskCard, train_fields
 from harness.config.spec import RunSpec
 from harness.config.suite import LoadedSuite
@@ -163,22 +163,22 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
         if missing:
             refused[spec.id] = f"task {spec.task!r}: data file missing: {', '.join(missing)}"
             continue
-        adapter = ADAPTERS.get(card.type)(card)
-        head = json.dumps(adapter.head(), sort_keys=True, default=str)
+        task_type = task_type_of(card)
+        head = json.dumps(task_type.head(), sort_keys=True, default=str)
         key = (spec.model, card.type, head, spec.strategy_key)
         if key not in checked:
-            checked[key] = _check_cell(backbone, adapter, loaded.strategies[spec.strategy_key][2], spec.strategy_key)
+            checked[key] = _check_cell(backbone, task_type, loaded.strategies[spec.strategy_key][2], spec.strategy_key)
         if not checked[key] and (spec.model, head) not in configs:
-            configs[spec.model, head] = backbone.config(**adapter.head())
-        reason = checked[key] or _check_positions(backbone, configs[spec.model, head], adapter, spec)
+            configs[spec.model, head] = backbone.config(**task_type.head())
+        reason = checked[key] or _check_positions(backbone, configs[spec.model, head], task_type, spec)
         if reason:
             refused[spec.id] = reason
     return refused
 
 
-def _check_positions(backbone: Backbone, config, adapter, spec: RunSpec) -> str | None:
+def _check_positions(backbone: Backbone, config, task_type, spec: RunSpec) -> str | None:
     """Why the cell's length settings need more positions than the backbone has, or None."""
-    limit, needed = backbone.position_limit(config), adapter.positions(spec.train, config)
+    limit, needed = backbone.position_limit(config), task_type.positions(spec.train, config)
     if limit is None or needed <= limit:
         return None
     settings = "train.max_length" if needed == spec.train.max_length else \
@@ -199,20 +199,20 @@ def memory_preflight(loaded: LoadedSuite, specs: list[RunSpec], budget: int | No
     for spec in specs:
         card = loaded.cards[spec.task]
         backbone, strategy = loaded.backbones[spec.model], loaded.strategies[spec.strategy_key][2]
-        adapter = ADAPTERS.get(card.type)(card)
-        key = json.dumps([spec.model, card.type, adapter.head(), spec.strategy_key, spec.compute["precision"],
+        task_type = task_type_of(card)
+        key = json.dumps([spec.model, card.type, task_type.head(), spec.strategy_key, spec.compute["precision"],
                           spec.train.model_dump(mode="json", include=train_fields("shape"))], sort_keys=True, default=str)
         if key not in done:
-            estimate = cell_memory(backbone, adapter, strategy, spec.train, device, cache=cache,
+            estimate = cell_memory(backbone, task_type, strategy, spec.train, device, cache=cache,
                                    precision=spec.compute["precision"])
-            done[key] = (estimate, _memory_reason(estimate, backbone, adapter, strategy, spec, budget, device, cache))
+            done[key] = (estimate, _memory_reason(estimate, backbone, task_type, strategy, spec, budget, device, cache))
         estimates[spec.id], reason = done[key]
         if reason:
             refused[spec.id] = reason
     return estimates, refused
 
 
-def _memory_reason(estimate: MemoryEstimate, backbone: Backbone, adapter, strategy: Strategy, spec: RunSpec,
+def _memory_reason(estimate: MemoryEstimate, backbone: Backbone, task_type, strategy: Strategy, spec: RunSpec,
                    budget: int | None, device: str, cache: Path | None) -> str | None:
     label = f"strategy {spec.strategy_key!r} on {spec.model!r}, task {spec.task!r}"
     if estimate.error:
@@ -220,7 +220,7 @@ def _memory_reason(estimate: MemoryEstimate, backbone: Backbone, adapter, strate
     if budget is None or estimate.peak <= budget:
         return None
     if spec.train.auto_batch_size and spec.train.batch_size > 1:
-        smallest = cell_memory(backbone, adapter, strategy, spec.train, device, batch=1, cache=cache,
+        smallest = cell_memory(backbone, task_type, strategy, spec.train, device, batch=1, cache=cache,
                                precision=spec.compute["precision"])
         if smallest.peak <= budget:
             return None  # auto_batch_size will find a batch that fits
@@ -246,9 +246,9 @@ def _check_joint(loaded: LoadedSuite, spec: RunSpec) -> str | None:
     if isinstance(backbone, Backbone):
         bodies = {}
         for task in members:
-            adapter = ADAPTERS.get(loaded.cards[task].type)(loaded.cards[task])
+            task_type = task_type_of(loaded.cards[task])
             try:
-                model = backbone.build(strategy.model_class(adapter), strategy.head(adapter))
+                model = backbone.build(*strategy.architecture(task_type))
             except Exception:
                 continue  # the cell's own check says why this head cannot be built
             bodies[task] = type(getattr(model, model.base_model_prefix, model)).__name__
@@ -275,17 +275,17 @@ def _missing_files(card: TaskCard) -> list[str]:
     return [str(card.resolve(p)) for p in (card.source.files or {}).values() if not card.resolve(p).exists()]
 
 
-def _check_cell(backbone: Backbone, adapter, strategy: Strategy, label: str) -> str | None:
-    if strategy.task_types is not None and adapter.type not in strategy.task_types:
-        return f"strategy {label!r} applies to {', '.join(sorted(strategy.task_types))} tasks, not {adapter.type}"
+def _check_cell(backbone: Backbone, task_type, strategy: Strategy, label: str) -> str | None:
+    if strategy.task_types is not None and task_type.type not in strategy.task_types:
+        return f"strategy {label!r} applies to {', '.join(sorted(strategy.task_types))} tasks, not {task_type.type}"
     try:
-        model = backbone.build(strategy.model_class(adapter), strategy.head(adapter))
+        model = backbone.build(*strategy.architecture(task_type))
     except HarnessError as exc:
         return str(exc)
     except Exception as exc:
-        return f"model {backbone.alias!r}: cannot build a {adapter.type} model: {first_line(exc)}"
-    reason = adapter.check_model(model)
+        return f"model {backbone.alias!r}: cannot build a {task_type.type} model: {first_line(exc)}"
+    reason = task_type.check_model(model)
     if reason:
-        return f"task type {adapter.type!r} on {backbone.alias!r}: {reason}"
+        return f"task type {task_type.type!r} on {backbone.alias!r}: {reason}"
     reason = strategy.check(model)
     return f"strategy {label!r} on {backbone.alias!r}: {reason}" if reason else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.base.errors import first_line
-from harness.config.registry import ADAPTERS
+from harness.config.registry import task_type_of
 from harness.config.spec import RunSpec
 from harness.tasks.data import load_splits
 
@@ -38,14 +38,14 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
 
     cfg = spec.train
     card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
+    task_type = task_type_of(card)
     data = load_splits(card)
     train_rows = min(len(data.train), cfg.max_train_samples or len(data.train))
     if cfg.shots:
-        train_rows = len(adapter.few_shot(data.train.select(range(train_rows)), cfg.shots, spec.seed))
+        train_rows = len(task_type.few_shot(data.train.select(range(train_rows)), cfg.shots, spec.seed))
     eval_rows = min(len(data.eval), cfg.max_eval_samples or len(data.eval))
     # what training evaluates on while it selects (early stopping, curves): dev, drawn as runner.load_task does
-    dev_rows = len(adapter.few_shot(data.dev, cfg.shots, spec.seed)) if cfg.shots and cfg.few_shot_dev \
+    dev_rows = len(task_type.few_shot(data.dev, cfg.shots, spec.seed)) if cfg.shots and cfg.few_shot_dev \
         else len(data.dev)
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps
     probe_train = min(train_rows, steps * per_step)

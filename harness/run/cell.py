@@ -13,11 +13,12 @@ from pathlib import Path
 import datasets
 
 from harness.base.device import autocast, training_device
-from harness.config.registry import ADAPTERS
+from harness.config.registry import task_type_of
 from harness.config.spec import RunSpec
 from harness.hub.reach import commits_used
 from harness.run.backbones import resolve
-from harness.run.cost import PeakMemory, PhaseTimer, environment, parameter_counts
+from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
+from harness.run.environment import environment
 from harness.run.finetuned import save_finetuned
 from harness.run.tracking import finish, hold_ends, tracking
 from harness.run.training import (
@@ -32,7 +33,7 @@ from harness.run.training import (
 from harness.store.database import RunRecord
 from harness.strategies import Context
 from harness.tasks.data import TaskData, load_splits
-from harness.tasks.types import Adapter
+from harness.tasks.types import TaskType
 
 
 def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | None = None) -> RunRecord:
@@ -47,7 +48,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             task = load_task(spec.task_card(), strategy, cfg, spec.seed)
             backbone = resolve(spec.model, spec.model_spec)
             model, tokenizer = backbone.load(
-                strategy.model_class(task.adapter), strategy.head(task.adapter), task.adapter.texts(task.train_rows),
+                *strategy.architecture(task.task_type), task.task_type.texts(task.train_rows),
                 spec.seed)
         if not strategy.trains:
             params, tokens, result_metrics, scores = parameter_counts(model, set()), 0, {}, None
@@ -57,11 +58,11 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 preprocess_task(task, tokenizer, cfg, model, artifacts, dev=spec.sweep is not None)
             if cfg.dropout is not None:
                 set_dropout(model, cfg.dropout)
-            strategy.prepare(Context(spec, task.adapter, tokenizer, artifacts))
-            model = strategy.apply(model, task.adapter)
+            strategy.prepare(Context(spec, task.task_type, tokenizer, artifacts))
+            model = strategy.apply(model, task.task_type)
             params = parameter_counts(model, strategy.trained(model))
             with tempfile.TemporaryDirectory(prefix="harness-") as workdir, tracking(spec, artifacts):
-                trainer = build_trainer(spec, model, tokenizer, task.adapter, task.train_set, task.dev_set, workdir,
+                trainer = build_trainer(spec, model, tokenizer, task.task_type, task.train_set, task.dev_set, workdir,
                                         progress, strategy)
                 held = hold_ends(trainer)
                 with timer("train"):
@@ -69,14 +70,14 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 with timer("evaluate"):
                     trainer.model = strategy.before_evaluate(trainer.model)
                     predictions = trainer.predictions(task.eval_set)
-                references = task.adapter.references(task.eval_set)
+                references = task.task_type.references(task.eval_set)
                 dev_metrics = scores = None
                 if spec.sweep is not None:  # a sweep's cell: the dev scores that selection reads
                     with timer("dev"):
-                        dev_metrics = task.adapter.score(trainer.predictions(task.dev_set),
-                                                         task.adapter.references(task.dev_set))
+                        dev_metrics = task.task_type.score(trainer.predictions(task.dev_set),
+                                                         task.task_type.references(task.dev_set))
                 if held:  # scored once: the trackers' last step and the record
-                    scores = task.adapter.score(predictions, references)
+                    scores = task.task_type.score(predictions, references)
                     finish(trainer, held, {"eval": scores, "dev": dev_metrics})
                 saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
@@ -87,7 +88,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                    timer.seconds["evaluate"])
     if used := commits_used(backbone, spec.task_card()):  # what an unpinned hub source resolved to
         info["hub_commits"] = used
-    return record_of(spec, task.adapter, task.data, predictions, references, cost, info, scores)
+    return record_of(spec, task.task_type, task.data, predictions, references, cost, info, scores)
 
 
 def _predict(spec: RunSpec, strategy, model, tokenizer, task, timer) -> tuple[list, list, dict]:
@@ -95,24 +96,24 @@ def _predict(spec: RunSpec, strategy, model, tokenizer, task, timer) -> tuple[li
     cell's dev scores), references and info, on the training device in the cell's precision."""
     model = model.to(training_device())  # on the accelerator, as a trained cell evaluates there
     with timer("evaluate"), autocast(spec.compute):
-        predictions, info = strategy.predict(model, tokenizer, task.adapter, task.eval_rows, task.train_rows,
+        predictions, info = strategy.predict(model, tokenizer, task.task_type, task.eval_rows, task.train_rows,
                                              spec.seed, spec.train)
-    references = task.adapter.references_of(task.eval_rows, task.data.eval_source)
+    references = task.task_type.references_of(task.eval_rows, task.data.eval_source)
     info["weights_dtype"] = weights_dtype(model)
     if spec.sweep is not None:
         with timer("dev"), autocast(spec.compute):
-            found, _ = strategy.predict(model, tokenizer, task.adapter, task.dev_rows, task.train_rows, spec.seed,
+            found, _ = strategy.predict(model, tokenizer, task.task_type, task.dev_rows, task.train_rows, spec.seed,
                                         spec.train)
-            info["dev_metrics"] = task.adapter.score(found, task.adapter.references_of(task.dev_rows,
+            info["dev_metrics"] = task.task_type.score(found, task.task_type.references_of(task.dev_rows,
                                                                                       task.data.dev_source))
     return predictions, references, info
 
 
 @dataclass
 class PreparedTask:
-    """One task of a cell made ready: its adapter, splits and rows, then its model-ready features."""
+    """One task of a cell made ready: its task_type, splits and rows, then its model-ready features."""
 
-    adapter: Adapter
+    task_type: TaskType
     data: TaskData
     train_rows: datasets.Dataset
     dev_rows: datasets.Dataset
@@ -132,28 +133,28 @@ class PreparedTask:
 def load_task(card, strategy, cfg, seed: int) -> PreparedTask:
     """A task's rows for one cell: the first N rows if asked, the few-shot draw (of dev as well, so
     that selection sees no more labelled rows than training), the strategy's data augmentation."""
-    adapter = ADAPTERS.get(card.type)(card)
+    task_type = task_type_of(card)
     data = load_splits(card)
     train_rows, dev_rows = _head(data.train, cfg.max_train_samples), data.dev
     if cfg.shots:
-        train_rows = adapter.few_shot(train_rows, cfg.shots, seed)
-        dev_rows = adapter.few_shot(dev_rows, cfg.shots, seed) if cfg.few_shot_dev else dev_rows
-    train_rows, augmented = strategy.augment(train_rows, adapter, seed)
-    return PreparedTask(adapter, data, train_rows, dev_rows, _head(data.eval, cfg.max_eval_samples), augmented)
+        train_rows = task_type.few_shot(train_rows, cfg.shots, seed)
+        dev_rows = task_type.few_shot(dev_rows, cfg.shots, seed) if cfg.few_shot_dev else dev_rows
+    train_rows, augmented = strategy.augment(train_rows, task_type, seed)
+    return PreparedTask(task_type, data, train_rows, dev_rows, _head(data.eval, cfg.max_eval_samples), augmented)
 
 
 def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path | None, dev: bool = False) -> None:
-    """The task's features for `model` (its adapter bound to it), through the preprocessing cache
+    """The task's features for `model` (its task type bound to it), through the preprocessing cache
     beside the store's runs folder; dev's when training selects on it, or with `dev` (a sweep
     scores it)."""
-    task.adapter.bind(model)
+    task.task_type.bind(model)
     cache = artifacts.parent / "cache" / "preprocessed" if artifacts else None
-    task.train_set, train_info = preprocessed(task.adapter, task.train_rows, task.data.train_source, tokenizer, cfg,
+    task.train_set, train_info = preprocessed(task.task_type, task.train_rows, task.data.train_source, tokenizer, cfg,
                                               model, cache)
-    task.eval_set, eval_info = preprocessed(task.adapter, task.eval_rows, task.data.eval_source, tokenizer, cfg,
+    task.eval_set, eval_info = preprocessed(task.task_type, task.eval_rows, task.data.eval_source, tokenizer, cfg,
                                             model, cache)
     # dev rows are checked as train and eval rows are (a label outside the card's is refused), used or not
-    dev_set, _ = preprocessed(task.adapter, task.dev_rows, task.data.dev_source, tokenizer, cfg, model, cache)
+    dev_set, _ = preprocessed(task.task_type, task.dev_rows, task.data.dev_source, tokenizer, cfg, model, cache)
     if dev or cfg.early_stopping or cfg.eval_every_steps:  # what training evaluates on: never eval
         task.dev_set = dev_set
     task.counts = (train_info, eval_info)
@@ -182,19 +183,19 @@ def cost_of(params: dict, memory: PeakMemory, timer: PhaseTimer, started: float,
     }
 
 
-def record_of(spec: RunSpec, adapter, data, predictions: list, references: list, cost: dict, info: dict,
+def record_of(spec: RunSpec, task_type, data, predictions: list, references: list, cost: dict, info: dict,
               metrics: dict | None = None) -> RunRecord:
     """The finished record of one cell: its predictions scored with the card's metrics (`metrics`
     when they were scored already)."""
-    metrics = metrics if metrics is not None else adapter.score(predictions, references)
-    if breakdown := adapter.breakdown(predictions, references):
+    metrics = metrics if metrics is not None else task_type.score(predictions, references)
+    if breakdown := task_type.breakdown(predictions, references):
         info["breakdown"] = breakdown
     info |= {"trained_on": data.train_source, "reported_on": data.eval_source}  # selected_on: training_info
     if "dev_metrics" in info:  # a sweep's cell: what its dev scores were computed on
         info["dev_scored_on"] = data.dev_source
     return RunRecord(
         id=spec.id, spec=spec.model_dump(mode="json"), status="done", metrics=metrics,
-        signatures=adapter.signatures(), cost=cost, info=info, environment=environment(),
+        signatures=task_type.signatures(), cost=cost, info=info, environment=environment(),
         predictions=predictions, references=references,
     )
 

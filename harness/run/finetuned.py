@@ -12,7 +12,7 @@ from pathlib import Path
 import transformers
 
 from harness.base.files import write_text
-from harness.config.registry import ADAPTERS
+from harness.config.registry import task_type_of
 from harness.config.spec import RunSpec
 from harness.run.backbones import resolve
 
@@ -32,9 +32,9 @@ def load_finetuned(spec: RunSpec | None, folder: Path):
     if spec is None:
         spec = RunSpec.model_validate_json((folder / "run_spec.json").read_text(encoding="utf-8"))
     card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
+    task_type = task_type_of(card)
     strategy = spec.build_strategy()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     backbone = resolve(spec.model, spec.model_spec)
-    model, _ = backbone.load(strategy.model_class(adapter), strategy.head(adapter), [], spec.seed, tokenizer=tokenizer)
-    return strategy.load_trained(model, adapter, folder), tokenizer
+    model, _ = backbone.load(*strategy.architecture(task_type), [], spec.seed, tokenizer=tokenizer)
+    return strategy.load_trained(model, task_type, folder), tokenizer

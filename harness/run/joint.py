@@ -1,6 +1,6 @@
 """One joint model end to end: the tasks of a joint strategy (multitask) trained together.
 
-Every task gets its own head model (its adapter's AutoModelFor* class) and all of them share one
+Every task gets its own head model (its task type's AutoModelFor* class) and all of them share one
 backbone module, so each head sees the same body. Training is the one Trainer path; only the
 training batches differ: a `TaskMixture` draws, each step, which task the next batch comes from.
 Each task is then predicted with its own head and scored as its own cell. The joint training's
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from harness.config.registry import ADAPTERS
+from harness.config.registry import TASK_TYPES
 from harness.config.spec import RunSpec
 from harness.run.backbones import resolve
 from harness.run.cell import (
@@ -117,7 +117,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
     first = specs[0]
     cfg, seed, strategy = first.train, first.seed, first.build_strategy()
     # the body of a pooled head is the fullest (it has a pooler that the others lack): it is the one shared
-    names = sorted(first.partners, key=lambda n: not ADAPTERS.get(first.partners[n].card.type).pooled)
+    names = sorted(first.partners, key=lambda n: not TASK_TYPES.get(first.partners[n].card.type).pooled)
     with PeakMemory() as memory:
         with timer("load"):
             tasks = {n: load_task(first.partners[n].task_card(), strategy, cfg, seed) for n in names}
@@ -129,16 +129,16 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
             for model in models.values():
                 set_dropout(model, cfg.dropout)
         for n, task in tasks.items():
-            strategy.prepare(Context(first, task.adapter, tokenizer, artifacts))
-            models[n] = strategy.apply(models[n], task.adapter)
+            strategy.prepare(Context(first, task.task_type, tokenizer, artifacts))
+            models[n] = strategy.apply(models[n], task.task_type)
         joint = MultiTaskModel(models)
         params = parameter_counts(joint, strategy.trained(joint))
-        loaders = {n: _loader(t.train_set, models[n], t.adapter.collator(tokenizer), cfg.batch_size, seed + i)
+        loaders = {n: _loader(t.train_set, models[n], t.task_type.collator(tokenizer), cfg.batch_size, seed + i)
                    for i, (n, t) in enumerate(tasks.items())}
         mixing = strategy.mixing({n: len(loader) for n, loader in loaders.items()})
         mixture = TaskMixture(loaders, mixing, seed)
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-            trainer = build_trainer(first, joint, tokenizer, tasks[first.task].adapter, tasks[first.task].train_set,
+            trainer = build_trainer(first, joint, tokenizer, tasks[first.task].task_type, tasks[first.task].train_set,
                                     None, workdir, progress, strategy, trainer_class=JointTrainer, track=False,
                                     mixture=mixture)  # one model for several cells: no one tracked run
             with timer("train"):
@@ -149,7 +149,7 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
                 for spec in specs:
                     task = tasks[spec.task]
                     models[spec.task].eval()
-                    scorer = build_trainer(spec, models[spec.task], tokenizer, task.adapter, None, None, workdir, None,
+                    scorer = build_trainer(spec, models[spec.task], tokenizer, task.task_type, None, None, workdir, None,
                                            strategy, track=False)
                     predictions[spec.task] = scorer.predictions(task.eval_set)
     tokens = int(trainer.state.num_input_tokens_seen or 0)
@@ -163,18 +163,18 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
     for spec in specs:  # each task's model (the shared body and its own head) is saved to load alone
         task = tasks[spec.task]
         info = task.info(trainer, result, cfg, save_if_asked(models[spec.task], tokenizer, artifacts, strategy, spec))
-        records.append(record_of(spec, task.adapter, task.data, predictions[spec.task],
-                                 task.adapter.references(task.eval_set), dict(cost), info | {"joint": shared}))
+        records.append(record_of(spec, task.task_type, task.data, predictions[spec.task],
+                                 task.task_type.references(task.eval_set), dict(cost), info | {"joint": shared}))
     return records
 
 
 def _models(first: RunSpec, strategy, tasks: dict[str, PreparedTask]) -> tuple[dict[str, nn.Module], object]:
     """({task: its head model}, the tokenizer) around one shared body, loaded in `tasks`' order."""
     backbone = resolve(first.model, first.model_spec)
-    texts = [t for task in tasks.values() for t in task.adapter.texts(task.train_rows)]
+    texts = [t for task in tasks.values() for t in task.task_type.texts(task.train_rows)]
     models, tokenizer = {}, None
     for n, task in tasks.items():
-        models[n], tokenizer = backbone.load(strategy.model_class(task.adapter), strategy.head(task.adapter), texts,
+        models[n], tokenizer = backbone.load(*strategy.architecture(task.task_type), texts,
                                              first.seed, tokenizer=tokenizer)
     share_backbone(models)
     return models, tokenizer

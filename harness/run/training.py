@@ -50,9 +50,9 @@ class HarnessTrainer(Trainer):
     parameters that unfreeze later) while keeping Trainer's weight-decay rules, and which stops a
     run that diverges (see `diverged`). Nothing else changes."""
 
-    def __init__(self, *args, strategy, adapter, train_config, **kwargs):
+    def __init__(self, *args, strategy, task_type, train_config, **kwargs):
         self.strategy = strategy
-        self.adapter = adapter
+        self.task_type = task_type
         self.train_config = train_config
         # {"step", "signal", "value"} of the first non-finite training loss, gradient norm or weight;
         # None while training is sound. Trainer's own log filters non-finite losses out of its
@@ -99,11 +99,11 @@ class HarnessTrainer(Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
         """Generation tasks are scored on generated text, not on one forward pass's logits."""
-        if not self.adapter.generates:
+        if not self.task_type.generates:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         features = eval_dataset if eval_dataset is not None else self.eval_dataset
-        predictions = self.adapter.generate(self.model, self.processing_class, features, self.train_config)
-        scores = self.adapter.score(predictions, self.adapter.references(features))
+        predictions = self.task_type.generate(self.model, self.processing_class, features, self.train_config)
+        scores = self.task_type.score(predictions, self.task_type.references(features))
         metrics = {f"{metric_key_prefix}_{k}": v for k, v in scores.items()}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
@@ -112,12 +112,12 @@ class HarnessTrainer(Trainer):
     def predictions(self, features) -> list:
         """Per-example predictions on preprocessed `features` (the scores are the caller's: the
         Trainer's compute_metrics reads the dev set)."""
-        if self.adapter.generates:
+        if self.task_type.generates:
             self.model.eval()
-            return self.adapter.generate(self.model, self.processing_class, features, self.train_config)
+            return self.task_type.generate(self.model, self.processing_class, features, self.train_config)
         scorer, self.compute_metrics = self.compute_metrics, None
         try:
-            return self.adapter.decode(self.predict(features).predictions, features)
+            return self.task_type.decode(self.predict(features).predictions, features)
         finally:
             self.compute_metrics = scorer
 
@@ -153,15 +153,15 @@ class _ReportSteps(TrainerCallback):
         self.progress(state.global_step, state.max_steps)
 
 
-def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | None):
-    """adapter.preprocess, done once per (rows, tokenizer, settings) and kept under `cache`:
+def preprocessed(task_type, rows, name: str, tokenizer, cfg, model, cache: Path | None):
+    """task_type.preprocess, done once per (rows, tokenizer, settings) and kept under `cache`:
     every cell of a suite that reads the same split with the same tokenizer reuses it. The key
     hashes the rows' content (after few-shot draws and augmentation), the tokenizer's full
     definition, the card, the settings preprocessing reads, and the architecture kind."""
     if cache is None:
-        return adapter.preprocess(rows, name, tokenizer, cfg)
+        return task_type.preprocess(rows, name, tokenizer, cfg)
     key = json_digest({
-        "adapter": adapter.type, "card": card_identity(adapter.card),
+        "adapter": task_type.type, "card": card_identity(task_type.card),
         "split": name, "rows": _rows_digest(rows), "tokenizer": _tokenizer_digest(tokenizer),
         "train": cfg.model_dump(mode="json", include=train_fields("preprocess")),
         "model": [getattr(model.config, "model_type", None), bool(getattr(model.config, "is_encoder_decoder", False))],
@@ -174,7 +174,7 @@ def preprocessed(adapter, rows, name: str, tokenizer, cfg, model, cache: Path | 
             return datasets.load_from_disk(str(folder / "data")), info | {"cache": "hit"}
         except Exception:  # noqa: BLE001 - a damaged entry (a full disk, a crash) is made again, not fatal
             shutil.rmtree(folder, ignore_errors=True)
-    features, info = adapter.preprocess(rows, name, tokenizer, cfg)
+    features, info = task_type.preprocess(rows, name, tokenizer, cfg)
     private_folder(cache)  # the entries hold the task's rows, which may be readable by this user alone
     partial = cache / f".{key}.{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
@@ -281,7 +281,7 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
             module.attention_dropout = p
 
 
-def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, workdir: str, progress: Progress | None,
+def build_trainer(spec: RunSpec, model, tokenizer, task_type, train_set, dev_set, workdir: str, progress: Progress | None,
              strategy, trainer_class: type[HarnessTrainer] | None = None, track: bool = True, **extra) -> Trainer:
     """The Trainer of one cell. `dev_set` is what training evaluates on (early stopping, checkpoint
     choice, curves): the task's dev split, never the split it reports; None when nothing selects.
@@ -296,14 +296,14 @@ def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, 
         **extra,
         model=model,
         strategy=strategy,
-        adapter=adapter,
+        task_type=task_type,
         train_config=cfg,
-        args=_arguments(spec, adapter, workdir, track),
+        args=_arguments(spec, task_type, workdir, track),
         train_dataset=train_set,
         eval_dataset=dev_set,
         processing_class=tokenizer,
-        data_collator=adapter.collator(tokenizer),
-        compute_metrics=(lambda p: adapter.score(adapter.decode(p.predictions, dev_set), adapter.references(dev_set)))
+        data_collator=task_type.collator(tokenizer),
+        compute_metrics=(lambda p: task_type.score(task_type.decode(p.predictions, dev_set), task_type.references(dev_set)))
         if dev_set is not None else None,
         callbacks=callbacks,
     )
@@ -311,7 +311,7 @@ def build_trainer(spec: RunSpec, model, tokenizer, adapter, train_set, dev_set, 
     return trainer
 
 
-def _arguments(spec: RunSpec, adapter, workdir: str, track: bool = True) -> TrainingArguments:
+def _arguments(spec: RunSpec, task_type, workdir: str, track: bool = True) -> TrainingArguments:
     """The cell's training settings as Trainer's arguments."""
     cfg, stopping = spec.train, spec.train.early_stopping
     every = "steps" if cfg.eval_every_steps else "epoch" if stopping else "no"
@@ -336,7 +336,7 @@ def _arguments(spec: RunSpec, adapter, workdir: str, track: bool = True) -> Trai
         save_steps=cfg.eval_every_steps,
         save_total_limit=1 if stopping else None,
         load_best_model_at_end=bool(stopping),
-        metric_for_best_model=(stopping.metric or adapter.card.primary) if stopping else None,
+        metric_for_best_model=(stopping.metric or task_type.card.primary) if stopping else None,
         greater_is_better=not (stopping and stopping.metric == "loss"),  # the loss is best lowest
         logging_strategy="steps",
         logging_steps=10,
@@ -344,7 +344,7 @@ def _arguments(spec: RunSpec, adapter, workdir: str, track: bool = True) -> Trai
         run_name=spec.label,
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
-        label_names=list(adapter.label_names),
+        label_names=list(task_type.label_names),
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",

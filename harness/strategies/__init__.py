@@ -1,6 +1,6 @@
 """Strategies: each decides what trains, never how. The table of names is harness.config.registry.STRATEGIES.
 
-A strategy is a validated argument model plus `apply(model, adapter)`, which freezes, unfreezes
+A strategy is a validated argument model plus `apply(model, task_type)`, which freezes, unfreezes
 or wraps the model. `check` tells preflight why a strategy cannot apply to a backbone (built on
 the meta device, so no weights are loaded) before anything runs.
 """
@@ -24,10 +24,10 @@ class NoArgs(Strict):
 
 @dataclass
 class Context:
-    """What a cell hands a strategy's `prepare`: its spec, task adapter, tokenizer, artifacts folder."""
+    """What a cell hands a strategy's `prepare`: its spec, task task_type, tokenizer, artifacts folder."""
 
     spec: Any
-    adapter: Any
+    task_type: Any
     tokenizer: Any
     artifacts: Path | None
 
@@ -52,18 +52,22 @@ class Strategy:
         """Every argument, defaults included: what the run id hashes."""
         return self.args.model_dump(mode="json")
 
-    def model_class(self, adapter) -> type:
-        """Which AutoModelFor* class the backbone is loaded as: the task adapter's head by default."""
-        return adapter.model_class
+    def model_class(self, task_type) -> type:
+        """Which AutoModelFor* class the backbone is loaded as: the task type's head by default."""
+        return task_type.model_class
 
-    def head(self, adapter) -> dict[str, Any]:
-        return adapter.head()
+    def head(self, task_type) -> dict[str, Any]:
+        return task_type.head()
+
+    def architecture(self, task_type) -> tuple[type, dict[str, Any]]:
+        """(model class, head arguments): what a backbone is built or loaded as for this strategy."""
+        return self.model_class(task_type), self.head(task_type)
 
     def check(self, model: nn.Module) -> str | None:
         """Why this strategy cannot apply to `model` (a meta-device instance), or None."""
         return None
 
-    def apply(self, model: nn.Module, adapter) -> nn.Module:
+    def apply(self, model: nn.Module, task_type) -> nn.Module:
         raise NotImplementedError
 
     def peft_ready(self, model: nn.Module) -> nn.Module:
@@ -78,7 +82,7 @@ class Strategy:
     def prepare(self, context: Context) -> None:
         """Load what the strategy needs beyond the model (a teacher) before `apply`."""
 
-    def augment(self, rows, adapter, seed: int) -> tuple[Any, dict | None]:
+    def augment(self, rows, task_type, seed: int) -> tuple[Any, dict | None]:
         """The training rows the model sees, and what was done to them (data augmentation)."""
         return rows, None
 
@@ -94,14 +98,14 @@ class Strategy:
         return {n for n, p in model.named_parameters() if p.requires_grad}
 
     def before_evaluate(self, model: nn.Module) -> nn.Module:
-        """The model to evaluate once training is done (PEFT methods may merge their adapter)."""
+        """The model to evaluate once training is done (PEFT methods may merge their task_type)."""
         return model
 
     def callbacks(self, model: nn.Module) -> list:
         """TrainerCallbacks that change what trains during training (gradual unfreezing)."""
         return []
 
-    def predict(self, model: nn.Module, tokenizer, adapter, rows, train_rows, seed: int, train) -> tuple[list, dict]:
+    def predict(self, model: nn.Module, tokenizer, task_type, rows, train_rows, seed: int, train) -> tuple[list, dict]:
         """(per-example predictions on `rows`, what was done) for a strategy that does not train
         (`trains` False): it predicts in place of the Trainer."""
         raise NotImplementedError
@@ -119,10 +123,10 @@ class Strategy:
         state = {n: p.detach().contiguous() for n, p in model.named_parameters() if n in trained}
         safetensors.torch.save_file(state, folder / TRAINED)
 
-    def load_trained(self, model: nn.Module, adapter, folder: Path) -> nn.Module:
+    def load_trained(self, model: nn.Module, task_type, folder: Path) -> nn.Module:
         """`model` (the backbone rebuilt as the cell built it) with this strategy applied and the
         parameters `save_trained` wrote loaded into it."""
-        model = self.apply(model, adapter)
+        model = self.apply(model, task_type)
         state = safetensors.torch.load_file(folder / TRAINED)
         missing = set(state) - set(dict(model.named_parameters()))
         if missing:

@@ -84,12 +84,12 @@ class Augment(Strategy):
                 return str(exc).removeprefix("augment: ")
         return None
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         for param in model.parameters():
             param.requires_grad = True
         return model
 
-    def augment(self, rows: datasets.Dataset, adapter, seed: int) -> tuple[datasets.Dataset, dict]:
+    def augment(self, rows: datasets.Dataset, task_type, seed: int) -> tuple[datasets.Dataset, dict]:
         """`rows` plus the augmented copies, and what was done."""
         ops = self.args.operations
         lexicon = wordnet(find_lexicon(self.args.lexicon)) if (ops.synonym or ops.insert) else {}
@@ -101,7 +101,7 @@ class Augment(Strategy):
             row = rows[i]
             for _ in range(self.args.copies):
                 copy = dict(row)
-                for column in adapter.card.inputs:
+                for column in task_type.card.inputs:
                     if isinstance(copy[column], str):
                         copy[column] = eda(copy[column], ops, lexicon, rng, counts)
                 extra.append(copy)

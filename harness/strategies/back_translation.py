@@ -74,10 +74,10 @@ class BackTranslation(Full):
                 return f"{key}: {exc}"
         return None
 
-    def augment(self, rows: datasets.Dataset, adapter, seed: int) -> tuple[datasets.Dataset, dict]:
+    def augment(self, rows: datasets.Dataset, task_type, seed: int) -> tuple[datasets.Dataset, dict]:
         rng = random.Random(seed)
         chosen = sorted(rng.sample(range(len(rows)), round(self.args.fraction * len(rows))))
-        columns = [c for c in adapter.card.inputs]
+        columns = [c for c in task_type.card.inputs]
         originals = {c: [rows[i][c] for i in chosen] * self.args.copies for c in columns}
         texts = [t for c in columns for t in originals[c]]
         pivots = self._translate("forward", texts, seed)

@@ -13,5 +13,5 @@ class BitFit(Strategy):
             return f"{type(model).__name__} has no bias terms in its backbone"
         return None
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         return train_only(model, lambda name: name.endswith(".bias"))

@@ -55,7 +55,7 @@ class Distill(Strategy):
             from harness.run.backbones import resolve
 
             backbone = resolve("teacher", ModelSpec(source=teacher))
-            model, tokenizer = backbone.load(context.adapter.model_class, context.adapter.head(), [], 0)
+            model, tokenizer = backbone.load(context.task_type.model_class, context.task_type.head(), [], 0)
         if tokenizer.get_vocab() != context.tokenizer.get_vocab():
             raise ValueError(f"distill: teacher {teacher!r} and the student tokenize differently; "
                              "distillation on token ids needs a shared vocabulary")
@@ -63,7 +63,7 @@ class Distill(Strategy):
         for param in self.teacher.parameters():
             param.requires_grad = False
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         for param in model.parameters():
             param.requires_grad = True
         return model

@@ -31,7 +31,7 @@ class HeadOnly(Strategy):
             return "the head shares its weights with the input embeddings (tied); there is no separate head to train"
         return None
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         return train_only(model, lambda name: False)
 
 
@@ -54,7 +54,7 @@ class Freeze(Strategy):
     def check(self, model):
         return _too_deep(model, self.args.layers, "layers")
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         embeddings, layers, _, _ = depth_groups(model)
         frozen = {n for layer in layers[: self.args.layers] for n in layer}
         if self.args.embeddings:
@@ -77,7 +77,7 @@ class TopK(Strategy):
     def check(self, model):
         return _too_deep(model, self.args.k, "k")
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         _, layers, above, _ = depth_groups(model)
         keep = set(above) | {n for layer in layers[len(layers) - self.args.k:] for n in layer}
         return train_only(model, lambda name: name in keep)
@@ -100,7 +100,7 @@ class GradualUnfreezing(Strategy):
             return "every must be at least 1 step"
         return None
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         _, _, above, _ = depth_groups(model)
         return train_only(model, lambda name: name in set(above))
 
@@ -145,7 +145,7 @@ class LLRD(Strategy):
     name = "llrd"
     Args = LLRDArgs
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         for param in model.parameters():
             param.requires_grad = True
         return model

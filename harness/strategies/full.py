@@ -8,7 +8,7 @@ class Full(Strategy):
 
     name = "full"
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         for param in model.parameters():
             param.requires_grad = True
         return model

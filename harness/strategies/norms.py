@@ -23,6 +23,6 @@ class LNTuning(Strategy):
             return f"{type(model).__name__} has no normalisation layers with parameters"
         return None
 
-    def apply(self, model, adapter):
+    def apply(self, model, task_type):
         norms = norm_parameters(model)
         return train_only(model, lambda name: name in norms)

@@ -64,14 +64,14 @@ class PeftStrategy(Strategy):
             raise ConfigError(f"{where}: {key}: {first_line(exc)}") from None
         return cls(args)
 
-    def _config(self, model: nn.Module | None, task_type: str | None = None):
+    def _config(self, model: nn.Module | None, peft_task_type: str | None = None):
         """The peft config; with no model (validating a suite) target modules are placeholders."""
         args = {k: v for k, v in self.args.items() if k not in HARNESS_ARGUMENTS}
         if "target_modules" in args:
             args["target_modules"] = self._resolve("target_modules", self.targets_table, model)
         if "feedforward_modules" in args:
             args["feedforward_modules"] = self._resolve("feedforward_modules", self.feedforward_table, model)
-        return self.config_class(**args, task_type=task_type)
+        return self.config_class(**args, task_type=peft_task_type)
 
     def _resolve(self, key: str, table: dict[str, list[str]], model: nn.Module | None):
         wanted = self.args[key]
@@ -105,7 +105,7 @@ class PeftStrategy(Strategy):
             return f"peft cannot apply {self.name}: {first_line(exc)}"
         return None
 
-    def apply(self, model: nn.Module, adapter) -> nn.Module:
+    def apply(self, model: nn.Module, task_type) -> nn.Module:
         return peft.get_peft_model(self.peft_ready(model), self._config(model, peft_task(model)))
 
     def before_evaluate(self, model: nn.Module) -> nn.Module:
@@ -119,7 +119,7 @@ class PeftStrategy(Strategy):
             model.unmerge_adapter()  # save the adapter as trained, not folded into the weights
         model.save_pretrained(folder)
 
-    def load_trained(self, model: nn.Module, adapter, folder: Path) -> nn.Module:
+    def load_trained(self, model: nn.Module, task_type, folder: Path) -> nn.Module:
         return peft.PeftModel.from_pretrained(self.peft_ready(model), folder)
 
 

@@ -46,10 +46,10 @@ class ZeroShot(Strategy):
     def demonstrations(self) -> int:
         return getattr(self.args, "demonstrations", 0)
 
-    def model_class(self, adapter) -> type:
+    def model_class(self, task_type) -> type:
         return GenerationModel  # builds encoder-decoders too, so `check` can say why they cannot be prompted
 
-    def head(self, adapter) -> dict:
+    def head(self, task_type) -> dict:
         return {}
 
     def check(self, model):
@@ -59,43 +59,43 @@ class ZeroShot(Strategy):
             return f"needs a decoder-only backbone; {model_type!r} is not one"
         return None
 
-    def predict(self, model, tokenizer, adapter, rows, train_rows, seed: int, train):
-        if adapter.generates:
-            return self._generate(model, tokenizer, adapter, rows, train_rows, seed, train)
-        labels = adapter.card.labels
+    def predict(self, model, tokenizer, task_type, rows, train_rows, seed: int, train):
+        if task_type.generates:
+            return self._generate(model, tokenizer, task_type, rows, train_rows, seed, train)
+        labels = task_type.card.labels
         if labels is None:
             raise ValueError(f"{self.name}: scoring verbalizers needs a task with classes, not regression")
         words = [(self.args.verbalizers or {}).get(label, label) for label in labels]
-        prefix = self.args.instruction + self._demonstrations(adapter, train_rows, words, seed)
-        prompts = [prefix + self._query(adapter, row) for row in rows]
+        prefix = self.args.instruction + self._demonstrations(task_type, train_rows, words, seed)
+        prompts = [prefix + self._query(task_type, row) for row in rows]
         scores = continuation_logprobs(model, tokenizer, prompts, [" " + w for w in words], self.args.batch_size)
         predictions = [int(torch.tensor(s).argmax()) for s in scores]
         return predictions, {"prompt_example": prompts[0] if prompts else "", "verbalizers": dict(zip(labels, words)),
                              "demonstrations": self.demonstrations}
 
-    def _generate(self, model, tokenizer, adapter, rows, train_rows, seed: int, train):
+    def _generate(self, model, tokenizer, task_type, rows, train_rows, seed: int, train):
         """Generation tasks: the card's prompt after the instruction and solved examples; the model
         generates the rest with the suite's generation settings."""
-        adapter.bind(model)
+        task_type.bind(model)
         preamble = self.args.instruction
         if self.demonstrations:
             picked = random.Random(seed).sample(range(len(train_rows)), min(self.demonstrations, len(train_rows)))
-            sources, targets = adapter.pairs(train_rows.select(picked), "train")
-            preamble += "".join(f"{adapter.prompt(s, train)} {t}\n\n" for s, t in zip(sources, targets))
-        features, info = adapter.preprocess(rows, "eval", tokenizer, train, preamble=preamble)
-        predictions = adapter.generate(model, tokenizer, features, train)
+            sources, targets = task_type.pairs(train_rows.select(picked), "train")
+            preamble += "".join(f"{task_type.prompt(s, train)} {t}\n\n" for s, t in zip(sources, targets))
+        features, info = task_type.preprocess(rows, "eval", tokenizer, train, preamble=preamble)
+        predictions = task_type.generate(model, tokenizer, features, train)
         prompt = tokenizer.decode(features[0]["prompt_ids"], skip_special_tokens=True) if len(features) else ""
         return predictions, {"prompt_example": prompt, "demonstrations": self.demonstrations, "eval": info}
 
-    def _query(self, adapter, row) -> str:
-        return self.args.template.format(input=adapter.prompt_input(row), **row)
+    def _query(self, task_type, row) -> str:
+        return self.args.template.format(input=task_type.prompt_input(row), **row)
 
-    def _demonstrations(self, adapter, train_rows, words, seed: int) -> str:
+    def _demonstrations(self, task_type, train_rows, words, seed: int) -> str:
         if not self.demonstrations:
             return ""
         picked = random.Random(seed).sample(range(len(train_rows)), min(self.demonstrations, len(train_rows)))
-        references = adapter.references_of(train_rows.select(picked), "train")
-        return "".join(f"{self._query(adapter, train_rows[i])} {words[label]}\n\n" for i, label in zip(picked, references))
+        references = task_type.references_of(train_rows.select(picked), "train")
+        return "".join(f"{self._query(task_type, train_rows[i])} {words[label]}\n\n" for i, label in zip(picked, references))
 
 
 class InContext(ZeroShot):

@@ -8,11 +8,11 @@ import pytest
 
 from harness.base.errors import HarnessError
 from harness.config.registry import (
-    ADAPTERS,
     CATALOGUE_DIR,
     GENERATORS,
     METRICS,
     STRATEGIES,
+    TASK_TYPES,
     Registry,
     TaskCatalogue,
 )
@@ -22,17 +22,17 @@ from harness.metrics import Metric
 from harness.plan.plan import preflight
 from harness.strategies import Strategy
 from harness.sweep.space import merged, points
-from harness.tasks.types import Adapter
+from harness.tasks.types import TaskType
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_entry_imports_as_what_its_table_holds():
     """Each name gives the kind of thing its table promises, under its own name."""
-    assert ADAPTERS.names() and STRATEGIES.names() and METRICS.names() and GENERATORS.names()
-    for name in ADAPTERS:
-        adapter = ADAPTERS.get(name)
-        assert issubclass(adapter, Adapter) and adapter.type == name, name
+    assert TASK_TYPES.names() and STRATEGIES.names() and METRICS.names() and GENERATORS.names()
+    for name in TASK_TYPES:
+        task_type = TASK_TYPES.get(name)
+        assert issubclass(task_type, TaskType) and task_type.type == name, name
     for name in STRATEGIES:
         strategy = STRATEGIES.get(name)
         assert issubclass(strategy, Strategy) and strategy.name == name, name
@@ -54,7 +54,7 @@ def test_catalogue_matches_the_files_on_disk():
     on_disk = sorted(p.stem for p in CATALOGUE_DIR.rglob("*.yaml"))
     assert catalogue.names() == on_disk
     for name in catalogue.names():
-        card = catalogue.get(name)  # each card parses and passes its adapter's checks
+        card = catalogue.get(name)  # each card parses and passes its task type's checks
         assert card.name == name
 
 
@@ -101,5 +101,5 @@ def test_suites_folder_holds_suites_and_task_cards_only():
     cards = [p for p in YAML if p not in SUITES]
     assert cards, "suites/samples/ should hold the real-data sample cards"
     catalogue = TaskCatalogue()
-    for path in cards:  # each parses as a task card and passes its adapter's checks (no data read)
+    for path in cards:  # each parses as a task card and passes its task type's checks (no data read)
         assert catalogue.get(str(path)).name == path.stem

@@ -16,35 +16,35 @@ from harness.testing import measured_peak, write_yaml
 def _parts(suite_path, strategy="full"):
     loaded = load_suite(suite_path)
     spec = next(s for s in expand(loaded) if s.strategy == strategy)
-    from harness.config.registry import ADAPTERS
+    from harness.config.registry import task_type_of
 
     card = loaded.cards[spec.task]
-    return loaded.backbones[spec.model], ADAPTERS.get(card.type)(card), loaded.strategies[spec.strategy_key][2], spec.train
+    return loaded.backbones[spec.model], task_type_of(card), loaded.strategies[spec.strategy_key][2], spec.train
 
 
 @pytest.mark.parametrize("strategy, args", [("full", {}), ("lora", {"r": 4}), ("head_only", {})])
 def test_memory_estimate_matches_the_allocators_true_peak(small_suite, strategy, args):
     suite = small_suite(strategies={strategy: args}, train={"batch_size": 16, "eval_batch_size": 32, "max_length": 48})
-    backbone, adapter, built, train = _parts(suite, strategy)
-    estimate = cell_memory(backbone, adapter, built, train, "cpu")
+    backbone, task_type, built, train = _parts(suite, strategy)
+    estimate = cell_memory(backbone, task_type, built, train, "cpu")
     assert not estimate.note and not estimate.error
-    real = measured_peak(backbone, adapter, built, train)
+    real = measured_peak(backbone, task_type, built, train)
     assert 0.95 < estimate.peak / real < 1.10, (estimate.describe(), real)
     # parameters by count: fp32 weights, a gradient and two AdamW moments per trained parameter
-    model = built.apply(built.model_class(adapter).from_config(backbone.config(**built.head(adapter))), adapter)
+    model = built.apply(built.model_class(task_type).from_config(backbone.config(**built.head(task_type))), task_type)
     trained = sum(p.numel() for n, p in model.named_parameters() if n in built.trained(model))
     assert estimate.gradients == 4 * trained and estimate.optimizer == 8 * trained
 
 
 def test_activations_grow_with_batch_and_estimates_are_kept_on_disk(small_suite, tmp_path, monkeypatch):
-    backbone, adapter, built, train = _parts(small_suite())
+    backbone, task_type, built, train = _parts(small_suite())
     cache = tmp_path / "estimates"
-    small = cell_memory(backbone, adapter, built, train, "cpu", batch=8, cache=cache)
-    large = cell_memory(backbone, adapter, built, train, "cpu", batch=32, cache=cache)
+    small = cell_memory(backbone, task_type, built, train, "cpu", batch=8, cache=cache)
+    large = cell_memory(backbone, task_type, built, train, "cpu", batch=32, cache=cache)
     assert small.weights == large.weights and large.activations > 3 * small.activations
     assert len(list(cache.glob("*.json"))) == 2
     monkeypatch.setattr(estimate_module, "_estimate", lambda *a, **k: pytest.fail("not read from the cache"))
-    assert cell_memory(backbone, adapter, built, train, "cpu", batch=32, cache=cache) == large
+    assert cell_memory(backbone, task_type, built, train, "cpu", batch=32, cache=cache) == large
 
 
 def test_cells_that_cannot_fit_are_refused_with_the_figures_and_nothing_runs(small_suite, capsys):
@@ -58,9 +58,9 @@ def test_cells_that_cannot_fit_are_refused_with_the_figures_and_nothing_runs(sma
 
 def test_auto_batch_size_cells_run_when_a_smaller_batch_fits(small_suite, capsys):
     suite = small_suite(train={"batch_size": 32, "epochs": 1, "max_length": 48, "auto_batch_size": True})
-    backbone, adapter, built, train = _parts(suite)
-    full = cell_memory(backbone, adapter, built, train, "cpu")
-    one = cell_memory(backbone, adapter, built, train, "cpu", batch=1)
+    backbone, task_type, built, train = _parts(suite)
+    full = cell_memory(backbone, task_type, built, train, "cpu")
+    one = cell_memory(backbone, task_type, built, train, "cpu", batch=1)
     budget = (full.peak + one.peak) / 2 / 2**30
     assert main(["plan", str(suite), "--memory", str(budget)]) == 0
     assert "cannot run" not in capsys.readouterr().out
@@ -105,8 +105,8 @@ def test_generation_counts_the_key_value_cache_of_every_beam(small_suite):
         train = {"batch_size": 1, "eval_batch_size": 64, "max_length": 48, "max_target_length": 16,
                  "generation": {"num_beams": beams, "max_new_tokens": 32}}
         suite = small_suite(models={"llama": "tiny:llama"}, tasks=["gen_headline"], train=train)
-        backbone, adapter, built, settings = _parts(suite)
-        return cell_memory(backbone, adapter, built, settings, "cpu"), backbone.config(**built.head(adapter)), settings
+        backbone, task_type, built, settings = _parts(suite)
+        return cell_memory(backbone, task_type, built, settings, "cpu"), backbone.config(**built.head(task_type)), settings
 
     one, config, train_one = estimate(1)
     four, _, train_four = estimate(4)

@@ -9,7 +9,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from harness.base.errors import ConfigError
-from harness.config.registry import STRATEGIES
+from harness.config.registry import STRATEGIES, task_type_of
 from harness.config.suite import expand, load_suite
 from harness.executors.local import run_local
 from harness.plan.plan import jobs, preflight
@@ -147,13 +147,12 @@ def test_a_joint_task_model_saves_and_reloads_with_identical_predictions(joint_s
         predictions, _ = store.predictions(record.id)
     spec = next(s for s in specs if s.task == "small_sentiment")
     model, tokenizer = load_finetuned(None, loaded.store_path.parent / "runs" / spec.id / "model")
-    from harness.config.registry import ADAPTERS
     from harness.tasks.data import load_splits
 
     card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
+    task_type = task_type_of(card)
     rows = load_splits(card).eval
-    features, _ = adapter.preprocess(rows, "validation", tokenizer, spec.train)
+    features, _ = task_type.preprocess(rows, "validation", tokenizer, spec.train)
     model.eval()
     with torch.no_grad():
         batch = tokenizer.pad({"input_ids": features["input_ids"], "attention_mask": features["attention_mask"]},

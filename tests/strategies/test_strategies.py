@@ -73,20 +73,20 @@ def test_gradual_unfreezing_trains_a_layer_only_after_its_step(small_suite):
 
 
 def test_llrd_learning_rates_per_depth(small_suite):
-    from harness.config.registry import ADAPTERS
+    from harness.config.registry import task_type_of
     from harness.run.backbones import resolve
     from harness.run.training import build_trainer
     from harness.tasks.data import load_splits
 
     spec = spec_for(small_suite, {"llrd": {"decay": 0.5}})
     card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
+    task_type = task_type_of(card)
     model, tokenizer = resolve(spec.model, spec.model_spec).load(
-        adapter.model_class, adapter.head(), adapter.texts(load_splits(card).train), 0)
+        task_type.model_class, task_type.head(), task_type.texts(load_splits(card).train), 0)
     strategy = spec.build_strategy()
-    model = strategy.apply(model, adapter)
+    model = strategy.apply(model, task_type)
     with tempfile.TemporaryDirectory() as workdir:
-        optimizer = build_trainer(spec, model, tokenizer, adapter, None, None, workdir, None, strategy).create_optimizer()
+        optimizer = build_trainer(spec, model, tokenizer, task_type, None, None, workdir, None, strategy).create_optimizer()
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     params = dict(model.named_parameters())
     base = spec.train.learning_rate
@@ -158,9 +158,9 @@ def test_every_peft_method_trains_only_its_adapter_on_each_family(small_suite, f
     for spec in specs:
         before, after, trainable = trained_pair(spec)
         head = {n for n in trainable if "classifier" in n or "score" in n}
-        adapter = trainable - head
-        assert adapter, spec.strategy
-        assert not any(".base_layer." in n for n in adapter), spec.strategy  # peft froze the wrapped weights
+        task_type = trainable - head
+        assert task_type, spec.strategy
+        assert not any(".base_layer." in n for n in task_type), spec.strategy  # peft froze the wrapped weights
         for name in set(before) - trainable:
             assert torch.equal(before[name], after[name].detach()), f"{spec.strategy} changed {name}"
 
@@ -204,14 +204,14 @@ def test_shots_are_a_suite_axis_drawn_per_class_with_the_run_seed(small_suite):
 
 
 def test_few_shot_draw_depends_on_the_seed(small_suite):
-    from harness.config.registry import ADAPTERS
+    from harness.config.registry import task_type_of
     from harness.tasks.data import load_splits
 
     spec = expand(load_suite(small_suite()))[0]
     card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
+    task_type = task_type_of(card)
     train = load_splits(card).train
-    a, b, again = (adapter.few_shot(train, 3, seed) for seed in (0, 1, 0))
+    a, b, again = (task_type.few_shot(train, 3, seed) for seed in (0, 1, 0))
     assert sorted(a["label"]) == [0, 0, 0, 1, 1, 1]
     assert list(a["__row__"]) == list(again["__row__"]) != list(b["__row__"])
 
@@ -239,7 +239,7 @@ def test_dropout_override_reaches_every_dropout(small_suite):
 def test_a_saved_run_reloads_with_identical_predictions(small_suite, tmp_path, strategy, family):
     from transformers import Trainer, TrainingArguments
 
-    from harness.config.registry import ADAPTERS
+    from harness.config.registry import task_type_of
     from harness.run.cell import run_cell
     from harness.run.finetuned import load_finetuned
     from harness.tasks.data import load_splits
@@ -252,11 +252,11 @@ def test_a_saved_run_reloads_with_identical_predictions(small_suite, tmp_path, s
     assert record.info["saved_to"] == str(folder)
     model, tokenizer = load_finetuned(spec, folder)
     card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
-    eval_set, _ = adapter.preprocess(load_splits(card).eval, "validation", tokenizer, spec.train)
+    task_type = task_type_of(card)
+    eval_set, _ = task_type.preprocess(load_splits(card).eval, "validation", tokenizer, spec.train)
     trainer = Trainer(model=model, args=TrainingArguments(str(tmp_path / "t"), report_to="none", use_cpu=True),
-                      data_collator=adapter.collator(tokenizer))
-    assert adapter.decode(trainer.predict(eval_set).predictions, eval_set) == record.predictions
+                      data_collator=task_type.collator(tokenizer))
+    assert task_type.decode(trainer.predict(eval_set).predictions, eval_set) == record.predictions
     if strategy in ("lora", "prefix_tuning"):
         assert (folder / "adapter_config.json").exists() and not (folder / "model.safetensors").exists()
     if strategy in ("bitfit", "adapters"):  # only what trained is kept
@@ -277,12 +277,12 @@ def test_bottleneck_adapters_start_as_identity_and_train_alone(small_suite, fami
                                          strategies={"adapters": {"placement": placement, "reduction": 8}},
                                          train={"epochs": 1})))[0]
     before, after, trainable = trained_pair(spec)
-    adapters = {n for n in trainable if ".adapter." in n}
+    adapters = {n for n in trainable if ".task_type." in n}
     assert len(adapters) == 2 * 4 * per_layer  # two layers, down/up weight and bias
     assert trainable - adapters <= {"classifier.weight", "classifier.bias", "score.weight"}
     for name in set(before) - trainable:
         assert torch.equal(before[name], after[name].detach())
-    assert any(".adapter.up." in n and moved(before, after, n) for n in adapters)
+    assert any(".task_type.up." in n and moved(before, after, n) for n in adapters)
 
 
 def test_bottleneck_adapters_do_not_change_the_function_before_training():
@@ -385,15 +385,15 @@ def back_translation(forward="tiny:t5", backward="tiny:t5", **args):
 
 
 def test_back_translation_adds_generated_copies_and_leaves_evaluation_alone(small_suite):
-    from harness.config.registry import ADAPTERS
+    from harness.config.registry import task_type_of
 
     # random tiny T5s: greedy search repeats the start token, sampling writes (random) words
     spec = expand(load_suite(small_suite(strategies=back_translation(sample=True))))[0]
     card = spec.task_card()
-    adapter = ADAPTERS.get(card.type)(card)
+    task_type = task_type_of(card)
     rows = __import__("harness.tasks.data", fromlist=["load_splits"]).load_splits(card).train
     strategy = spec.build_strategy()
-    augmented, done = strategy.augment(rows, adapter, seed=0)
+    augmented, done = strategy.augment(rows, task_type, seed=0)
     n = len(rows)  # 540: the 600 generated less the tenth carved as dev
     assert done["rows"] == n == 540 and done["augmented_rows"] == 54 and done["translated_texts"] == 54
     assert len(augmented) == n + done["copies"] and done["copies"] + done["dropped_empty"] == 54
@@ -403,7 +403,7 @@ def test_back_translation_adds_generated_copies_and_leaves_evaluation_alone(smal
     for example in done["examples"]:
         assert example["pivot"] != example["text"] and example["back"] in copies["sentence"]
     assert set(copies["label"]) <= {0, 1, "negative", "positive"}
-    again, _ = strategy.augment(rows, adapter, seed=0)
+    again, _ = strategy.augment(rows, task_type, seed=0)
     assert again[n:] == augmented[n:]  # seeded: the same rows and the same translations
 
 

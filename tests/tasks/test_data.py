@@ -191,14 +191,14 @@ def test_truncation_is_applied_and_counted():
 
     from harness.config.schemas import TrainConfig
     from harness.run.backbones import build_tokenizer
-    from harness.tasks.types.classification import ClassificationAdapter
+    from harness.tasks.types.classification import ClassificationType
 
     card = TaskCard(name="t", type="classification", source={"generate": "sentiment"}, inputs=["a", "b"],
                     labels=["x", "y"], metrics=["accuracy"], primary="accuracy")
     rows = datasets.Dataset.from_dict({"a": ["short", "word " * 30, "tiny"], "b": ["one", "two " * 30, "x"], "label": [0, 1, 0]})
     tokenizer = build_tokenizer(["short word two one tiny x"], 100)
-    adapter = ClassificationAdapter(card)
-    out, info = adapter.preprocess(rows, "train", tokenizer, TrainConfig(max_length=16))
+    task_type = ClassificationType(card)
+    out, info = task_type.preprocess(rows, "train", tokenizer, TrainConfig(max_length=16))
     assert info == {"rows": 3, "truncated": 1}
     lengths = [len(ids) for ids in out["input_ids"]]
     assert lengths[1] == 16 and lengths[0] < 16

@@ -1,8 +1,8 @@
-"""Task adapters: all the code that depends on a task's type lives in one adapter per type.
+"""Task types: all the code that depends on a task's type lives in one class per type.
 
-An adapter builds the head (which AutoModelFor* class, with which labels), validates and
+A task type builds the head (which AutoModelFor* class, with which labels), validates and
 tokenizes rows, decodes model outputs into per-example predictions, and scores them with the
-card's metrics. Nothing outside an adapter asks which type of task it is holding.
+card's metrics. Nothing outside a task type asks which type of task it is holding.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class NoOptions(Strict):
     pass
 
 
-class Adapter:
+class TaskType:
     type: ClassVar[str]
     Options: ClassVar[type[Strict]] = NoOptions  # the card's `options:` for this task type
     label_names: ClassVar[list[str]] = ["labels"]  # the model inputs that hold the targets
@@ -38,7 +38,7 @@ class Adapter:
 
     @classmethod
     def check_card(cls, card: TaskCard) -> str | None:
-        """Why `card` cannot be used with this adapter (key path and reason), or None."""
+        """Why `card` cannot be used with this task type (key path and reason), or None."""
         raise NotImplementedError
 
     @property
@@ -87,7 +87,7 @@ class Adapter:
         raise NotImplementedError
 
     def generate(self, model, tokenizer, features: datasets.Dataset, train: TrainConfig) -> list:
-        """Per-example predictions by generation (adapters with `generates`)."""
+        """Per-example predictions by generation (task types with `generates`)."""
         raise NotImplementedError
 
     def references(self, features: datasets.Dataset) -> list:

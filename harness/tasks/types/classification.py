@@ -12,12 +12,12 @@ import transformers
 
 from harness.base.errors import DataError
 from harness.config.schemas import TaskCard, TrainConfig
-from harness.tasks.types import Adapter, source_rows
+from harness.tasks.types import TaskType, source_rows
 
 REGRESSION_METRICS = {"pearson", "spearman"}
 
 
-class ClassificationAdapter(Adapter):
+class ClassificationType(TaskType):
     type = "classification"
     pooled = True
 

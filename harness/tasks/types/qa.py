@@ -26,7 +26,7 @@ from pydantic import Field
 from harness.base.errors import DataError
 from harness.config.parsing import Strict
 from harness.config.schemas import TaskCard, TrainConfig
-from harness.tasks.types import Adapter, source_rows
+from harness.tasks.types import TaskType, source_rows
 
 
 class QAOptions(Strict):
@@ -38,7 +38,7 @@ class QAOptions(Strict):
     id: str = Field("id", description="column of question ids")
 
 
-class QuestionAnsweringAdapter(Adapter):
+class QuestionAnsweringType(TaskType):
     type = "question_answering"
     Options = QAOptions
     label_names: ClassVar[list[str]] = ["start_positions", "end_positions"]

@@ -29,7 +29,7 @@ from harness.base.errors import DataError
 from harness.config.parsing import Strict
 from harness.config.schemas import TaskCard, TrainConfig
 from harness.run.backbones import GenerationModel
-from harness.tasks.types import Adapter, source_rows
+from harness.tasks.types import TaskType, source_rows
 
 
 class Seq2SeqOptions(Strict):
@@ -42,7 +42,7 @@ def is_encoder_decoder(model) -> bool:
     return bool(getattr(model.config, "is_encoder_decoder", False))
 
 
-class Seq2SeqAdapter(Adapter):
+class Seq2SeqType(TaskType):
     type = "seq2seq"
     Options = Seq2SeqOptions
     generates = True
@@ -133,7 +133,7 @@ class Seq2SeqAdapter(Adapter):
     @property
     def decoder_only(self) -> bool:
         if self._decoder_only is None:
-            raise RuntimeError("seq2seq adapter: call bind(model) before preprocessing")
+            raise RuntimeError("seq2seq task_type: call bind(model) before preprocessing")
         return self._decoder_only
 
     def bind(self, model) -> None:

@@ -24,7 +24,7 @@ from pydantic import Field
 from harness.base.errors import DataError
 from harness.config.parsing import Strict
 from harness.config.schemas import TaskCard, TrainConfig
-from harness.tasks.types import Adapter, source_rows
+from harness.tasks.types import TaskType, source_rows
 
 
 class TokenOptions(Strict):
@@ -44,7 +44,7 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
     return out
 
 
-class TokenClassificationAdapter(Adapter):
+class TokenClassificationType(TaskType):
     type = "token_classification"
     Options = TokenOptions
 

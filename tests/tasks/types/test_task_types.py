@@ -1,4 +1,4 @@
-"""The token classification, QA and seq2seq adapters: alignment, decoding edge cases, bad rows,
+"""The token classification, QA and seq2seq task types: alignment, decoding edge cases, bad rows,
 local file formats, and that each learns its generated task end to end."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from harness.plan.plan import preflight
 from harness.run.backbones import build_tokenizer
 from harness.run.cell import run_cell
 from harness.tasks.data import load_splits
-from harness.tasks.types.qa import QuestionAnsweringAdapter
-from harness.tasks.types.seq2seq import Seq2SeqAdapter
-from harness.tasks.types.tokens import TokenClassificationAdapter, iob1_to_iob2
+from harness.tasks.types.qa import QuestionAnsweringType
+from harness.tasks.types.seq2seq import Seq2SeqType
+from harness.tasks.types.tokens import TokenClassificationType, iob1_to_iob2
 from harness.testing import write_yaml
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -30,8 +30,8 @@ def card(**fields) -> TaskCard:
     return TaskCard.model_validate(base | fields)
 
 
-def ner_adapter(**options) -> TokenClassificationAdapter:
-    return TokenClassificationAdapter(card(type="token_classification", inputs=["tokens"], label="ner_tags",
+def ner_adapter(**options) -> TokenClassificationType:
+    return TokenClassificationType(card(type="token_classification", inputs=["tokens"], label="ner_tags",
                                            labels=NER_LABELS, options=options))
 
 
@@ -48,10 +48,10 @@ def test_iob1_is_converted_to_iob2():
 
 
 def test_first_subword_carries_the_tag_and_words_map_back():
-    adapter = ner_adapter()
+    task_type = ner_adapter()
     split = rows(tokens=[["Zürichsee", "anna", "x"]], ner_tags=[["B-LOC", "B-PER", "O"]])
     tokenizer = build_tokenizer(["anna x zürich sea"], 60)  # "zürichsee" is not a word of the vocabulary: many pieces
-    features, info = adapter.preprocess(split, "train", tokenizer, TrainConfig(max_length=64))
+    features, info = task_type.preprocess(split, "train", tokenizer, TrainConfig(max_length=64))
     labels, starts = features[0]["labels"], features[0]["word_starts"]
     assert [labels[p] for p in starts] == [3, 1, 0]
     assert sum(x != -100 for x in labels) == 3  # continuation pieces and specials are ignored
@@ -62,20 +62,20 @@ def test_first_subword_carries_the_tag_and_words_map_back():
     logits = np.zeros((1, len(labels), len(NER_LABELS)))
     for p, tag in zip(starts, [3, 1, 0]):
         logits[0, p, tag] = 5.0
-    assert adapter.decode(logits, features) == [["B-LOC", "B-PER", "O"]]
+    assert task_type.decode(logits, features) == [["B-LOC", "B-PER", "O"]]
 
 
 def test_words_cut_by_truncation_are_predicted_o_and_counted():
-    adapter = ner_adapter()
+    task_type = ner_adapter()
     words = ["anna"] * 30
     split = rows(tokens=[words], ner_tags=[["B-PER"] * 30])
     tokenizer = build_tokenizer(["anna"], 60)
-    features, info = adapter.preprocess(split, "validation", tokenizer, TrainConfig(max_length=12))
+    features, info = task_type.preprocess(split, "validation", tokenizer, TrainConfig(max_length=12))
     assert info == {"rows": 1, "truncated": 1, "words_cut": 20}
     logits = np.zeros((1, 12, len(NER_LABELS)))
     logits[..., 1] = 1.0
-    predicted = adapter.decode(logits, features)[0]
-    assert predicted == ["B-PER"] * 10 + ["O"] * 20 and adapter.references(features)[0] == ["B-PER"] * 30
+    predicted = task_type.decode(logits, features)[0]
+    assert predicted == ["B-PER"] * 10 + ["O"] * 20 and task_type.references(features)[0] == ["B-PER"] * 30
 
 
 @pytest.mark.parametrize("tokens, tags, message", [
@@ -97,8 +97,8 @@ def test_integer_tags_are_indexes_into_the_labels():
 # --------------------------------------------------------------------------- question answering
 
 
-def qa_adapter(**options) -> QuestionAnsweringAdapter:
-    return QuestionAnsweringAdapter(card(type="question_answering", inputs=["question", "context"], label="answers",
+def qa_adapter(**options) -> QuestionAnsweringType:
+    return QuestionAnsweringType(card(type="question_answering", inputs=["question", "context"], label="answers",
                                          metrics=["squad_f1"], primary="squad_f1", options=options))
 
 
@@ -121,8 +121,8 @@ def test_long_context_windows_find_the_answer_wherever_it_lies(answer_at):
     split = rows(id=["q"], question=["where ?"], context=[context],
                  answers=[{"text": ["Zürich Genève"], "answer_start": [start]}])
     tokenizer = build_tokenizer([context, "where ?"], 200)
-    adapter = qa_adapter(doc_stride=6)
-    features, info = adapter.preprocess(split, "validation", tokenizer, TrainConfig(max_length=24))
+    task_type = qa_adapter(doc_stride=6)
+    features, info = task_type.preprocess(split, "validation", tokenizer, TrainConfig(max_length=24))
     assert info["windows"] > 3 and info["rows_split"] == info["windows"] - 1
     holding = [i for i, s in enumerate(features["start_positions"]) if s != 0]
     assert holding, "some window must hold the whole answer"
@@ -130,8 +130,8 @@ def test_long_context_windows_find_the_answer_wherever_it_lies(answer_at):
         offsets = features[i]["offsets"]
         s, e = features[i]["start_positions"], features[i]["end_positions"]
         assert context[offsets[s][0]:offsets[e][1]] == "Zürich Genève"
-    assert adapter.decode(_fake_logits(features, "Zürich Genève"), features) == ["Zürich Genève"]
-    assert adapter.references(features) == [["Zürich Genève"]]
+    assert task_type.decode(_fake_logits(features, "Zürich Genève"), features) == ["Zürich Genève"]
+    assert task_type.references(features) == [["Zürich Genève"]]
 
 
 def test_version_2_answers_nothing_when_no_answer_scores_higher():
@@ -139,11 +139,11 @@ def test_version_2_answers_nothing_when_no_answer_scores_higher():
     split = rows(id=["a", "b"], question=["where ?", "why ?"], context=[context, context],
                  answers=[{"text": ["oslo"], "answer_start": [14]}, {"text": [], "answer_start": []}])
     tokenizer = build_tokenizer([context, "where why ?"], 100)
-    adapter = qa_adapter(version_2=True)
-    features, _ = adapter.preprocess(split, "validation", tokenizer, TrainConfig(max_length=32))
+    task_type = qa_adapter(version_2=True)
+    features, _ = task_type.preprocess(split, "validation", tokenizer, TrainConfig(max_length=32))
     assert features["start_positions"][1] == 0 and features["end_positions"][1] == 0
-    assert adapter.decode(_fake_logits(features, ""), features) == ["oslo", ""]
-    assert adapter.references(features) == [["oslo"], []]
+    assert task_type.decode(_fake_logits(features, ""), features) == ["oslo", ""]
+    assert task_type.references(features) == [["oslo"], []]
     strict = qa_adapter(version_2=True, null_threshold=100.0)  # no-answer must now win by more than 100
     assert strict.decode(_fake_logits(features, ""), features)[1] != ""
 
@@ -168,31 +168,31 @@ def test_empty_context_is_an_error():
 # --------------------------------------------------------------------------- seq2seq
 
 
-def s2s_adapter(**options) -> Seq2SeqAdapter:
-    return Seq2SeqAdapter(card(type="seq2seq", inputs=["translation"], label="translation", metrics=["bleu"],
+def s2s_adapter(**options) -> Seq2SeqType:
+    return Seq2SeqType(card(type="seq2seq", inputs=["translation"], label="translation", metrics=["bleu"],
                                primary="bleu", options=options))
 
 
 def test_language_pairs_and_bad_rows():
-    adapter = s2s_adapter(source_lang="ro", target_lang="en")
+    task_type = s2s_adapter(source_lang="ro", target_lang="en")
     split = rows(translation=[{"ro": "buna ziua", "en": "good day"}])
-    assert adapter.pairs(split, "train") == (["buna ziua"], ["good day"])
+    assert task_type.pairs(split, "train") == (["buna ziua"], ["good day"])
     with pytest.raises(DataError, match="holds \\['en', 'ro'\\]; set options.source_lang"):
         s2s_adapter().pairs(split, "train")
     with pytest.raises(DataError, match="row 1: column 'translation' is empty"):
-        adapter.pairs(rows(translation=[{"ro": "a", "en": "b"}, {"ro": "c", "en": " "}]), "train")
+        task_type.pairs(rows(translation=[{"ro": "a", "en": "b"}, {"ro": "c", "en": " "}]), "train")
 
 
 def test_decoder_only_loss_covers_the_target_alone():
     import transformers
 
-    adapter = s2s_adapter(source_lang="ro", target_lang="en", prompt="{source} =>")
+    task_type = s2s_adapter(source_lang="ro", target_lang="en", prompt="{source} =>")
     tokenizer = build_tokenizer(["buna ziua good day =>"], 60)
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=16,
                                                                    num_hidden_layers=1, num_attention_heads=2,
                                                                    intermediate_size=32))
-    adapter.bind(model)
-    features, info = adapter.preprocess(rows(translation=[{"ro": "buna ziua", "en": "good day"}]), "train", tokenizer,
+    task_type.bind(model)
+    features, info = task_type.preprocess(rows(translation=[{"ro": "buna ziua", "en": "good day"}]), "train", tokenizer,
                                         TrainConfig(max_target_length=8))
     ids, labels, prompt = features[0]["input_ids"], features[0]["labels"], features[0]["prompt_ids"]
     assert ids[: len(prompt)] == prompt and all(x == -100 for x in labels[: len(prompt)])
@@ -227,7 +227,7 @@ def test_conll_files_load_through_a_card_and_iob1_becomes_iob2(tmp_path):
     data = load_splits(load_card(path))
     assert list(data.eval["tokens"]) == [["Anna", "Berg", "visited", "Oslo", "."], ["Oslo", "Lima"]]
     assert data.eval.column_names[:4] == ["tokens", "pos_tags", "chunk_tags", "ner_tags"]
-    _, tags = TokenClassificationAdapter(load_card(path)).tags(data.eval, "validation")
+    _, tags = TokenClassificationType(load_card(path)).tags(data.eval, "validation")
     assert tags == [["B-PER", "I-PER", "O", "B-LOC", "O"], ["B-LOC", "B-LOC"]]
 
 
@@ -257,7 +257,7 @@ def test_jsonl_language_pairs_load_through_a_card(tmp_path):
         "options": {"source_lang": "de", "target_lang": "en"}, "metrics": ["bleu"], "primary": "bleu"})
     card = load_card(path)
     data = load_splits(card)
-    sources, targets = Seq2SeqAdapter(card).pairs(data.eval, data.eval_source)
+    sources, targets = Seq2SeqType(card).pairs(data.eval, data.eval_source)
     assert len(sources) == 2 and all(t == s.replace("hund", "dog") for s, t in zip(sources, targets))
 
 
