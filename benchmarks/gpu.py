@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few steps of tiny models; writes nothing")
     args = parser.parse_args()
     from harness.base.device import Target, gib
-    from harness.plan.estimate import cell_memory
+    from harness.plan.estimate import EstimateOf, cell_memory
     from harness.testing import measured_peak
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -178,7 +178,7 @@ def main() -> None:
             backbone, task_type, strategy, train = parts(family, size, task, strategy_name, settings)
             speed, achieved = train_speed(backbone, task_type, strategy, train, device, precision, steps)
             utilisation = achieved / peak
-            estimate = cell_memory(backbone, task_type, strategy, train, device, precision=precision).peak
+            estimate = cell_memory(EstimateOf(backbone, task_type, strategy, train, device, precision=precision)).peak
             real = measured_peak(backbone, task_type, strategy, train, device)
             lines.append(f"{name:22} {strategy_name:8} {speed:>10.0f} {utilisation:>6.1%} {gib(real):>10} "
                          f"{gib(estimate):>10} {estimate / real:>6.2f}")

@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/results.md")
     args = parser.parse_args()
-    from harness.plan.estimate import cell_memory
+    from harness.plan.estimate import EstimateOf, cell_memory
     from harness.testing import measured_peak
 
     lines = [f"{'cell':40} {'estimate MiB':>12} {'measured MiB':>12} {'ratio':>6} {'estimate took':>13}"]
@@ -61,7 +61,7 @@ def main() -> None:
     for label, source, size, task, strategy, arguments, train in CASES:
         backbone, task_type, built, settings = parts(source, size, task, strategy, arguments, train)
         started = time.perf_counter()
-        estimate = cell_memory(backbone, task_type, built, settings, "cpu")
+        estimate = cell_memory(EstimateOf(backbone, task_type, built, settings, "cpu"))
         took = time.perf_counter() - started
         real = measured_peak(backbone, task_type, built, settings)
         line = f"{label:40} {estimate.peak / 2**20:12.1f} {real / 2**20:12.1f} {estimate.peak / real:6.3f} {took:12.1f}s"

@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -81,21 +82,53 @@ class LiveBytes(TorchDispatchMode):
         return out
 
 
-def cell_memory(backbone, task_type, strategy, train, device: str, batch: int | None = None,
-                cache: Path | None = None, precision: str | None = None) -> MemoryEstimate:
-    """The peak memory of one cell on `device` at per-device batch `batch` (the settings' if None)
-    in `precision` (the cell's compute; what train.precision means on this machine if None),
-    kept under `cache` (a folder) by everything it depends on."""
-    batch = batch or train.batch_size
-    precision = precision or Target.here().compute(train.precision)["precision"]
-    key = estimate_key(backbone, task_type, strategy, train, device, batch, precision)
-    path = cache / f"{key}.json" if cache else None
+@dataclass(frozen=True)
+class EstimateOf:
+    """What a memory estimate is of: the cell's model (backbone, task type, strategy), its training
+    settings, the device, the per-device batch (the settings' if None) and the compute precision
+    (what train.precision means on this machine if None)."""
+
+    backbone: Any
+    task_type: Any
+    strategy: Any
+    train: Any
+    device: str
+    batch: int | None = None
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batch", self.batch or self.train.batch_size)
+        if self.precision is None:
+            object.__setattr__(self, "precision", Target.here().compute(self.train.precision)["precision"])
+
+    def at_batch(self, batch: int) -> EstimateOf:
+        return replace(self, batch=batch)
+
+    def key(self) -> str:
+        """The cache key of the estimate: what it depends on, and nothing else."""
+        import harness
+
+        identity = {
+            "backbone": self.backbone.spec.model_dump(mode="json"), "adapter": self.task_type.type,
+            "head": self.task_type.head(), "options": self.task_type.options.model_dump(mode="json"),
+            "strategy": [self.strategy.name, self.strategy.resolved()],
+            "train": self.train.model_dump(mode="json", include=train_fields("shape") - {"batch_size", "auto_batch_size"}),
+            "device": self.device, "batch": self.batch, "harness": harness.__version__, "torch": torch.__version__,
+        }
+        if self.precision != "fp32":  # what autocast computes in (estimates made before this key were fp32)
+            identity["precision"] = self.precision
+        return json_digest(identity, 24)
+
+
+def cell_memory(of: EstimateOf, cache: Path | None = None) -> MemoryEstimate:
+    """The peak memory of one cell, kept under `cache` (a folder) by everything it depends on."""
+    path = cache / f"{of.key()}.json" if cache else None
     if path and path.exists():
         try:
             return MemoryEstimate(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             pass  # a damaged entry (a disk that filled, an older layout) is measured again
-    estimate = _estimate(backbone, task_type, strategy, train, device, batch, precision)
+    estimate = _estimate(of)
     if path:
         with contextlib.suppress(OSError):  # a full or read-only disk: the estimate stands, only not kept
             private_folder(path.parent)
@@ -103,23 +136,11 @@ def cell_memory(backbone, task_type, strategy, train, device: str, batch: int | 
     return estimate
 
 
-def estimate_key(backbone, task_type, strategy, train, device: str, batch: int, precision: str = "fp32") -> str:
-    """The cache key of one memory estimate: what the estimate depends on, and nothing else."""
-    import harness
-
-    identity = {
-        "backbone": backbone.spec.model_dump(mode="json"), "adapter": task_type.type, "head": task_type.head(),
-        "options": task_type.options.model_dump(mode="json"), "strategy": [strategy.name, strategy.resolved()],
-        "train": train.model_dump(mode="json", include=train_fields("shape") - {"batch_size", "auto_batch_size"}),
-        "device": device, "batch": batch, "harness": harness.__version__, "torch": torch.__version__,
-    }
-    if precision != "fp32":  # what autocast computes in (estimates made before this key were fp32)
-        identity["precision"] = precision
-    return json_digest(identity, 24)
-
-
-def _estimate(backbone, task_type, strategy, train, device: str, batch: int, precision: str) -> MemoryEstimate:
+def _estimate(of: EstimateOf) -> MemoryEstimate:
     from torch._subclasses.fake_tensor import FakeTensorMode
+
+    backbone, task_type, strategy, train, device, batch = (of.backbone, of.task_type, of.strategy, of.train,
+                                                          of.device, of.batch)
 
     model = backbone.build(*strategy.architecture(task_type))
     if getattr(model.config, "pad_token_id", None) is None:  # as loading sets it (backbones.Backbone.load)
@@ -132,14 +153,14 @@ def _estimate(backbone, task_type, strategy, train, device: str, batch: int, pre
     weights = sum(t.untyped_storage().nbytes() for t in tensors_of(model))
     gradients = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n in trained)
     optimizer = 2 * gradients  # AdamW's two moments, in the parameters' dtype
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(of.precision)
     autocast = torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
     try:
         with FakeTensorMode(allow_non_fake_inputs=True):
             _to_fake(model, device, trained)
             held = tensors_of(model)
             backward = _backward_peak(model, held, task_type, train, batch, autocast) if trained else 0
-            evaluation = _eval_peak(model, held, task_type, train, autocast, strategy.trains, precision)
+            evaluation = _eval_peak(model, held, task_type, train, autocast, strategy.trains, of.precision)
     except ValueError as exc:  # the model's or the strategy's own check of its inputs: the run would fail
         return MemoryEstimate(weights + gradients + optimizer, weights, gradients, optimizer, 0, batch, tokens,
                               device, error=first_line(exc)[:160])

@@ -23,7 +23,7 @@ from harness.config.schemas import TaskCard, train_fields
 from harness.config.spec import RunSpec
 from harness.config.suite import LoadedSuite
 from harness.hub import reach as hub
-from harness.plan.estimate import MemoryEstimate, cell_memory
+from harness.plan.estimate import EstimateOf, MemoryEstimate, cell_memory
 from harness.plan.probe import TimeEstimate, probe_cells
 from harness.run.backbones import Backbone
 from harness.store.database import Store
@@ -203,29 +203,28 @@ def memory_preflight(loaded: LoadedSuite, specs: list[RunSpec], budget: int | No
         key = json.dumps([spec.model, card.type, task_type.head(), spec.strategy_key, spec.compute["precision"],
                           spec.train.model_dump(mode="json", include=train_fields("shape"))], sort_keys=True, default=str)
         if key not in done:
-            estimate = cell_memory(backbone, task_type, strategy, spec.train, device, cache=cache,
-                                   precision=spec.compute["precision"])
-            done[key] = (estimate, _memory_reason(estimate, backbone, task_type, strategy, spec, budget, device, cache))
+            of = EstimateOf(backbone, task_type, strategy, spec.train, device, precision=spec.compute["precision"])
+            estimate = cell_memory(of, cache)
+            done[key] = (estimate, _memory_reason(estimate, of, spec, budget, cache))
         estimates[spec.id], reason = done[key]
         if reason:
             refused[spec.id] = reason
     return estimates, refused
 
 
-def _memory_reason(estimate: MemoryEstimate, backbone: Backbone, task_type, strategy: Strategy, spec: RunSpec,
-                   budget: int | None, device: str, cache: Path | None) -> str | None:
+def _memory_reason(estimate: MemoryEstimate, of: EstimateOf, spec: RunSpec, budget: int | None,
+                   cache: Path | None) -> str | None:
     label = f"strategy {spec.strategy_key!r} on {spec.model!r}, task {spec.task!r}"
     if estimate.error:
         return f"{label}: a training step fails: {estimate.error}"
     if budget is None or estimate.peak <= budget:
         return None
     if spec.train.auto_batch_size and spec.train.batch_size > 1:
-        smallest = cell_memory(backbone, task_type, strategy, spec.train, device, batch=1, cache=cache,
-                               precision=spec.compute["precision"])
+        smallest = cell_memory(of.at_batch(1), cache)
         if smallest.peak <= budget:
             return None  # auto_batch_size will find a batch that fits
         estimate = smallest
-    return (f"{label}: needs about {estimate.describe()}, more than the {gib(budget)} available on {device}; "
+    return (f"{label}: needs about {estimate.describe()}, more than the {gib(budget)} available on {of.device}; "
             f"lower train.batch_size or max_length{'' if spec.train.auto_batch_size else ', or set train.auto_batch_size'}")
 
 

@@ -147,17 +147,17 @@ def test_a_setting_marked_shape_changes_the_memory_estimate_key():
         TrainConfig,
         train_fields,
     )
-    from harness.plan.estimate import estimate_key
+    from harness.plan.estimate import EstimateOf
     from harness.run.backbones import resolve
     from harness.testing import SENTIMENT_CARD
 
     task_type = TASK_TYPES.get("classification")(TaskCard.model_validate(SENTIMENT_CARD))
     backbone, strategy = resolve("tiny", ModelSpec(source="tiny:bert")), STRATEGIES.get("full").from_suite({}, "t", "s")
     base = TrainConfig()
-    key = estimate_key(backbone, task_type, strategy, base, "cpu", 8)
+    key = EstimateOf(backbone, task_type, strategy, base, "cpu", 8).key()
     changed = {"eval_batch_size": 7, "gradient_accumulation_steps": 2, "max_length": 64, "max_target_length": 16,
                "precision": "bf16", "generation": Generation(num_beams=4)}  # beams hold a key/value cache each
     assert set(changed) == train_fields("shape") - {"batch_size", "auto_batch_size"}
     for name, value in changed.items():
-        assert estimate_key(backbone, task_type, strategy, base.model_copy(update={name: value}), "cpu", 8) != key, name
-    assert estimate_key(backbone, task_type, strategy, base.model_copy(update={"learning_rate": 1.0}), "cpu", 8) == key
+        assert EstimateOf(backbone, task_type, strategy, base.model_copy(update={name: value}), "cpu", 8).key() != key, name
+    assert EstimateOf(backbone, task_type, strategy, base.model_copy(update={"learning_rate": 1.0}), "cpu", 8).key() == key

@@ -8,7 +8,7 @@ import pytest
 from harness.cli.commands import main
 from harness.config.suite import expand, load_suite
 from harness.plan import estimate as estimate_module
-from harness.plan.estimate import cell_memory
+from harness.plan.estimate import EstimateOf, cell_memory
 from harness.store.database import Store
 from harness.testing import measured_peak, write_yaml
 
@@ -26,7 +26,7 @@ def _parts(suite_path, strategy="full"):
 def test_memory_estimate_matches_the_allocators_true_peak(small_suite, strategy, args):
     suite = small_suite(strategies={strategy: args}, train={"batch_size": 16, "eval_batch_size": 32, "max_length": 48})
     backbone, task_type, built, train = _parts(suite, strategy)
-    estimate = cell_memory(backbone, task_type, built, train, "cpu")
+    estimate = cell_memory(EstimateOf(backbone, task_type, built, train, "cpu"))
     assert not estimate.note and not estimate.error
     real = measured_peak(backbone, task_type, built, train)
     assert 0.95 < estimate.peak / real < 1.10, (estimate.describe(), real)
@@ -39,12 +39,12 @@ def test_memory_estimate_matches_the_allocators_true_peak(small_suite, strategy,
 def test_activations_grow_with_batch_and_estimates_are_kept_on_disk(small_suite, tmp_path, monkeypatch):
     backbone, task_type, built, train = _parts(small_suite())
     cache = tmp_path / "estimates"
-    small = cell_memory(backbone, task_type, built, train, "cpu", batch=8, cache=cache)
-    large = cell_memory(backbone, task_type, built, train, "cpu", batch=32, cache=cache)
+    small = cell_memory(EstimateOf(backbone, task_type, built, train, "cpu", batch=8), cache)
+    large = cell_memory(EstimateOf(backbone, task_type, built, train, "cpu", batch=32), cache)
     assert small.weights == large.weights and large.activations > 3 * small.activations
     assert len(list(cache.glob("*.json"))) == 2
     monkeypatch.setattr(estimate_module, "_estimate", lambda *a, **k: pytest.fail("not read from the cache"))
-    assert cell_memory(backbone, task_type, built, train, "cpu", batch=32, cache=cache) == large
+    assert cell_memory(EstimateOf(backbone, task_type, built, train, "cpu", batch=32), cache) == large
 
 
 def test_cells_that_cannot_fit_are_refused_with_the_figures_and_nothing_runs(small_suite, capsys):
@@ -59,8 +59,8 @@ def test_cells_that_cannot_fit_are_refused_with_the_figures_and_nothing_runs(sma
 def test_auto_batch_size_cells_run_when_a_smaller_batch_fits(small_suite, capsys):
     suite = small_suite(train={"batch_size": 32, "epochs": 1, "max_length": 48, "auto_batch_size": True})
     backbone, task_type, built, train = _parts(suite)
-    full = cell_memory(backbone, task_type, built, train, "cpu")
-    one = cell_memory(backbone, task_type, built, train, "cpu", batch=1)
+    full = cell_memory(EstimateOf(backbone, task_type, built, train, "cpu"))
+    one = cell_memory(EstimateOf(backbone, task_type, built, train, "cpu", batch=1))
     budget = (full.peak + one.peak) / 2 / 2**30
     assert main(["plan", str(suite), "--memory", str(budget)]) == 0
     assert "cannot run" not in capsys.readouterr().out
@@ -106,7 +106,7 @@ def test_generation_counts_the_key_value_cache_of_every_beam(small_suite):
                  "generation": {"num_beams": beams, "max_new_tokens": 32}}
         suite = small_suite(models={"llama": "tiny:llama"}, tasks=["gen_headline"], train=train)
         backbone, task_type, built, settings = _parts(suite)
-        return cell_memory(backbone, task_type, built, settings, "cpu"), backbone.config(**built.head(task_type)), settings
+        return cell_memory(EstimateOf(backbone, task_type, built, settings, "cpu")), backbone.config(**built.head(task_type)), settings
 
     one, config, train_one = estimate(1)
     four, _, train_four = estimate(4)
