@@ -136,6 +136,7 @@ def grid(cells: int, packed: bool, smoke: bool) -> float:
         else:
             import ray
 
+            from harness.executors import RayOptions
             from harness.executors.ray import run_ray
 
             if not ray.is_initialized():
@@ -143,8 +144,8 @@ def grid(cells: int, packed: bool, smoke: bool) -> float:
                          **({"num_gpus": 1} if not torch.cuda.is_available() else {}))
             estimates = {c.spec.id: c.memory.peak for c in plan.cells if c.memory and not c.memory.error}
             memory = Target.here().memory or 80 * 2**30  # fake GPUs (smoke on a CPU): any size packs
-            run_ray(plan.runnable(), store, Console(quiet=True), estimates=estimates, gpu_memory=memory,
-                    cpus_per_cell=0.5)
+            run_ray(plan.runnable(), store, Console(quiet=True), RayOptions(cpus_per_cell=0.5, gpu_memory=memory),
+                    estimates)
         seconds = time.perf_counter() - start
         done = len(store.done())
     if done != cells:

@@ -23,7 +23,7 @@ from harness.config.registry import task_type_of
 from harness.config.spec import RunSpec
 from harness.plan.estimate import tensors_of
 from harness.run.backbones import resolve
-from harness.run.training import build_trainer
+from harness.run.training import TrainerInputs, build_trainer
 from harness.store.database import RunRecord
 from harness.tasks.data import load_splits
 
@@ -105,7 +105,7 @@ def trained_pair(spec: RunSpec, rows: int = 128):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     with tempfile.TemporaryDirectory() as workdir:
-        build_trainer(spec, model, tokenizer, task_type, train, train, workdir, None, strategy).train()
+        build_trainer(spec, strategy, TrainerInputs(model, tokenizer, task_type, train, train), workdir).train()
     return before, dict(model.named_parameters()), trainable
 
 

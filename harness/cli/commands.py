@@ -166,42 +166,26 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness.executors import execute
-    from harness.executors.local import Summary
+    from harness.executors import Executor, RayOptions
+    from harness.plan.rounds import run_rounds
 
-    target = None
-    if args.executor == "ray":  # the cells' compute is the workers': ask one (a local Ray is this machine)
-        from harness.executors.ray import cluster_target, connect
-
-        connect(args.address, args.workers)
-        target = cluster_target(args.gpus_per_cell)
-    plan, grid = _plan(args, limit=args.executor == "local", target=target)
-    refused, jobs = plan.refused, plan.runnable()
+    ray = RayOptions(address=args.address, workers=args.workers, max_retries=args.max_retries,
+                     gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell)
+    executor = Executor.start(ray if args.executor == "ray" else None)
+    plan, grid = _plan(args, limit=executor.local, target=executor.target)
+    refused = plan.refused
     reasons = [f"[yellow]cannot run[/] {literal(line)}" for line in refusal_summary(list(refused.values()), args.suite)]
-    if plan.cells and not jobs:
+    if plan.cells and not plan.runnable():
         console.print("\n".join(reasons), soft_wrap=True)
         raise HarnessError(f"{plan.suite.path}: no cell can run ({len(plan.cells)} refused, reasons above); nothing "
                            f"ran and no result was stored")
-    where = f" on Ray{f' at {args.address}' if args.address else ''}" if args.executor == "ray" else ""
     tuned = f", {len(grid.trials)} of them sweep trials" if grid.trials else ""
     console.print(f"[bold]{literal(plan.suite.name)}[/]: {len(plan.cells)} cells{tuned} ({len(refused)} cannot "
-                  f"run); store {literal(plan.store.path)}{literal(where)}")
-    total, attempted = Summary(), set()
-    while jobs:  # a sweep's finals join once their group's trials are over: one more round for them
-        ray_options = dict(address=args.address, max_retries=args.max_retries, gpus_per_cell=args.gpus_per_cell,
-                           cpus_per_cell=args.cpus_per_cell, num_cpus=args.workers, gpu_memory=target.memory if target else 0,
-                           gpu_context=target.context if target else 0,
-                           estimates={c.spec.id: c.memory.peak for c in plan.cells if c.memory and not c.memory.error})
-        summary = execute(args.executor, jobs, plan.store, console, **ray_options)
-        attempted |= {spec.id for job in jobs for spec in job}
-        total.add(summary)
-        if not grid.waiting:
-            break
-        plan, grid = _plan(args, args.executor == "local", attempted - plan.store.done(list(attempted)), target)
-        refused = plan.refused
-        jobs = [kept for job in plan.runnable() if (kept := [s for s in job if s.id not in attempted])]
-        if jobs:
-            console.print(f"[bold]{literal(plan.suite.name)}[/]: the sweep chose; {sum(map(len, jobs))} more cells")
+                  f"run); store {literal(plan.store.path)}{literal(executor.describe())}")
+    rounds = run_rounds(plan, grid, executor, console,
+                        replan=lambda out: _plan(args, executor.local, out, executor.target),
+                        chose=lambda p, n: console.print(f"[bold]{literal(p.suite.name)}[/]: the sweep chose; {n} more cells"))
+    total, plan, grid, refused = rounds.summary, rounds.plan, rounds.grid, rounds.plan.refused
     if reasons:
         console.print("\n".join(reasons), soft_wrap=True)
     for line in grid.waiting_lines():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.base.device import Target, describe, release
@@ -30,12 +31,55 @@ def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: P
     return records
 
 
-def execute(executor: str, jobs: list[list[RunSpec]], store, console, **ray_options):
-    """Run `jobs` with the `executor` named ("local" or "ray", which takes `ray_options`); its Summary."""
-    if executor == "ray":
-        from harness.executors.ray import run_ray
+@dataclass(frozen=True)
+class RayOptions:
+    """How cells run on Ray (--executor ray): the cluster, Ray's retries, and what each cell asks for.
+    `gpu_memory` and `gpu_context` (bytes) are the cluster's, found by Executor.start."""
 
-        return run_ray(jobs, store, console, **ray_options)
-    from harness.executors.local import run_local
+    address: str | None = None  # a cluster's; None starts a local Ray with `workers` CPUs
+    workers: int | None = None
+    max_retries: int = 2
+    gpus_per_cell: float | None = None  # None: from each cell's memory estimate (small cells pack)
+    cpus_per_cell: float = 1.0
+    gpu_memory: int = 0
+    gpu_context: int = 0
 
-    return run_local(jobs, store, console)
+
+@dataclass(frozen=True)
+class Executor:
+    """Where a plan's jobs run: this process, or Ray with `ray`'s options. `target` is where the cells
+    will train when that is not this process (the cluster's workers): plans are made for it."""
+
+    ray: RayOptions | None = None
+    target: Target | None = None
+
+    @classmethod
+    def start(cls, ray: RayOptions | None = None) -> Executor:
+        """The executor, connected: with Ray, joined (or started) and asked where its cells will train."""
+        if ray is None:
+            return cls()
+        from harness.executors.ray import cluster_target, connect
+
+        connect(ray.address, ray.workers)
+        target = cluster_target(ray.gpus_per_cell)
+        return cls(replace(ray, gpu_memory=target.memory or 0, gpu_context=target.context or 0), target)
+
+    @property
+    def local(self) -> bool:
+        return self.ray is None
+
+    def describe(self) -> str:
+        """'' for this process; ' on Ray' or ' on Ray at ADDRESS'."""
+        if self.ray is None:
+            return ""
+        return f" on Ray{f' at {self.ray.address}' if self.ray.address else ''}"
+
+    def run(self, jobs: list[list[RunSpec]], store, console, estimates: dict[str, int] | None = None):
+        """Run `jobs` (estimates: peak bytes by run id, for packing cells onto GPUs); their Summary."""
+        if self.ray is not None:
+            from harness.executors.ray import run_ray
+
+            return run_ray(jobs, store, console, self.ray, estimates)
+        from harness.executors.local import run_local
+
+        return run_local(jobs, store, console)

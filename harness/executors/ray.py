@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from harness.config.spec import RunSpec
+from harness.executors import RayOptions
 from harness.executors.local import Summary, claim, failure, keep, still_to_do
 from harness.store.database import Store
 
@@ -146,17 +147,15 @@ def cluster_target(gpus_per_cell: float | None = None):
     return ray.get(ray.remote(_target_here).options(num_cpus=0, num_gpus=share).remote())
 
 
-def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: str | None = None,
-            max_retries: int = 2, gpus_per_cell: float | None = None, cpus_per_cell: float = 1.0,
-            num_cpus: int | None = None, work=None, estimates: dict[str, int] | None = None,
-            gpu_memory: int = 0, gpu_context: int = 0) -> Summary:
+def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, options: RayOptions = RayOptions(),
+            estimates: dict[str, int] | None = None, work=None) -> Summary:
     """Run every cell of `jobs` (see plan.jobs, Plan.runnable) not already done as Ray tasks;
     records are written here, on the driver. On a cluster with GPUs a job asks for the share of one
     that its peak memory estimate (`estimates`, bytes by run id) and a worker's CUDA context
-    (`gpu_context`) need of `gpu_memory` (bytes per GPU), so that small cells pack onto one device;
-    a job that runs out of memory with less than a whole GPU is run again alone, once.
-    `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, run_remote by default."""
-    connect(address, num_cpus)
+    (`options.gpu_context`) need of `options.gpu_memory` (bytes per GPU), so that small cells pack
+    onto one device; a job that runs out of memory with less than a whole GPU is run again alone,
+    once. `work` (specs, artifacts folder) -> [RunRecord] is what a task runs, run_remote by default."""
+    connect(options.address, options.workers)
     import ray
 
     cluster_gpus = ray.cluster_resources().get("GPU", 0)
@@ -175,9 +174,9 @@ def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: 
             job = claim(store, job, summary, lambda n: progress.advance(grid, n))
             if not job:
                 continue
-            gpus = gpus_per_cell if gpus_per_cell is not None else (
-                _share(job, estimates or {}, gpu_memory, gpu_context) if cluster_gpus else 0)
-            ref = remote.options(num_cpus=cpus_per_cell, num_gpus=gpus, max_retries=max_retries,
+            gpus = options.gpus_per_cell if options.gpus_per_cell is not None else (
+                _share(job, estimates or {}, options.gpu_memory, options.gpu_context) if cluster_gpus else 0)
+            ref = remote.options(num_cpus=options.cpus_per_cell, num_gpus=gpus, max_retries=options.max_retries,
                                  name=job[0].label).remote(job, artifacts)
             pending[ref] = (job, time.perf_counter(), gpus)
         try:
@@ -188,9 +187,9 @@ def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, address: 
                     try:
                         records = ray.get(ref)
                     except Exception as exc:  # the worker died more than max_retries times
-                        records = [failure(spec, _cause(exc, max_retries)) for spec in job]
+                        records = [failure(spec, _cause(exc, options.max_retries)) for spec in job]
                     if 0 < gpus < 1 and any(map(out_of_memory, records)):  # packed too tight: again, alone
-                        again = remote.options(num_cpus=cpus_per_cell, num_gpus=1, max_retries=max_retries,
+                        again = remote.options(num_cpus=options.cpus_per_cell, num_gpus=1, max_retries=options.max_retries,
                                                name=job[0].label).remote(job, artifacts)
                         pending[again] = (job, time.perf_counter(), 1)
                         continue

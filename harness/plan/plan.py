@@ -73,6 +73,10 @@ class Plan:
         kept = [[s for s in job if s.id not in refused] for job in self.jobs]
         return [job for job in kept if job]
 
+    def peaks(self) -> dict[str, int]:
+        """{run id: estimated peak bytes} of the cells whose training step could be estimated."""
+        return {c.spec.id: c.memory.peak for c in self.cells if c.memory and not c.memory.error}
+
     def counts(self) -> dict[str, int]:
         found = [cell.status for cell in self.cells]
         return {status: found.count(status) for status in STATUSES if status in found}

@@ -44,7 +44,7 @@ def probe(spec: RunSpec, artifacts: Path | None, steps: int = 6) -> TimeEstimate
     if cfg.shots:
         train_rows = len(task_type.few_shot(data.train.select(range(train_rows)), cfg.shots, spec.seed))
     eval_rows = min(len(data.eval), cfg.max_eval_samples or len(data.eval))
-    # what training evaluates on while it selects (early stopping, curves): dev, drawn as runner.load_task does
+    # what training evaluates on while it selects (early stopping, curves): dev, drawn as run.cell.load_task does
     dev_rows = len(task_type.few_shot(data.dev, cfg.shots, spec.seed)) if cfg.shots and cfg.few_shot_dev \
         else len(data.dev)
     per_step = cfg.batch_size * cfg.gradient_accumulation_steps

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats as sp
 
 from harness.metrics import Metric
-from harness.report.stats import GAMMA, RESAMPLES, Run, SeedNoise, covariance_from
+from harness.report.stats import GAMMA, RESAMPLES, Run, SeedNoise, covariance_from, resampler
 
 ALPHA = 0.05
 DRAWS = 4000  # simulated draws of the column under the least favourable case
@@ -80,7 +80,7 @@ def best_set_of(means: np.ndarray, seeds: np.ndarray, covariance: np.ndarray, no
         bound = noise.dof * noise.variance / sp.chi2.ppf(GAMMA, noise.dof)
         gamma = GAMMA
     observed = _statistics(means[None, :], pair, both, np.array([variance]))[0]
-    reference = _null_draws(k, covariance, seeds, bound, noise.dof, pair, both, draws, seed)
+    reference = _null_draws(covariance, seeds, bound, noise.dof, pair, both, draws, seed)
     p_values = _step_down(observed, reference, gamma)
     return BestSet([bool(p > alpha) for p in p_values], p_values, noise, draws)
 
@@ -103,12 +103,12 @@ def _statistics(scores: np.ndarray, pair: np.ndarray, both: np.ndarray, variance
     return out
 
 
-def _null_draws(k: int, covariance: np.ndarray, seeds: np.ndarray, variance: float, dof: int, pair: np.ndarray,
+def _null_draws(covariance: np.ndarray, seeds: np.ndarray, variance: float, dof: int, pair: np.ndarray,
                 both: np.ndarray, draws: int, seed: int) -> np.ndarray:
     """The statistics of `draws` columns whose rows are all equal: example noise with the observed
     covariance, seed noise with the bounded pooled variance, and that variance re-estimated on
     `dof` degrees of freedom in each draw."""
-    rng = np.random.default_rng(seed)
+    rng, k = np.random.default_rng(seed), len(covariance)
     values, vectors = np.linalg.eigh((covariance + covariance.T) / 2)
     root = vectors * np.sqrt(np.clip(values, 0.0, None))
     scores = rng.standard_normal((draws, k)) @ root.T
@@ -144,15 +144,7 @@ def example_covariance(rows: list[list[Run]], metric: Metric, resamples: int = R
                for runs in rows]  # rows of seeds x examples
         return covariance_from(per, n) if n > 1 else np.zeros((len(rows), len(rows)))
     else:
-        idx = np.random.default_rng(seed).integers(0, n, (resamples, n))
-        if metric.stats is not None:  # corpus-level metrics: resample each example's sufficient statistics
-            def resampled(p):
-                return np.asarray(metric.from_stats(np.asarray(metric.stats(p, refs))[idx].sum(axis=1))) * metric.scale
-        else:
-            ref = np.asarray(refs)
-
-            def resampled(p):
-                return metric.many(np.asarray(p)[idx], ref[idx])
+        resampled = resampler(metric, refs, np.random.default_rng(seed).integers(0, n, (resamples, n)))
         per = [np.array([resampled(p) for _, p, _ in runs]) for runs in rows]  # rows of seeds x resamples
         finite = ~np.any([np.isnan(x).any(axis=0) for x in per], axis=0)
         if finite.sum() < 2:

@@ -229,18 +229,24 @@ def _bootstrap_variance(a: list[Run], b: list[Run], refs, metric: Metric, resamp
     """Variance (points²) of the difference of seed-averaged scores over paired bootstrap resamples
     of the examples: the same resampled examples for both cells and every seed."""
     n = len(refs)
-    idx = np.random.default_rng(seed).integers(0, n, (resamples, n))
-    if metric.stats is not None:  # corpus-level metrics: resample each example's sufficient statistics
-        def resampled(p):
-            return np.asarray(metric.from_stats(np.asarray(metric.stats(p, refs))[idx].sum(axis=1))) * metric.scale
-    else:
-        ref = np.asarray(refs)
-
-        def resampled(p):
-            return metric.many(np.asarray(p)[idx], ref[idx])
+    resampled = resampler(metric, refs, np.random.default_rng(seed).integers(0, n, (resamples, n)))
     deltas = np.mean([resampled(p) for _, p, _ in a], axis=0) - np.mean([resampled(p) for _, p, _ in b], axis=0)
     deltas = deltas[~np.isnan(deltas)]
     return float(deltas.var(ddof=1)) if len(deltas) > 1 else math.nan
+
+
+def resampler(metric: Metric, refs, idx: np.ndarray):
+    """predictions -> the metric on each bootstrap resample of the examples (`idx`: resamples x n
+    example indices); corpus-level metrics resample each example's sufficient statistics."""
+    if metric.stats is not None:
+        def resampled(p):
+            return np.asarray(metric.from_stats(np.asarray(metric.stats(p, refs))[idx].sum(axis=1))) * metric.scale
+        return resampled
+    ref = np.asarray(refs)
+
+    def resampled(p):
+        return metric.many(np.asarray(p)[idx], ref[idx])
+    return resampled
 
 
 def covariance_from(per: list[np.ndarray], divisor: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from harness.run.finetuned import save_finetuned
 from harness.run.tracking import finish, hold_ends, tracking
 from harness.run.training import (
     Progress,
+    TrainerInputs,
     build_trainer,
     preprocessed,
     set_dropout,
@@ -62,8 +63,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             model = strategy.apply(model, task.task_type)
             params = parameter_counts(model, strategy.trained(model))
             with tempfile.TemporaryDirectory(prefix="harness-") as workdir, tracking(spec, artifacts):
-                trainer = build_trainer(spec, model, tokenizer, task.task_type, task.train_set, task.dev_set, workdir,
-                                        progress, strategy)
+                trainer = build_trainer(spec, strategy, TrainerInputs(model, tokenizer, task.task_type, task.train_set,
+                                                                          task.dev_set), workdir, progress)
                 held = hold_ends(trainer)
                 with timer("train"):
                     result = train(trainer, cfg)

@@ -31,7 +31,7 @@ from harness.run.cell import (
     save_if_asked,
 )
 from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
-from harness.run.training import HarnessTrainer, Progress, build_trainer, set_dropout
+from harness.run.training import HarnessTrainer, Progress, TrainerInputs, build_trainer, set_dropout
 from harness.store.database import RunRecord
 from harness.strategies import Context, backbone_of
 
@@ -111,7 +111,7 @@ def _loader(dataset, model: nn.Module, collator, batch_size: int, seed: int) -> 
 
 def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
     """Train one model on every partner task of `specs` (cells of the same joint model) and
-    return a record for each spec: runner.run_cell's structure (set up, train, evaluate, record)
+    return a record for each spec: run.cell.run_cell's structure (set up, train, evaluate, record)
     with one model per task around a shared body, and batches drawn from a task mixture."""
     started, timer = time.perf_counter(), PhaseTimer()
     first = specs[0]
@@ -138,9 +138,9 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
         mixing = strategy.mixing({n: len(loader) for n, loader in loaders.items()})
         mixture = TaskMixture(loaders, mixing, seed)
         with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-            trainer = build_trainer(first, joint, tokenizer, tasks[first.task].task_type, tasks[first.task].train_set,
-                                    None, workdir, progress, strategy, trainer_class=JointTrainer, track=False,
-                                    mixture=mixture)  # one model for several cells: no one tracked run
+            trainer = build_trainer(first, strategy, TrainerInputs(joint, tokenizer, tasks[first.task].task_type,
+                                                                  tasks[first.task].train_set), workdir, progress,
+                                    trainer_class=JointTrainer, track=False, mixture=mixture)  # one model for several cells: no one tracked run
             with timer("train"):
                 result = trainer.train()  # the task mixture batches itself: no auto batch size
                 trainer.check_weights()
@@ -149,8 +149,8 @@ def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts:
                 for spec in specs:
                     task = tasks[spec.task]
                     models[spec.task].eval()
-                    scorer = build_trainer(spec, models[spec.task], tokenizer, task.task_type, None, None, workdir, None,
-                                           strategy, track=False)
+                    scorer = build_trainer(spec, strategy, TrainerInputs(models[spec.task], tokenizer, task.task_type),
+                                           workdir, track=False)
                     predictions[spec.task] = scorer.predictions(task.eval_set)
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     eval_rows = sum(len(tasks[s.task].eval_set) for s in specs)

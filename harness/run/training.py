@@ -13,7 +13,9 @@ import os
 import random
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -281,11 +283,25 @@ def set_dropout(model: torch.nn.Module, p: float) -> None:
             module.attention_dropout = p
 
 
-def build_trainer(spec: RunSpec, model, tokenizer, task_type, train_set, dev_set, workdir: str, progress: Progress | None,
-             strategy, trainer_class: type[HarnessTrainer] | None = None, track: bool = True, **extra) -> Trainer:
-    """The Trainer of one cell. `dev_set` is what training evaluates on (early stopping, checkpoint
-    choice, curves): the task's dev split, never the split it reports; None when nothing selects.
-    `track`: send it to the trackers of `train.report_to` (see harness.run.tracking)."""
+@dataclass
+class TrainerInputs:
+    """What a cell's Trainer works on: the model and its tokenizer, the task type that collates,
+    decodes and scores, the rows it trains on, and the rows it evaluates on while training (early
+    stopping, checkpoint choice, curves: the task's dev split, never the split it reports; None
+    when nothing selects)."""
+
+    model: Any
+    tokenizer: Any
+    task_type: Any
+    train_set: Any = None
+    dev_set: Any = None
+
+
+def build_trainer(spec: RunSpec, strategy, inputs: TrainerInputs, workdir: str, progress: Progress | None = None,
+                  trainer_class: type[HarnessTrainer] | None = None, track: bool = True, **extra) -> Trainer:
+    """The Trainer of one cell. `track`: send it to the trackers of `train.report_to` (see
+    harness.run.tracking); `extra`: arguments of `trainer_class` beyond HarnessTrainer's."""
+    model, task_type, dev_set = inputs.model, inputs.task_type, inputs.dev_set
     cfg, stopping = spec.train, spec.train.early_stopping
     callbacks: list[TrainerCallback] = list(strategy.callbacks(model))
     if stopping:
@@ -299,10 +315,10 @@ def build_trainer(spec: RunSpec, model, tokenizer, task_type, train_set, dev_set
         task_type=task_type,
         train_config=cfg,
         args=_arguments(spec, task_type, workdir, track),
-        train_dataset=train_set,
+        train_dataset=inputs.train_set,
         eval_dataset=dev_set,
-        processing_class=tokenizer,
-        data_collator=task_type.collator(tokenizer),
+        processing_class=inputs.tokenizer,
+        data_collator=task_type.collator(inputs.tokenizer),
         compute_metrics=(lambda p: task_type.score(task_type.decode(p.predictions, dev_set), task_type.references(dev_set)))
         if dev_set is not None else None,
         callbacks=callbacks,

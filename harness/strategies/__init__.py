@@ -24,7 +24,7 @@ class NoArgs(Strict):
 
 @dataclass
 class Context:
-    """What a cell hands a strategy's `prepare`: its spec, task task_type, tokenizer, artifacts folder."""
+    """What a cell hands a strategy's `prepare`: its spec, task type, tokenizer, artifacts folder."""
 
     spec: Any
     task_type: Any
@@ -98,7 +98,7 @@ class Strategy:
         return {n for n, p in model.named_parameters() if p.requires_grad}
 
     def before_evaluate(self, model: nn.Module) -> nn.Module:
-        """The model to evaluate once training is done (PEFT methods may merge their task_type)."""
+        """The model to evaluate once training is done (PEFT methods may merge their adapter)."""
         return model
 
     def callbacks(self, model: nn.Module) -> list:

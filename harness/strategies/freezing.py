@@ -6,7 +6,7 @@ from the bottom, what sits above the stack, and the head.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from transformers import TrainerCallback
@@ -35,9 +35,14 @@ class HeadOnly(Strategy):
         return train_only(model, lambda name: False)
 
 
-def _too_deep(model, k: int, what: str) -> str | None:
-    layers = len(layer_stack(model)[1])
-    return f"{what} is {k} but {type(model).__name__} has {layers} layers" if k > layers else None
+class _CountsLayers(Strategy):
+    """A strategy with an argument that counts layers (`depth`), which a model must have."""
+
+    depth: ClassVar[str]
+
+    def check(self, model):
+        k, layers = getattr(self.args, self.depth), len(layer_stack(model)[1])
+        return f"{self.depth} is {k} but {type(model).__name__} has {layers} layers" if k > layers else None
 
 
 class FreezeArgs(Strict):
@@ -45,37 +50,31 @@ class FreezeArgs(Strict):
     embeddings: bool = Field(True, description="freeze the embeddings too")
 
 
-class Freeze(Strategy):
+class Freeze(_CountsLayers):
     """Freeze the embeddings and the bottom k layers; everything above trains."""
 
     name = "freeze"
     Args = FreezeArgs
-
-    def check(self, model):
-        return _too_deep(model, self.args.layers, "layers")
+    depth = "layers"
 
     def apply(self, model, task_type):
         embeddings, layers, _, _ = depth_groups(model)
         frozen = {n for layer in layers[: self.args.layers] for n in layer}
         if self.args.embeddings:
             frozen |= set(embeddings)
-        for name, param in model.named_parameters():
-            param.requires_grad = name not in frozen
-        return model
+        return train_only(model, lambda name: name not in frozen)
 
 
 class TopKArgs(Strict):
     k: int = Field(ge=0, description="top layers that train, with what is above them and the head")
 
 
-class TopK(Strategy):
+class TopK(_CountsLayers):
     """Only the top k layers (and what sits above them, and the head) train."""
 
     name = "top_k"
     Args = TopKArgs
-
-    def check(self, model):
-        return _too_deep(model, self.args.k, "k")
+    depth = "k"
 
     def apply(self, model, task_type):
         _, layers, above, _ = depth_groups(model)

@@ -53,14 +53,15 @@ def _oom_when_packed(specs, artifacts):
 
 
 def test_small_cells_share_a_gpu_and_a_large_one_gets_it_whole(small_suite, tmp_path, gpu_ray):
+    from harness.executors import RayOptions
     from harness.executors.ray import run_ray
 
     specs = expand(load_suite(small_suite(seeds=[0, 1, 2, 3, 4])))
     small, large = specs[:4], specs[4]
     estimates = {s.id: 2 * GiB for s in small} | {large.id: 70 * GiB}
     with Store(tmp_path / "s.sqlite") as store:
-        summary = run_ray(jobs(specs), store, Console(quiet=True), cpus_per_cell=0.5, work=_timed,
-                          estimates=estimates, gpu_memory=80 * GiB)
+        summary = run_ray(jobs(specs), store, Console(quiet=True), RayOptions(cpus_per_cell=0.5, gpu_memory=80 * GiB),
+                          estimates, work=_timed)
         assert len(summary.done) == 5
         info = store.frame().set_index("id")["info"]
     assert [info[s.id]["gpus"] for s in small] == [1 / 8] * 4 and info[large.id]["gpus"] == 1.0
@@ -72,12 +73,13 @@ def test_small_cells_share_a_gpu_and_a_large_one_gets_it_whole(small_suite, tmp_
 
 
 def test_a_cell_out_of_memory_when_packed_runs_again_alone(small_suite, tmp_path, gpu_ray):
+    from harness.executors import RayOptions
     from harness.executors.ray import run_ray
 
     specs = expand(load_suite(small_suite()))
     with Store(tmp_path / "o.sqlite") as store:
-        summary = run_ray(jobs(specs), store, Console(quiet=True), work=_oom_when_packed,
-                          estimates={specs[0].id: GiB}, gpu_memory=80 * GiB)
+        summary = run_ray(jobs(specs), store, Console(quiet=True), RayOptions(gpu_memory=80 * GiB),
+                          {specs[0].id: GiB}, work=_oom_when_packed)
         assert len(summary.done) == 1 and not summary.failed
         assert store.frame()["info"][0]["gpus"] == 1.0
 
@@ -87,6 +89,7 @@ def test_packed_cells_give_the_records_of_one_at_a_time(small_suite, tmp_path, g
     executor: the same scores and predictions (training is seeded; on a CPU the kernels are
     deterministic)."""
     from harness.base.device import training_device
+    from harness.executors import RayOptions
     from harness.executors.local import run_local
     from harness.executors.ray import run_ray
     from harness.plan.plan import make_plan
@@ -100,8 +103,8 @@ def test_packed_cells_give_the_records_of_one_at_a_time(small_suite, tmp_path, g
         estimates = {c.spec.id: c.memory.peak for c in plan.cells if c.memory}
         assert len(estimates) == 4
         run_local(jobs(specs), local, Console(quiet=True))
-        summary = run_ray(jobs(specs), packed, Console(quiet=True), cpus_per_cell=0.5, estimates=estimates,
-                          gpu_memory=80 * GiB)
+        summary = run_ray(jobs(specs), packed, Console(quiet=True), RayOptions(cpus_per_cell=0.5, gpu_memory=80 * GiB),
+                          estimates)
         assert len(summary.done) == 4
         for spec in specs:
             a, b = (s.frame([spec.id]).iloc[0] for s in (local, packed))

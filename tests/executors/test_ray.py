@@ -69,14 +69,15 @@ def _always_dies(specs, artifacts):
 
 
 def test_a_dead_worker_is_retried_then_recorded_as_failed(small_suite, tmp_path, local_ray):
+    from harness.executors import RayOptions
     from harness.executors.ray import run_ray
 
     specs = expand(load_suite(small_suite(train=QUICK)))
     with Store(tmp_path / "retry.sqlite") as store:
-        summary = run_ray(jobs(specs), store, Console(quiet=True), max_retries=1, work=_dies_once)
+        summary = run_ray(jobs(specs), store, Console(quiet=True), RayOptions(max_retries=1), work=_dies_once)
         assert len(summary.done) == 1, summary
     with Store(tmp_path / "dead.sqlite") as store:
-        summary = run_ray(jobs(specs), store, Console(quiet=True), max_retries=1, work=_always_dies)
+        summary = run_ray(jobs(specs), store, Console(quiet=True), RayOptions(max_retries=1), work=_always_dies)
         assert not summary.done and len(summary.failed) == 1
         assert summary.failed[0][1].startswith("RuntimeError: Ray task failed after 1 retries:")
         assert store.statuses()[specs[0].id][0] == "failed"

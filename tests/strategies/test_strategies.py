@@ -75,7 +75,7 @@ def test_gradual_unfreezing_trains_a_layer_only_after_its_step(small_suite):
 def test_llrd_learning_rates_per_depth(small_suite):
     from harness.config.registry import task_type_of
     from harness.run.backbones import resolve
-    from harness.run.training import build_trainer
+    from harness.run.training import TrainerInputs, build_trainer
     from harness.tasks.data import load_splits
 
     spec = spec_for(small_suite, {"llrd": {"decay": 0.5}})
@@ -86,7 +86,7 @@ def test_llrd_learning_rates_per_depth(small_suite):
     strategy = spec.build_strategy()
     model = strategy.apply(model, task_type)
     with tempfile.TemporaryDirectory() as workdir:
-        optimizer = build_trainer(spec, model, tokenizer, task_type, None, None, workdir, None, strategy).create_optimizer()
+        optimizer = build_trainer(spec, strategy, TrainerInputs(model, tokenizer, task_type), workdir).create_optimizer()
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     params = dict(model.named_parameters())
     base = spec.train.learning_rate
@@ -158,9 +158,9 @@ def test_every_peft_method_trains_only_its_adapter_on_each_family(small_suite, f
     for spec in specs:
         before, after, trainable = trained_pair(spec)
         head = {n for n in trainable if "classifier" in n or "score" in n}
-        task_type = trainable - head
-        assert task_type, spec.strategy
-        assert not any(".base_layer." in n for n in task_type), spec.strategy  # peft froze the wrapped weights
+        adapter_params = trainable - head
+        assert adapter_params, spec.strategy
+        assert not any(".base_layer." in n for n in adapter_params), spec.strategy  # peft froze the wrapped weights
         for name in set(before) - trainable:
             assert torch.equal(before[name], after[name].detach()), f"{spec.strategy} changed {name}"
 
@@ -277,12 +277,12 @@ def test_bottleneck_adapters_start_as_identity_and_train_alone(small_suite, fami
                                          strategies={"adapters": {"placement": placement, "reduction": 8}},
                                          train={"epochs": 1})))[0]
     before, after, trainable = trained_pair(spec)
-    adapters = {n for n in trainable if ".task_type." in n}
+    adapters = {n for n in trainable if ".adapter." in n}
     assert len(adapters) == 2 * 4 * per_layer  # two layers, down/up weight and bias
     assert trainable - adapters <= {"classifier.weight", "classifier.bias", "score.weight"}
     for name in set(before) - trainable:
         assert torch.equal(before[name], after[name].detach())
-    assert any(".task_type.up." in n and moved(before, after, n) for n in adapters)
+    assert any(".adapter.up." in n and moved(before, after, n) for n in adapters)
 
 
 def test_bottleneck_adapters_do_not_change_the_function_before_training():

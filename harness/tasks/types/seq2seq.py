@@ -133,7 +133,7 @@ class Seq2SeqType(TaskType):
     @property
     def decoder_only(self) -> bool:
         if self._decoder_only is None:
-            raise RuntimeError("seq2seq task_type: call bind(model) before preprocessing")
+            raise RuntimeError("seq2seq task type: call bind(model) before preprocessing")
         return self._decoder_only
 
     def bind(self, model) -> None:

@@ -30,7 +30,7 @@ def card(**fields) -> TaskCard:
     return TaskCard.model_validate(base | fields)
 
 
-def ner_adapter(**options) -> TokenClassificationType:
+def ner_type(**options) -> TokenClassificationType:
     return TokenClassificationType(card(type="token_classification", inputs=["tokens"], label="ner_tags",
                                            labels=NER_LABELS, options=options))
 
@@ -48,14 +48,14 @@ def test_iob1_is_converted_to_iob2():
 
 
 def test_first_subword_carries_the_tag_and_words_map_back():
-    task_type = ner_adapter()
+    task_type = ner_type()
     split = rows(tokens=[["Zürichsee", "anna", "x"]], ner_tags=[["B-LOC", "B-PER", "O"]])
     tokenizer = build_tokenizer(["anna x zürich sea"], 60)  # "zürichsee" is not a word of the vocabulary: many pieces
     features, info = task_type.preprocess(split, "train", tokenizer, TrainConfig(max_length=64))
     labels, starts = features[0]["labels"], features[0]["word_starts"]
     assert [labels[p] for p in starts] == [3, 1, 0]
     assert sum(x != -100 for x in labels) == 3  # continuation pieces and specials are ignored
-    all_pieces, _ = ner_adapter(label_subwords="all").preprocess(split, "train", tokenizer, TrainConfig(max_length=64))
+    all_pieces, _ = ner_type(label_subwords="all").preprocess(split, "train", tokenizer, TrainConfig(max_length=64))
     pieces = [x for x in all_pieces[0]["labels"] if x != -100]
     assert pieces[0] == 3 and set(pieces[1:-2]) == {4}  # B-LOC then I-LOC on the word's other pieces
     # decoding: one logit row per token; each word takes its first piece's label
@@ -66,7 +66,7 @@ def test_first_subword_carries_the_tag_and_words_map_back():
 
 
 def test_words_cut_by_truncation_are_predicted_o_and_counted():
-    task_type = ner_adapter()
+    task_type = ner_type()
     words = ["anna"] * 30
     split = rows(tokens=[words], ner_tags=[["B-PER"] * 30])
     tokenizer = build_tokenizer(["anna"], 60)
@@ -85,19 +85,19 @@ def test_words_cut_by_truncation_are_predicted_o_and_counted():
 ])
 def test_bad_ner_rows_name_the_row(tokens, tags, message):
     with pytest.raises(DataError, match=message):
-        ner_adapter().preprocess(rows(tokens=[tokens], ner_tags=[tags]), "train", build_tokenizer(["a b"], 50),
+        ner_type().preprocess(rows(tokens=[tokens], ner_tags=[tags]), "train", build_tokenizer(["a b"], 50),
                                  TrainConfig())
 
 
 def test_integer_tags_are_indexes_into_the_labels():
-    words, tags = ner_adapter().tags(rows(tokens=[["anna", "x"]], ner_tags=[[1, 0]]), "train")
+    words, tags = ner_type().tags(rows(tokens=[["anna", "x"]], ner_tags=[[1, 0]]), "train")
     assert tags == [["B-PER", "O"]]
 
 
 # --------------------------------------------------------------------------- question answering
 
 
-def qa_adapter(**options) -> QuestionAnsweringType:
+def qa_type(**options) -> QuestionAnsweringType:
     return QuestionAnsweringType(card(type="question_answering", inputs=["question", "context"], label="answers",
                                          metrics=["squad_f1"], primary="squad_f1", options=options))
 
@@ -121,7 +121,7 @@ def test_long_context_windows_find_the_answer_wherever_it_lies(answer_at):
     split = rows(id=["q"], question=["where ?"], context=[context],
                  answers=[{"text": ["Zürich Genève"], "answer_start": [start]}])
     tokenizer = build_tokenizer([context, "where ?"], 200)
-    task_type = qa_adapter(doc_stride=6)
+    task_type = qa_type(doc_stride=6)
     features, info = task_type.preprocess(split, "validation", tokenizer, TrainConfig(max_length=24))
     assert info["windows"] > 3 and info["rows_split"] == info["windows"] - 1
     holding = [i for i, s in enumerate(features["start_positions"]) if s != 0]
@@ -139,12 +139,12 @@ def test_version_2_answers_nothing_when_no_answer_scores_higher():
     split = rows(id=["a", "b"], question=["where ?", "why ?"], context=[context, context],
                  answers=[{"text": ["oslo"], "answer_start": [14]}, {"text": [], "answer_start": []}])
     tokenizer = build_tokenizer([context, "where why ?"], 100)
-    task_type = qa_adapter(version_2=True)
+    task_type = qa_type(version_2=True)
     features, _ = task_type.preprocess(split, "validation", tokenizer, TrainConfig(max_length=32))
     assert features["start_positions"][1] == 0 and features["end_positions"][1] == 0
     assert task_type.decode(_fake_logits(features, ""), features) == ["oslo", ""]
     assert task_type.references(features) == [["oslo"], []]
-    strict = qa_adapter(version_2=True, null_threshold=100.0)  # no-answer must now win by more than 100
+    strict = qa_type(version_2=True, null_threshold=100.0)  # no-answer must now win by more than 100
     assert strict.decode(_fake_logits(features, ""), features)[1] != ""
 
 
@@ -156,13 +156,13 @@ def test_version_2_answers_nothing_when_no_answer_scores_higher():
 def test_bad_qa_rows_name_the_row(answers, options, message):
     split = rows(id=["x"], question=["q"], context=["anna lives in oslo"], answers=[answers])
     with pytest.raises(DataError, match=message):
-        qa_adapter(**options).preprocess(split, "train", build_tokenizer(["anna lives in oslo q"], 80), TrainConfig())
+        qa_type(**options).preprocess(split, "train", build_tokenizer(["anna lives in oslo q"], 80), TrainConfig())
 
 
 def test_empty_context_is_an_error():
     split = rows(id=["x"], question=["q"], context=["  "], answers=[{"text": [], "answer_start": []}])
     with pytest.raises(DataError, match="row 0: the context is empty"):
-        qa_adapter(version_2=True).preprocess(split, "train", build_tokenizer(["q"], 50), TrainConfig())
+        qa_type(version_2=True).preprocess(split, "train", build_tokenizer(["q"], 50), TrainConfig())
 
 
 # --------------------------------------------------------------------------- seq2seq
