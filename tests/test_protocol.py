@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from harness.base.errors import ConfigError
-from harness.config.registry import STRATEGIES, load_card
+from harness.config.registry import load_card
 from harness.config.schemas import TaskCard, TrainConfig
 from harness.config.suite import expand, load_suite
 from harness.run.cell import load_task, run_cell
+from harness.strategies.recipe import build
 from harness.tasks.data import ROW, load_splits
 from harness.testing import write_yaml
 
@@ -51,9 +52,9 @@ def test_a_named_dev_split_is_used_and_dev_can_never_be_eval(tmp_path):
 
 
 def test_few_shot_cells_select_on_a_few_shot_dev_set(tmp_path):
-    task = load_task(local_card(tmp_path), STRATEGIES.get("full").from_suite({}, "t", "s"), TrainConfig(shots=4), 0)
+    task = load_task(local_card(tmp_path), build("full", {}, "t", "s"), TrainConfig(shots=4), 0)
     assert len(task.train_rows) == 8 and len(task.dev_rows) == 8 and sorted(task.dev_rows["label"]) == [0] * 4 + [1] * 4
-    whole = load_task(local_card(tmp_path), STRATEGIES.get("full").from_suite({}, "t", "s"),
+    whole = load_task(local_card(tmp_path), build("full", {}, "t", "s"),
                       TrainConfig(shots=4, few_shot_dev=False), 0)  # the suite says otherwise: all of dev
     assert len(whole.train_rows) == 8 and len(whole.dev_rows) == len(task.data.dev) > 8
 

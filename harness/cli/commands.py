@@ -358,17 +358,18 @@ def cmd_export(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from harness.config.registry import METRICS, STRATEGIES, TaskCatalogue
+    from harness.config.registry import METRICS, PARTS, STRATEGIES, TaskCatalogue
     from harness.run.backbones import TINY
 
     if args.what == "tasks":
         catalogue = TaskCatalogue()
         for name in catalogue.names():
             console.print(f"{name:24} {catalogue.paths[name]}")
-    elif args.what == "strategies":
-        for name in STRATEGIES.names():
-            doc = (STRATEGIES.get(name).__doc__ or "").strip().splitlines()
-            console.print(f"{name:20} {doc[0] if doc else ''}")
+    elif args.what == "strategies":  # methods, then the parts a recipe adds (each alone: with full fine-tuning)
+        for table in (STRATEGIES, PARTS):
+            for name in table.names():
+                doc = (table.get(name).__doc__ or "").strip().splitlines()
+                console.print(f"{name:20} {'part: ' if table is PARTS else ''}{doc[0] if doc else ''}")
     else:
         names = {"metrics": METRICS.names() + METRICS.families(), "tiny": sorted(TINY)}[args.what]
         console.print("\n".join(names))

@@ -68,7 +68,7 @@ def sources(suite, where: str, cards: dict, strategies: dict) -> list[str]:
                 lines.append(f"{card.path or card.name}: metrics.{i}: {metric!r} runs a Python metric script "
                              f"({origin})")
     for label, (_, _, strategy) in strategies.items():
-        for key, spec in _model_specs(strategy.args, ""):
+        for key, spec in _model_specs(strategy.arguments(), ""):
             if getattr(spec, "trust_remote_code", False):
                 lines.append(f"{where}: strategies.{label}.{key}: trust_remote_code runs the Python files of "
                              f"{spec.source!r}")

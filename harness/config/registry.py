@@ -1,4 +1,4 @@
-"""One table per kind of thing: task types, strategies, metrics, generated tasks, and the task catalogue.
+"""One table per kind of thing: task types, strategies (methods), recipe parts, metrics, generated tasks, and the task catalogue.
 
 Entries are `"module:attribute"` strings imported on first use, so listing names imports nothing
 and nothing registers itself as a side effect of an import. A test checks that every table entry
@@ -90,9 +90,6 @@ STRATEGIES: Registry[Any] = Registry(
         "bitfit": "harness.strategies.bitfit:BitFit",
         "lora": "harness.strategies.peft_methods:LoRA",
         "adapters": "harness.strategies.adapters:BottleneckAdapters",
-        "distill": "harness.strategies.distill:Distill",
-        "augment": "harness.strategies.augment:Augment",
-        "back_translation": "harness.strategies.back_translation:BackTranslation",
         "multitask": "harness.strategies.multitask:MultiTask",
         "zero_shot": "harness.strategies.prompting:ZeroShot",
         "in_context": "harness.strategies.prompting:InContext",
@@ -106,6 +103,18 @@ STRATEGIES: Registry[Any] = Registry(
         "prefix_tuning": "harness.strategies.peft_methods:PrefixTuning",
         "prompt_tuning": "harness.strategies.peft_methods:PromptTuning",
         "p_tuning": "harness.strategies.peft_methods:PTuning",
+    },
+)
+
+# Recipe parts: what a recipe adds to any method that trains (harness.strategies.recipe). Each is
+# also a strategy name alone: full fine-tuning with that part.
+PARTS: Registry[Any] = Registry(
+    "recipe part",
+    {
+        "augment": "harness.strategies.augment:Augment",
+        "back_translation": "harness.strategies.back_translation:BackTranslation",
+        "distill": "harness.strategies.distill:Distill",
+        "label_smoothing": "harness.strategies.smoothing:LabelSmoothing",
     },
 )
 

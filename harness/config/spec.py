@@ -18,9 +18,10 @@ from harness import RESULTS_VERSION
 from harness.base.device import CPU_COMPUTE
 from harness.base.digest import json_digest
 from harness.config.parsing import Strict
-from harness.config.registry import METRICS, STRATEGIES, TASK_TYPES
+from harness.config.registry import METRICS, TASK_TYPES
 from harness.config.schemas import ModelSpec, TaskCard, TrainConfig, train_fields
 from harness.strategies import Strategy
+from harness.strategies.recipe import build
 from harness.sweep.space import shown
 
 # Card fields no result depends on: what a report reads. Metrics are computed from the stored
@@ -133,4 +134,4 @@ class RunSpec(Strict):
         return self.card.model_copy(update={"path": Path(self.card_path) if self.card_path else None})
 
     def build_strategy(self) -> Strategy:
-        return STRATEGIES.get(self.strategy_name).from_suite(self.strategy_args, f"run {self.id}", "strategy")
+        return build(self.strategy_name, self.strategy_args, f"run {self.id}", "strategy")

@@ -12,13 +12,14 @@ from harness.base.device import Target
 from harness.base.errors import ConfigError, did_you_mean, unknown
 from harness.config import consent
 from harness.config.parsing import format_error, parse
-from harness.config.registry import STRATEGIES, TASK_TYPES, TaskCatalogue, task_type_of
+from harness.config.registry import TASK_TYPES, TaskCatalogue, task_type_of
 from harness.config.schemas import Suite, TaskCard, TrainConfig, deep_merge
 from harness.config.spec import Partner, RunSpec, Trial
 from harness.config.yamlfile import read_yaml
 from harness.hub.lock import apply_lock, lock_path, read_lock
 from harness.run.backbones import Backbone, resolve
 from harness.strategies import Strategy
+from harness.strategies.recipe import build
 from harness.sweep.space import key_of, merged, points, size, split
 from harness.tasks.data import fingerprint
 
@@ -64,9 +65,7 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked:
     for label, raw in suite.strategies.items():
         raw = dict(raw)
         name = raw.pop("use", label)
-        if name not in STRATEGIES:
-            raise ConfigError(f"{where}: strategies.{label}: {unknown('strategy', name, STRATEGIES.names())}")
-        strategies[label] = (name, raw, STRATEGIES.get(name).from_suite(raw, where, f"strategies.{label}"))
+        strategies[label] = (name, raw, build(name, raw, where, f"strategies.{label}"))
 
     for label, (_, _, strategy) in strategies.items():
         named = (strategy.args.tasks or []) if strategy.joint else []
@@ -182,7 +181,7 @@ def _point_settings(loaded: LoadedSuite, label: str, base: TrainConfig, point: d
     except ValidationError as exc:
         raise ConfigError(format_error(exc, TrainConfig, where, ("sweep", "spaces", "space"))) from None
     try:
-        strategy = STRATEGIES.get(name).from_suite(raw | args, where, "sweep.spaces.space")
+        strategy = build(name, raw | args, where, "sweep.spaces.space")
     except ConfigError as exc:
         keys = [k for k in point if not k.startswith("strategy.") and k.split(".")[0] not in TrainConfig.model_fields]
         if not keys:

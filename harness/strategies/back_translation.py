@@ -1,7 +1,8 @@
 """Back-translation (Sennrich et al. 2016; Edunov et al. 2018 for sampled copies): a `fraction` of
 the training rows gets `copies` paraphrases made by translating each text column into a pivot
-language with the `forward` model and back with the `backward` model; the model then trains as in
-full fine-tuning on the originals and the copies. Evaluation data is never touched.
+language with the `forward` model and back with the `backward` model; the model then trains on the
+originals and the copies (a data part: with full fine-tuning alone, else with the recipe's
+method). Evaluation data is never touched.
 
 Each direction is any backbone harness loads (hub id, local folder, package, GGUF file): an
 encoder-decoder translation model (Marian opus-mt, T5 with "translate English to German: {text}")
@@ -23,7 +24,7 @@ from harness.base.errors import HarnessError
 from harness.config.parsing import Strict
 from harness.config.schemas import ModelSpec
 from harness.run.backbones import GenerationModel, resolve
-from harness.strategies.full import Full
+from harness.strategies import Part
 
 
 class Direction(Strict):
@@ -59,10 +60,11 @@ class BackTranslationArgs(Strict):
         return self
 
 
-class BackTranslation(Full):
-    """Back-translation data augmentation through a pair of translation backbones, then full fine-tuning."""
+class BackTranslation(Part):
+    """Back-translation data augmentation through a pair of translation backbones."""
 
     name = "back_translation"
+    role = "data"
     Args = BackTranslationArgs
     task_types = frozenset({"classification"})
 

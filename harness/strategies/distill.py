@@ -1,9 +1,11 @@
-"""Knowledge distillation (Hinton et al., 2015): the student (all of it) trains on
+"""Knowledge distillation (Hinton et al., 2015): the student (what its method trains: all of it
+alone, LoRA's parameters in `lora_kd: {use: lora, distill: {...}}`) trains on
 alpha * cross-entropy + (1 - alpha) * T^2 * KL(teacher || student) over temperature-softened logits.
 
-The teacher is either a fine-tuned run kept in the store (`teacher: run:<run id>`, from a suite
-run with `train: {save_model: true}`), or a model already fine-tuned for the task
-(`teacher: <hub id | local folder | package:...>`). Teacher and student read the same token ids,
+The teacher is a cell of the same suite (`teacher: {model: <alias>, strategy: <label>}`: the same
+task and seed; it runs first and keeps its model), a fine-tuned run kept in the store
+(`teacher: run:<run id>`, from a suite run with `train: {save_model: true}`), or a model already
+fine-tuned for the task (`teacher: <hub id | local folder | package:...>`). Teacher and student read the same token ids,
 so they must share a vocabulary; a mismatch is an error naming both.
 """
 
@@ -15,21 +17,29 @@ from pydantic import Field
 
 from harness.config.parsing import Strict
 from harness.config.schemas import ModelSpec
-from harness.strategies import Context, Strategy
+from harness.strategies import Context, Part
+
+
+class TeacherCell(Strict):
+    """A cell of the suite as the teacher: its model alias and strategy label (same task and seed)."""
+
+    model: str
+    strategy: str
 
 
 class DistillArgs(Strict):
-    teacher: str = Field(description="run:<run id> of a kept run, or a fine-tuned model's source")
+    teacher: str | TeacherCell = Field(
+        description="{model, strategy} of a cell of the suite, run:<run id> of a kept run, or a fine-tuned model's source")
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the cross-entropy on the labels")
     temperature: float = Field(2.0, gt=0)
 
 
-class Distill(Strategy):
+class Distill(Part):
     """Knowledge distillation: the student trains on alpha*CE + (1-alpha)*T^2*KL to a teacher's logits."""
 
     name = "distill"
+    role = "objective"
     Args = DistillArgs
-    own_loss = True
     task_types = frozenset({"classification", "token_classification"})
 
     def check(self, model):
@@ -43,6 +53,8 @@ class Distill(Strategy):
         )
 
         teacher = self.args.teacher
+        if isinstance(teacher, TeacherCell):  # the suite resolves it to the cell's run id (config.suite.expand)
+            raise ValueError(f"distill: teacher cell {teacher.model_dump()} was not resolved to a run")
         if teacher.startswith("run:"):
             if context.artifacts is None:
                 raise ValueError("distill: a run teacher needs the store's runs folder")
@@ -62,11 +74,6 @@ class Distill(Strategy):
         self.teacher = model.eval()
         for param in self.teacher.parameters():
             param.requires_grad = False
-
-    def apply(self, model, task_type):
-        for param in model.parameters():
-            param.requires_grad = True
-        return model
 
     def loss(self, inputs, outputs):
         student = outputs.logits

@@ -36,6 +36,7 @@ class PeftStrategy(Strategy):
     feedforward_table: ClassVar[dict[str, list[str]] | None] = None  # IA3's feed-forward modules
     defaults: ClassVar[dict[str, Any]] = {}
     can_merge: ClassVar[bool] = True
+    adapts = True
 
     def __init__(self, args: dict[str, Any]):
         self.args = args

@@ -1,0 +1,198 @@
+"""A cell's recipe: a method (what trains) with the parts a suite adds to it, and how the base is held.
+
+A suite entry under `strategies` names a method or a part (`use:`, else its label) and may add
+parts and a base beside the method's own arguments:
+
+    lora:      {r: 8}                                     # a method alone
+    augment:   {fraction: 0.5}                            # a part alone: full fine-tuning with it
+    lora_eda:  {use: lora, r: 8, augment: {fraction: 0.5}}
+    lora_kd:   {use: lora, distill: {teacher: {model: minilm, strategy: full}}}
+    qlora:     {use: lora, r: 8, base: nf4}
+
+A method or a part alone hashes as it always did (its name and its arguments), so every run id of
+a single technique is unchanged; a composed recipe hashes the method's arguments with each part's
+and the base under their keys. Each part is validated on its own; what cannot combine is refused
+in preflight (`Recipe.check`) with the reason, cell by cell.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib.metadata import version
+from typing import Any
+
+from packaging.version import Version
+
+from harness.base.errors import ConfigError, unknown
+from harness.config.registry import PARTS, STRATEGIES
+from harness.strategies import Context, NoArgs, Part, Strategy
+
+# How the frozen backbone is held: its weights' storage while a method trains around it.
+BASES = ("fp32", "bf16", "int8", "nf4")
+QUANTIZED = ("int8", "nf4")
+# bitsandbytes trains through 4-bit and 8-bit layers on a CPU from this release (its CPU backend)
+BITSANDBYTES_CPU = Version("0.48.0")
+
+
+class Recipe(Strategy):
+    """A method with its data and objective parts and its base: the one strategy a cell runs.
+    Everything the method decides (what trains, how it is saved, how it predicts) is the
+    method's; the parts add rows and a loss."""
+
+    def __init__(self, method: Strategy, parts: dict[str, Part] | None = None, base: str = "fp32",
+                 alone: str | None = None):
+        super().__init__(method.args)
+        self.method, self.parts, self.base, self.alone = method, dict(parts or {}), base, alone
+        self.name = alone or method.name
+        self.trains, self.joint, self.adapts = method.trains, method.joint, method.adapts
+        kinds = [k for k in [method.task_types, *(p.task_types for p in self.parts.values())] if k is not None]
+        self.task_types = frozenset.intersection(*kinds) if kinds else None
+
+    @property
+    def data(self) -> list[Part]:
+        return [p for p in self.parts.values() if p.role == "data"]
+
+    @property
+    def objective(self) -> Part | None:
+        return next((p for p in self.parts.values() if p.role == "objective"), None)
+
+    @property
+    def own_loss(self) -> bool:
+        return self.objective is not None
+
+    def resolved(self) -> dict[str, Any]:
+        if self.alone:  # a part alone, spelled as a strategy: hashed as it always was
+            return self.parts[self.alone].resolved()
+        out = self.method.resolved()
+        out |= {name: part.resolved() for name, part in self.parts.items()}
+        return out | ({"base": self.base} if self.base != "fp32" else {})
+
+    def arguments(self) -> dict[str, Any]:
+        """{key path in the suite entry: validated arguments} of the method and every part."""
+        if self.alone:
+            return {"": self.parts[self.alone].args}
+        return {"": self.method.args} | {name: part.args for name, part in self.parts.items()}
+
+    def describe(self) -> str:
+        """What the recipe is, in one line: 'lora + augment + distill on an nf4 base'."""
+        parts = " + ".join([self.method.name, *self.parts])
+        return parts + (f" on a {self.base} base" if self.base != "fp32" else "")
+
+    def check(self, model) -> str | None:
+        return self._combination() or self.method.check(model) or next(
+            (reason for part in self.parts.values() if (reason := part.check(model))), None)
+
+    def _combination(self) -> str | None:
+        """Why the method, parts and base cannot go together, or None."""
+        if self.parts and not self.method.trains:
+            return (f"{' and '.join(self.parts)} need a method that trains; {self.method.name} predicts "
+                    f"without training")
+        if self.base in QUANTIZED:
+            if not self.method.adapts:
+                return (f"base {self.base} holds the backbone's weights quantized and frozen: only a peft method "
+                        f"(lora, ia3, ...) trains around them, not {self.method.name}")
+            return bitsandbytes_missing()
+        return None
+
+    def prepare(self, context: Context) -> None:
+        self.method.prepare(context)
+        for part in self.parts.values():
+            part.prepare(context)
+
+    def augment(self, rows, task_type, seed: int) -> tuple[Any, dict | None]:
+        """The training rows after every data part, in the recipe's order, and what each did."""
+        done = {}
+        for name, part in self.parts.items():
+            if part.role == "data":
+                rows, done[name] = part.augment(rows, task_type, seed)
+        if not done:
+            return rows, None
+        return rows, next(iter(done.values())) if len(done) == 1 else done
+
+    def loss(self, inputs: dict, outputs):
+        return self.objective.loss(inputs, outputs)
+
+    def apply(self, model, task_type):
+        if self.base in QUANTIZED:  # peft's own preparation of a k-bit base: norms in fp32, input grads
+            import peft
+
+            model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return self.method.apply(model, task_type)
+
+    # everything else is the method's
+    def model_class(self, task_type):
+        return self.method.model_class(task_type)
+
+    def head(self, task_type):
+        return self.method.head(task_type)
+
+    def peft_ready(self, model):
+        return self.method.peft_ready(model)
+
+    def parameter_groups(self, model):
+        return self.method.parameter_groups(model)
+
+    def trained(self, model):
+        return self.method.trained(model)
+
+    def before_evaluate(self, model):
+        return self.method.before_evaluate(model)
+
+    def callbacks(self, model):
+        return self.method.callbacks(model)
+
+    def predict(self, *args, **kwargs):
+        return self.method.predict(*args, **kwargs)
+
+    def mixing(self, sizes):
+        return self.method.mixing(sizes)
+
+    def save_trained(self, model, folder):
+        return self.method.save_trained(model, folder)
+
+    def load_trained(self, model, task_type, folder):
+        if self.base in QUANTIZED:
+            import peft
+
+            model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return self.method.load_trained(model, task_type, folder)
+
+
+def bitsandbytes_missing() -> str | None:
+    """Why bitsandbytes cannot hold a quantized base in this environment, or None."""
+    import torch
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "a quantized base needs bitsandbytes (pip install 'bitsandbytes>=0.48')"
+    if not torch.cuda.is_available() and Version(version("bitsandbytes")) < BITSANDBYTES_CPU:
+        return (f"bitsandbytes {version('bitsandbytes')} cannot train through quantized layers on a CPU "
+                f"(its CPU backend came in {BITSANDBYTES_CPU})")
+    return None
+
+
+def known_names() -> list[str]:
+    return sorted(STRATEGIES.names() + PARTS.names())
+
+
+def build(name: str, raw: dict[str, Any] | None, where: str, key: str) -> Recipe:
+    """The recipe a suite entry asks for: `name` (a method or a part) with `raw`, its arguments and
+    any parts and base beside them. Errors name `where` and `key`."""
+    raw = dict(raw or {})
+    if name not in STRATEGIES and name not in PARTS:
+        raise ConfigError(f"{where}: {key}: {unknown('strategy', name, known_names())}")
+    parts_raw = {part: raw.pop(part) for part in list(raw) if part in PARTS and part != name}
+    base = raw.pop("base", "fp32")
+    if base not in BASES:
+        raise ConfigError(f"{where}: {key}.base: {unknown('base', str(base), list(BASES))}")
+    if name in PARTS:  # a part alone is spelled as a strategy: full fine-tuning with it
+        parts_raw = {name: raw} | parts_raw
+        method: Strategy = STRATEGIES.get("full")(NoArgs())
+    else:
+        method = STRATEGIES.get(name).from_suite(raw, where, key)
+    parts = {part: PARTS.get(part).from_suite(args or {}, where, key if part == name else f"{key}.{part}")
+             for part, args in parts_raw.items()}
+    objectives = [part for part, built in parts.items() if built.role == "objective"]
+    if len(objectives) > 1:
+        raise ConfigError(f"{where}: {key}: one objective per recipe, not {' and '.join(objectives)}")
+    alone = name if name in PARTS and len(parts) == 1 and base == "fp32" else None
+    return Recipe(method, parts, base, alone)
