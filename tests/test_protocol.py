@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from harness.base.errors import ConfigError
+from harness.config.card import TaskCard
 from harness.config.registry import load_card
-from harness.config.schemas import TaskCard, TrainConfig
+from harness.config.schemas import TrainConfig
 from harness.config.suite import expand, load_suite
 from harness.run.cell import load_task, run_cell
 from harness.strategies.recipe import build

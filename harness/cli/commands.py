@@ -93,7 +93,7 @@ def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset(), ta
     with console.status(f"checking {len(grid.cells)} cells and estimating the peak memory of those to run"):
         plan = make_plan(loaded, grid.cells, store, budget, device)
         out = set(counted_out) | set(plan.refused)
-        if grid.waiting:  # trials that cannot run no longer hold their group's finals back
+        if grid.pending:  # trials (teachers) that cannot run no longer hold their finals (students) back
             again = grid_of(loaded, store, out)
             if len(again.cells) != len(grid.cells):
                 plan = make_plan(loaded, again.cells, store, budget, device)
@@ -184,7 +184,7 @@ def cmd_run(args) -> int:
                   f"run); store {literal(plan.store.path)}{literal(executor.describe())}")
     rounds = run_rounds(plan, grid, executor, console,
                         replan=lambda out: _plan(args, executor.local, out, executor.target),
-                        chose=lambda p, n: console.print(f"[bold]{literal(p.suite.name)}[/]: the sweep chose; {n} more cells"))
+                        chose=lambda p, n, why: console.print(f"[bold]{literal(p.suite.name)}[/]: {why}; {n} more cells"))
     total, plan, grid, refused = rounds.summary, rounds.plan, rounds.grid, rounds.plan.refused
     if reasons:
         console.print("\n".join(reasons), soft_wrap=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from harness.base.errors import ConfigError, HarnessError, did_you_mean, unknown
+from harness.config.card import TaskCard
 from harness.config.parsing import parse
-from harness.config.schemas import TaskCard
 from harness.config.yamlfile import read_yaml
 
 T = TypeVar("T")

@@ -166,14 +166,18 @@ class When(Strict):
     model: Names | None = None
     task: Names | None = None
     strategy: Names | None = None
+    recipe: Names | None = Field(None, description="with `recipes:`, the recipe crossed with the strategy")
 
     def names(self, axis: str) -> list[str] | None:
         value = getattr(self, axis)
         return [value] if isinstance(value, str) else value
 
-    def matches(self, model: str, task: str, strategy: str) -> bool:
-        cell = {"model": model, "task": task, "strategy": strategy}
-        return all((names := self.names(axis)) is None or cell[axis] in names for axis in cell)
+    def matches(self, model: str, task: str, strategy: str | tuple[str, ...], recipe: str | None = None) -> bool:
+        """Whether the rule reaches a cell; `strategy` may be several names of one row (its label and,
+        with `recipes:`, the strategy it crosses)."""
+        cell = {"model": (model,), "task": (task,), "strategy": (strategy,) if isinstance(strategy, str) else strategy,
+                "recipe": (recipe,)}
+        return all((names := self.names(axis)) is None or any(n in names for n in cell[axis]) for axis in cell)
 
 
 class Override(Strict):
@@ -248,13 +252,19 @@ class Suite(Strict):
     shots: list[StrictInt | None] = Field([None], min_length=1, description="few-shot axis: k per class, null for all data")
     train: TrainConfig = TrainConfig()
     overrides: list[Override] = Field(default_factory=list)
-    exclude: list[When] = Field(default_factory=list, description="cells left out of the grid (model, task, strategy)")
+    recipes: dict[str, dict[str, Any] | None] | None = Field(
+        None, description="recipe parts crossed with every strategy ({name: {augment: ..., distill: ..., base: ...}}; "
+                          "{} is the strategy alone): rows 'strategy+name'")
+    exclude: list[When] = Field(default_factory=list, description="cells left out of the grid (model, task, strategy, "
+                                                                  "recipe)")
     store: str | None = Field(None, description="SQLite store path; results/harness.sqlite if unset")
     sweep: Sweep | None = Field(None, description="tune each cell's settings on dev with an equal budget "
                                                   "(see harness.sweep.grid)")
 
     # Set by load_suite, not by the file.
     path: Path | None = Field(None, exclude=True)
+    # With `recipes`: each row label -> (the strategy it crosses, the recipe), the rows in `strategies`.
+    crossed: dict[str, tuple[str, str]] = Field(default_factory=dict, exclude=True)
 
     @field_validator("models")
     @classmethod
@@ -278,14 +288,42 @@ class Suite(Strict):
             raise ValueError(f"{', '.join(dupes)} listed more than once")
         return values
 
+    @model_validator(mode="before")
+    @classmethod
+    def _cross(cls, data: Any) -> Any:
+        """Every strategy with every recipe: row 'label+recipe' (the label alone for an empty recipe)."""
+        if not isinstance(data, dict):
+            return data
+        if "crossed" in data:
+            raise ValueError("crossed: not a suite key (harness writes it from `recipes`)")
+        recipes, strategies = data.get("recipes"), data.get("strategies")
+        if not recipes or not isinstance(recipes, dict) or not isinstance(strategies, dict):
+            return data
+        rows, crossed = {}, {}
+        for label, args in strategies.items():
+            for name, parts in recipes.items():
+                args, parts = dict(args or {}), dict(parts or {})
+                if both := sorted(set(parts) & set(args)):
+                    raise ValueError(f"strategies.{label} and recipes.{name} both set {', '.join(map(str, both))}")
+                row = f"{label}+{name}" if parts else label
+                if row in rows:
+                    raise ValueError(f"recipes.{name}: row {row!r} is already a row of the grid")
+                rows[row], crossed[row] = {"use": args.get("use", label)} | args | parts, (label, name)
+        return data | {"strategies": rows, "crossed": crossed}
+
+    def axes(self, row: str) -> tuple[tuple[str, ...], str | None]:
+        """(the names a rule's `strategy` may give this row, its recipe) for When.matches."""
+        label, recipe = self.crossed.get(row, (row, None))
+        return (row, label), recipe
+
     def excluded(self, model: str, task: str, strategy: str) -> bool:
-        return any(rule.matches(model, task, strategy) for rule in self.exclude)
+        return any(rule.matches(model, task, *self.axes(strategy)) for rule in self.exclude)
 
     def train_for(self, model: str, task: str, strategy: str) -> TrainConfig:
         """The base training settings with every matching override applied in file order."""
         settings = self.train.model_dump()
         for override in self.overrides:
-            if override.when.matches(model, task, strategy):
+            if override.when.matches(model, task, *self.axes(strategy)):
                 settings = deep_merge(settings, override.train)
         return TrainConfig.model_validate(settings)
 
@@ -298,103 +336,3 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-# --------------------------------------------------------------------------- task cards
-
-
-class Source(Strict):
-    """Where a task's data comes from: exactly one of hub, files or generate."""
-
-    hub: str | None = Field(None, description="Hugging Face dataset id")
-    config: str | None = Field(None, description="dataset configuration (hub only)")
-    revision: str | None = Field(None, description="pinned dataset revision (hub only): a commit, or a branch such "
-                                                   "as refs/convert/parquet (then `harness lock` pins its commit)")
-    data_files: dict[str, str | list[str]] | None = Field(
-        None, description="hub only: split -> file or glob inside the repository (at `revision`), read with the "
-                          "packaged builder of their format; no loading script runs")
-    files: dict[str, str] | None = Field(None, description="split -> local csv / tsv / jsonl / json / parquet file")
-    format: Literal["csv", "tsv", "json", "jsonl", "parquet", "conll", "squad"] | None = Field(
-        None, description="file format; taken from the file extension if unset (conll: CoNLL columns, "
-                          "one token per line; squad: the official SQuAD JSON layout)"
-    )
-    generate: str | None = Field(None, description="name of a generated task (harness/tasks/generated.py)")
-    options: dict[str, Any] = Field(default_factory=dict, description="generator arguments")
-    seed: StrictInt = Field(0, description="seed of the generated data")
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Source:
-        kinds = [k for k in ("hub", "files", "generate") if getattr(self, k)]
-        if len(kinds) != 1:
-            raise ValueError("a source needs exactly one of 'hub', 'files' or 'generate'")
-        if self.options and not self.generate:
-            raise ValueError("'options' applies only to a 'generate' source")
-        if (self.config or self.revision or self.data_files) and not self.hub:
-            raise ValueError("'config', 'revision' and 'data_files' apply only to a 'hub' source")
-        if self.config and self.data_files:
-            raise ValueError("'data_files' name the files of one configuration already; drop 'config'")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return "hub" if self.hub else "files" if self.files else "generate"
-
-
-class Splits(Strict):
-    train: str = "train"
-    eval: str | None = Field("validation", description="reported split; carved from train when absent")
-    validation_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off when eval is absent")
-    dev: str | None = Field(None, description="the split early stopping and checkpoint choice look at; carved "
-                                              "from train (after eval) when absent")
-    dev_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off as dev when dev is absent")
-    group: str | None = Field(None, description="carve whole groups by this column (SQuAD's title: no article "
-                                                "in both splits)")
-
-    @model_validator(mode="after")
-    def _nothing_selects_on_eval(self):
-        if self.dev is not None and self.dev in (self.eval, self.train):
-            role = "eval (what the leaderboard reports)" if self.dev == self.eval else "train"
-            raise ValueError(f"dev is the {role} split {self.dev!r}: selection must look at a split of its own")
-        return self
-
-
-class TaskCard(Strict):
-    """A declarative task: data source, columns, labels, splits and metrics."""
-
-    name: str
-    type: str
-    description: str = ""
-    source: Source
-    inputs: list[str] = Field(default_factory=list, description="text columns (one, or two for sentence pairs)")
-    label: str = "label"
-    labels: list[str] | None = Field(None, description="class names; absent for regression")
-    splits: Splits = Splits()
-    metrics: list[str] = Field(min_length=1)
-    primary: str
-    options: dict[str, Any] = Field(default_factory=dict, description="settings of the task type "
-                                    "(tag scheme, doc stride, target column ...); `harness list tasks` shows them")
-    average: list[str] | None = Field(
-        None, description="metrics averaged into the task's score for averages over tasks, as GLUE does "
-                          "(MRPC: [f1, accuracy]); the primary metric if unset")
-
-    path: Path | None = Field(None, exclude=True)
-
-    @model_validator(mode="after")
-    def _primary_in_metrics(self) -> TaskCard:
-        if self.primary not in self.metrics:
-            raise ValueError(f"primary metric {self.primary!r} is not among metrics {self.metrics}")
-        for name in self.average or []:
-            if name not in self.metrics:
-                raise ValueError(f"average: {name!r} is not among metrics {self.metrics}")
-        return self
-
-    @property
-    def averaged(self) -> list[str]:
-        return self.average or [self.primary]
-
-    def resolve(self, path: str) -> Path:
-        """A data file path, relative to the card's own folder unless absolute."""
-        p = Path(path).expanduser()
-        if not p.is_absolute() and self.path is not None:
-            p = self.path.parent / p
-        return p

@@ -17,9 +17,10 @@ from pydantic import Field
 from harness import RESULTS_VERSION
 from harness.base.device import CPU_COMPUTE
 from harness.base.digest import json_digest
+from harness.config.card import TaskCard
 from harness.config.parsing import Strict
 from harness.config.registry import METRICS, TASK_TYPES
-from harness.config.schemas import ModelSpec, TaskCard, TrainConfig, train_fields
+from harness.config.schemas import ModelSpec, TrainConfig, train_fields
 from harness.strategies import Strategy
 from harness.strategies.recipe import build
 from harness.sweep.space import shown
@@ -88,6 +89,7 @@ class RunSpec(Strict):
     # joint strategies: every task trained together in one model, this cell's own included
     partners: dict[str, Partner] = Field(default_factory=dict)
     sweep: Trial | None = None  # a cell of a sweep (a trial, or the chosen setting on a suite seed)
+    teacher: str | None = None  # the run id of the suite's cell it distils from: that one runs first
     # what it trains on and in: {"device": cpu | cuda, "precision": fp32 | bf16 | fp16, "devices": n}
     compute: dict[str, Any] = Field(default_factory=lambda: dict(CPU_COMPUTE))
     results_version: int = RESULTS_VERSION

@@ -11,10 +11,12 @@ from pydantic import ValidationError
 from harness.base.device import Target
 from harness.base.errors import ConfigError, did_you_mean, unknown
 from harness.config import consent
+from harness.config.card import TaskCard
 from harness.config.parsing import format_error, parse
 from harness.config.registry import TASK_TYPES, TaskCatalogue, task_type_of
-from harness.config.schemas import Suite, TaskCard, TrainConfig, deep_merge
+from harness.config.schemas import Suite, TrainConfig, deep_merge
 from harness.config.spec import Partner, RunSpec, Trial
+from harness.config.teachers import check_teachers, teacher_cells, with_teacher
 from harness.config.yamlfile import read_yaml
 from harness.hub.lock import apply_lock, lock_path, read_lock
 from harness.run.backbones import Backbone, resolve
@@ -91,6 +93,7 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked:
                      for alias, b in backbones.items()}
     loaded = LoadedSuite(suite, path, cards, strategies, backbones, code=code)
     _check_cells(loaded)
+    check_teachers(loaded, where)
     return loaded
 
 
@@ -98,7 +101,9 @@ def _check_cells(loaded: LoadedSuite) -> None:
     """Refuse, in one line, a rule naming an unknown model, task or strategy, and a cell whose
     training settings (with the overrides and sweep points that reach it) do not validate."""
     suite, cards, strategies, where = loaded.suite, loaded.cards, loaded.strategies, str(loaded.path)
-    axes = {"model": list(suite.models), "task": list(cards), "strategy": list(strategies)}
+    axes = {"model": list(suite.models), "task": list(cards),
+            "strategy": list(strategies) + [label for label, _ in suite.crossed.values()],
+            "recipe": list(suite.recipes or [])}
     rules = [(f"overrides.{i}.when", o.when) for i, o in enumerate(suite.overrides)]
     rules += [(f"exclude.{i}", rule) for i, rule in enumerate(suite.exclude)]
     rules += [(f"sweep.spaces.{i}.when", s.when) for i, s in enumerate(suite.sweep.spaces if suite.sweep else [])]
@@ -148,7 +153,7 @@ def _check_sweep(loaded: LoadedSuite, model: str, task: str, label: str) -> None
     """Refuse, in one line, a sweep that cannot run on this cell: a grid over its budget, a range
     in a grid, a joint strategy, or a point whose settings or arguments do not validate."""
     sweep, where = loaded.suite.sweep, str(loaded.path)
-    space = merged(sweep, model, task, label)
+    space = merged(sweep, model, task, *loaded.suite.axes(label))
     if space is None:
         return
     cell = f"sweep.spaces (model {model!r}, task {task!r}, strategy {label!r})"
@@ -198,7 +203,31 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
 
     A cell the suite's sweep tunes gives its trials instead (every point of its space on the
     sweep's seeds) and, for the (model, task, row) groups in `finals` ({group: chosen point's
-    key}, see harness.sweep.grid), the chosen point on every suite seed."""
+    key}, see harness.sweep.grid), the chosen point on every suite seed. A row that distils from
+    a cell of the suite comes last, each cell naming its teacher's run id (harness.config.teachers)."""
+    teachers = teacher_cells(loaded.strategies)
+    kept = {(t.model, t.strategy) for t in teachers.values()}
+    specs = _expand(loaded, finals, [label for label in loaded.strategies if label not in teachers], kept)
+    if teachers:
+        index = {(s.model, s.task, s.strategy, s.seed): s.id for s in specs if s.sweep is None}
+
+        def teacher_of(model: str, task: str, label: str, shown: str, seed: int) -> str:
+            teacher = teachers[label]
+            row = teacher.strategy + shown.removeprefix(label)  # the same shots: 'full@16' for 'kd@16'
+            if (found := index.get((teacher.model, task, row, seed))) is None:
+                raise ConfigError(f"{loaded.path}: strategies.{label}.distill.teacher: the grid has no cell "
+                                  f"(model {teacher.model!r}, task {task!r}, strategy {row!r}, seed {seed}) for "
+                                  f"{model!r} to learn from")
+            return found
+
+        specs += _expand(loaded, finals, list(teachers), teacher_of=teacher_of)
+    return list({spec.id: spec for spec in specs}.values())  # a trial on a suite seed is that seed's final too
+
+
+def _expand(loaded: LoadedSuite, finals: dict | None, labels: list[str], kept: set = frozenset(),
+            teacher_of=None) -> list[RunSpec]:
+    """The cells of the rows `labels`; those of (model, row) in `kept` keep their model (teachers);
+    with `teacher_of(model, task, label, row, seed)`, each names its teacher's run id."""
     suite, target = loaded.suite, loaded.target or Target.here()
     specs = []
     data_prints = {name: fingerprint(card) for name, card in loaded.cards.items()}
@@ -209,41 +238,55 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
         for task, card in loaded.cards.items():
             task_type = task_type_of(card)
             metrics = {name: sig.rsplit("|", 1)[-1] for name, sig in task_type.signatures().items()}
-            for label, (name, raw, strategy) in loaded.strategies.items():
-                if suite.excluded(alias, task, label):
+            for label in labels:
+                name, raw, strategy = loaded.strategies[label]
+                partners = _partners(loaded, alias, task, label, data_prints)
+                if suite.excluded(alias, task, label) or partners is None:
                     continue
-                partners = {}
-                if strategy.joint:
-                    if strategy.args.tasks is not None and task not in strategy.args.tasks:
-                        continue  # the suite's `tasks:` for this strategy leaves this task out
-                    members = joint_members(loaded, alias, label)
-                    if task in members:
-                        partners = {t: Partner(card=loaded.cards[t], data_fingerprint=data_prints[t],
-                                               card_path=str(loaded.cards[t].path) if loaded.cards[t].path else None)
-                                    for t in members}
-                space = merged(suite.sweep, alias, task, label) if suite.sweep else None
+                space = merged(suite.sweep, alias, task, *suite.axes(label)) if suite.sweep else None
                 for shots in suite.shots:
                     train = suite.train_for(alias, task, label)
                     if shots is not None:
                         train = train.model_copy(update={"shots": shots})
+                    if (alias, label) in kept:  # a teacher keeps its model (no run id hashes save_model)
+                        train = train.model_copy(update={"save_model": True})
                     # a suite that sweeps shots shows each k as its own row: 'lora@16'
                     shown = label if len(suite.shots) == 1 else f"{label}@{shots or 'all'}"
 
                     def cell(seed: int, train=train, args=raw, resolved=strategy.resolved(), trial=None) -> RunSpec:
+                        teacher = teacher_of(alias, task, label, shown, seed) if teacher_of else None
+                        if teacher:
+                            args = with_teacher(args, name, teacher)
+                            resolved = build(name, args, str(loaded.path), f"strategies.{label}").resolved()
                         return RunSpec(
                             suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
                             model_kind=model_kind,
                             task=task, card=card, card_path=str(card.path) if card.path else None,
                             data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
-                            strategy_args=args, strategy_resolved=resolved, train=train, seed=seed,
-                            metrics=metrics, partners=partners, sweep=trial, compute=target.compute(train.precision))
+                            strategy_args=args, strategy_resolved=resolved, train=train, seed=seed, metrics=metrics,
+                            partners=partners, sweep=trial, teacher=teacher,
+                            compute=target.compute(train.precision))
 
                     if space is None:
                         specs += [cell(seed) for seed in suite.seeds]
                         continue
                     chosen = (finals or {}).get((alias, task, shown))
                     specs += _sweep_cells(loaded, space, label, train, cell, chosen)
-    return list({spec.id: spec for spec in specs}.values())  # a trial on a suite seed is that seed's final too
+    return specs
+
+
+def _partners(loaded: LoadedSuite, alias: str, task: str, label: str, data_prints: dict) -> dict | None:
+    """The tasks a joint row's cell trains with, its own included ({}: a row that trains alone, or
+    a task the row cannot take); None when the suite's `tasks:` for the row leaves the task out."""
+    strategy = loaded.strategies[label][2]
+    if not strategy.joint:
+        return {}
+    if strategy.args.tasks is not None and task not in strategy.args.tasks:
+        return None
+    members = joint_members(loaded, alias, label)
+    return {t: Partner(card=loaded.cards[t], data_fingerprint=data_prints[t],
+                       card_path=str(loaded.cards[t].path) if loaded.cards[t].path else None)
+            for t in members} if task in members else {}
 
 
 def _sweep_cells(loaded: LoadedSuite, space, label: str, train: TrainConfig, cell, chosen: str | None) -> list[RunSpec]:

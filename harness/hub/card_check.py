@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.base.errors import first_line
-from harness.config.schemas import TaskCard
+from harness.config.card import TaskCard
 
 
 @dataclass

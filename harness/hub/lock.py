@@ -14,7 +14,8 @@ import yaml
 
 from harness.base.errors import ConfigError
 from harness.base.files import write_output
-from harness.config.schemas import ModelSpec, Suite, TaskCard
+from harness.config.card import TaskCard
+from harness.config.schemas import ModelSpec, Suite
 from harness.config.yamlfile import read_yaml
 from harness.hub.reach import is_commit
 

@@ -150,8 +150,10 @@ def _estimate(of: EstimateOf) -> MemoryEstimate:
     if strategy.trains:
         model = strategy.apply(model, task_type)
     trained = strategy.trained(model) if strategy.trains else set()
-    weights = sum(t.untyped_storage().nbytes() for t in tensors_of(model))
+    weights = sum(t.untyped_storage().nbytes() for t in tensors_of(model)) - held_saving(model, trained, strategy.base)
     gradients = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n in trained)
+    if strategy.base == "bf16":  # every weight, and so its gradient and AdamW's moments, in two bytes
+        gradients //= 2
     optimizer = 2 * gradients  # AdamW's two moments, in the parameters' dtype
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(of.precision)
     autocast = torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
@@ -177,6 +179,26 @@ def _estimate(of: EstimateOf) -> MemoryEstimate:
     peak = max(training, step, evaluation)
     activations = max(training - weights - gradients - optimizer, 0) if trained else max(evaluation - weights, 0)
     return MemoryEstimate(peak, weights, gradients, optimizer, activations, batch, tokens, device)
+
+
+# Bytes per weight of a quantized linear layer: nf4 (4 bits, and with double quantization one byte
+# of absmax per block of 64) and int8 (one byte; its per-row scales are negligible).
+QUANTIZED_BYTES = {"nf4": 0.5 + 1 / 64, "int8": 1.0}
+
+
+def held_saving(model: torch.nn.Module, trained: set[str], base: str) -> int:
+    """Bytes the fp32 weights of `model` overstate when its body is held as `base`: bf16 halves
+    every weight; int8 / nf4 store the frozen linear weights of the body (not the head) quantized."""
+    if base == "bf16":
+        return sum(p.numel() * p.element_size() for p in model.parameters()) // 2
+    if base not in QUANTIZED_BYTES:
+        return 0
+    head = {n for n, _ in model.named_children() if n != model.base_model_prefix}
+    saving = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.split(".")[0] not in head and f"{name}.weight" not in trained:
+            saving += int(module.weight.numel() * (module.weight.element_size() - QUANTIZED_BYTES[base]))
+    return saving
 
 
 def tensors_of(model: torch.nn.Module) -> list[torch.Tensor]:

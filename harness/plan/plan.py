@@ -18,8 +18,9 @@ from typing import Any
 
 from harness.base.device import gib, impossible
 from harness.base.errors import HarnessError, first_line
+from harness.config.card import TaskCard
 from harness.config.registry import task_type_of
-from harness.config.schemas import TaskCard, train_fields
+from harness.config.schemas import train_fields
 from harness.config.spec import RunSpec
 from harness.config.suite import LoadedSuite
 from harness.hub import reach as hub

@@ -1,5 +1,5 @@
-"""A plan's rounds: run its jobs; while a sweep's finals wait for their group's trials, re-plan
-once those trials are over and run what the sweep chose, until nothing new can run.
+"""A plan's rounds: run its jobs; while a sweep's finals wait for their group's trials, or students
+for their teacher cells, re-plan once those are over and run what joins, until nothing new can run.
 
 The choice itself (sweep.selection) is a pure function of the store; this is only the loop that
 gives it trials to read. `harness run` calls `run_rounds` once.
@@ -26,19 +26,20 @@ class Rounds:
 
 def run_rounds(plan: Plan, grid, executor: Executor, console,
                replan: Callable[[set[str]], tuple[Plan, object]],
-               chose: Callable[[Plan, int], None] | None = None) -> Rounds:
+               chose: Callable[[Plan, int, str], None] | None = None) -> Rounds:
     """Run `plan`'s jobs with `executor`; then, while `grid` has finals waiting, `replan(counted_out)`
     (the run ids attempted and not done: failed trials count as over) and run the cells it adds.
-    `chose(plan, n)` hears of each later round before it runs (n cells)."""
+    `chose(plan, n, why)` hears of each later round before it runs (n cells; why they can run now)."""
     total, attempted = Summary(), set()
     jobs = plan.runnable()
     while jobs:
         total.add(executor.run(jobs, plan.store, console, plan.peaks()))
         attempted |= {spec.id for job in jobs for spec in job}
-        if not grid.waiting:
+        if not grid.pending:
             break
+        why = "the sweep chose" if grid.waiting else "their teachers are done"
         plan, grid = replan(attempted - plan.store.done(list(attempted)))
         jobs = [kept for job in plan.runnable() if (kept := [s for s in job if s.id not in attempted])]
         if jobs and chose:
-            chose(plan, sum(map(len, jobs)))
+            chose(plan, sum(map(len, jobs)), why)
     return Rounds(total, plan, grid)

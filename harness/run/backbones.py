@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import json
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,9 +134,11 @@ class Backbone:
             common["gguf_file"] = self.spec.gguf_file
         return common
 
-    def load(self, model_class: type, head: dict[str, Any], texts: Iterable[str], seed: int, tokenizer=None):
+    def load(self, model_class: type, head: dict[str, Any], texts: Iterable[str], seed: int, tokenizer=None,
+             base: str = "fp32"):
         """(model with the task type's head, tokenizer). Random parts are initialised from `seed`.
-        A tiny backbone builds its tokenizer from `texts` unless one is given (reloading a run)."""
+        A tiny backbone builds its tokenizer from `texts` unless one is given (reloading a run).
+        `base`: how the body's weights are held (fp32, bf16, or int8 / nf4 through bitsandbytes)."""
         transformers.set_seed(seed)
         if self.tiny:
             vocab = int(self.spec.size.get("vocab_size", 2000))
@@ -143,12 +146,14 @@ class Backbone:
             special = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
                            eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id)
             config = self.tiny.config(self.spec.size, len(tokenizer), **special, **head)
-            return model_class.from_config(config), tokenizer
+            model = model_class.from_config(config)
+            return (model if base == "fp32" else held(model, model_class, base)), tokenizer
         common = self._common()
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
         # fp32 master weights whatever dtype the checkpoint was saved in: bf16 / fp16 training is
         # autocast over them (Trainer's bf16 / fp16), as the optimizer's updates need fp32 to land
-        model = model_class.from_pretrained(self.location, **common, **head, dtype=WEIGHTS_DTYPE)
+        holding = holding_of(base, self.build(model_class, head)) if base != "fp32" else {"dtype": WEIGHTS_DTYPE}
+        model = model_class.from_pretrained(self.location, **common, **head, **holding)
         if self.spec.gguf_file:
             # transformers de-quantizes GGUF weights into ordinary float tensors when it loads them; the
             # quantizer it leaves on the model only makes Trainer refuse to train those float weights
@@ -163,6 +168,33 @@ class Backbone:
 
 
 WEIGHTS_DTYPE = torch.float32  # what a loaded backbone's parameters are kept in (recorded with each run)
+
+
+def holding_of(base: str, skeleton) -> dict[str, Any]:
+    """from_pretrained's arguments that hold a backbone's body as `base` says: bf16 weights, or its
+    linear layers quantized by bitsandbytes (int8; nf4 with double quantization, QLoRA's), the head
+    (every module outside the body, from `skeleton`, a meta-device instance) kept in fp32 to train.
+    Quantized layers compute in bf16 where a GPU has it, else in fp32."""
+    if base == "bf16":
+        return {"dtype": torch.bfloat16}
+    head = [name for name, _ in skeleton.named_children() if name != skeleton.base_model_prefix]
+    compute = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    if base == "int8":
+        config = transformers.BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=head)
+    else:
+        config = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                 bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute,
+                                                 llm_int8_skip_modules=head)
+    device = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
+    return {"quantization_config": config, "device_map": device, "dtype": WEIGHTS_DTYPE}
+
+
+def held(model, model_class: type, base: str):
+    """A model built from a config (a tiny backbone), held as `base` says: through a folder, so
+    that it loads as any saved backbone does (holding_of)."""
+    with tempfile.TemporaryDirectory(prefix="harness-base-") as folder:
+        model.save_pretrained(folder)
+        return model_class.from_pretrained(folder, **holding_of(base, model))
 
 # Families whose position ids start at padding_idx + 1 (RoBERTa's 514 rows hold 512 tokens).
 PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",

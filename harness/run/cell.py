@@ -50,7 +50,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
             backbone = resolve(spec.model, spec.model_spec)
             model, tokenizer = backbone.load(
                 *strategy.architecture(task.task_type), task.task_type.texts(task.train_rows),
-                spec.seed)
+                spec.seed, base=strategy.base)
         if not strategy.trains:
             params, tokens, result_metrics, scores = parameter_counts(model, set()), 0, {}, None
             predictions, references, info = _predict(spec, strategy, model, tokenizer, task, timer)
@@ -83,6 +83,9 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
             info = task.info(trainer, result, cfg, saved)
+            if strategy.base != "fp32":  # how the body was held: its quantized linear layers counted
+                info["base"] = {"held": strategy.base, "quantized_layers": sum(
+                    type(m).__name__ in ("Linear4bit", "Linear8bitLt") for m in trainer.model.modules())}
             if spec.sweep is not None:
                 info["dev_metrics"] = dev_metrics
     cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(task.eval_rows),

@@ -72,8 +72,15 @@ def parameter_counts(model: nn.Module, trained: set[str] | None = None) -> dict[
     named = dict(model.named_parameters())
     trained = trained if trained is not None else {n for n, p in named.items() if p.requires_grad}
     trainable = sum(named[n].numel() for n in trained)
-    total = sum(p.numel() for p in named.values())
+    total = sum(weights_in(p) for p in named.values())
     saved = sum(named[n].numel() * named[n].element_size() for n in trained)
     return {"trainable_params": trainable, "total_params": total,
             "trainable_share": round(trainable / total, 6) if total else 0.0,
             "saved_mb": round(saved / 2**20, 3)}
+
+
+def weights_in(param: torch.Tensor) -> int:
+    """The weights a parameter holds: its elements, or for a quantized one (bitsandbytes packs two
+    4-bit weights per byte) the elements of the matrix it stands for."""
+    state = getattr(param, "quant_state", None)
+    return int(state.shape.numel()) if state is not None and hasattr(state, "shape") else param.numel()

@@ -36,5 +36,6 @@ def load_finetuned(spec: RunSpec | None, folder: Path):
     strategy = spec.build_strategy()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     backbone = resolve(spec.model, spec.model_spec)
-    model, _ = backbone.load(*strategy.architecture(task_type), [], spec.seed, tokenizer=tokenizer)
+    model, _ = backbone.load(*strategy.architecture(task_type), [], spec.seed, tokenizer=tokenizer,
+                             base=strategy.base)
     return strategy.load_trained(model, task_type, folder), tokenizer

@@ -175,6 +175,6 @@ def _models(first: RunSpec, strategy, tasks: dict[str, PreparedTask]) -> tuple[d
     models, tokenizer = {}, None
     for n, task in tasks.items():
         models[n], tokenizer = backbone.load(*strategy.architecture(task.task_type), texts,
-                                             first.seed, tokenizer=tokenizer)
+                                             first.seed, tokenizer=tokenizer, base=strategy.base)
     share_backbone(models)
     return models, tokenizer

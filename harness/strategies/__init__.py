@@ -85,6 +85,7 @@ class Strategy(Configured):
     joint: ClassVar[bool] = False  # True: the suite's tasks train together as one model (multitask)
     # True: it trains peft modules around a frozen body, which may then be held quantized (QLoRA)
     adapts: ClassVar[bool] = False
+    base: ClassVar[str] = "fp32"  # how the backbone's body is held (a recipe's `base`)
 
     def model_class(self, task_type) -> type:
         """Which AutoModelFor* class the backbone is loaded as: the task type's head by default."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harness.base.device import CPU_COMPUTE, Target
 from harness.config.spec import RunSpec
@@ -29,12 +29,27 @@ class Grid:
     choices: dict[Group, Choice] = field(default_factory=dict)
     waiting: dict[Group, int] = field(default_factory=dict)  # groups whose finals wait: their trials left to run
     seeds: tuple[int, ...] = ()  # the suite's seeds (the finals')
+    # students held back: {run id: its teacher's run id}, and those whose teacher will not run now
+    students: dict[str, str] = field(default_factory=dict)
+    orphans: frozenset[str] = frozenset()
+
+    @property
+    def pending(self) -> bool:
+        """Whether running what is planned now may let more cells join (finals, students)."""
+        return bool(self.waiting) or len(self.students) > len(self.orphans)
 
     def waiting_lines(self) -> list[str]:
-        """What the sweep still waits on, one line per group (rich markup)."""
-        return [f"[cyan]tuning[/] {model} · {task} · {row}: {left} trial(s) left; then the setting with the best mean "
-                f"dev score runs on seeds {', '.join(map(str, self.seeds))}"
-                for (model, task, row), left in self.waiting.items()]
+        """What the sweep and the students still wait on, one line per group (rich markup)."""
+        lines = [f"[cyan]tuning[/] {model} · {task} · {row}: {left} trial(s) left; then the setting with the best mean "
+                 f"dev score runs on seeds {', '.join(map(str, self.seeds))}"
+                 for (model, task, row), left in self.waiting.items()]
+        held = Counter(bool(student in self.orphans) for student in self.students)
+        if held[False]:
+            lines.append(f"[cyan]distilling[/] {held[False]} cell(s) wait for their teacher cells to finish")
+        if held[True]:
+            lines.append(f"[yellow]distilling[/] {held[True]} cell(s) cannot run: their teacher cells failed or "
+                         f"cannot run (see `harness plan`)")
+        return lines
 
 
 def group_of(spec: RunSpec) -> Group:
@@ -58,7 +73,7 @@ def grid(loaded: LoadedSuite, store: Store, counted_out: set[str] | frozenset = 
     specs = expand(loaded)
     trials = [s for s in specs if is_trial(s)]
     if not trials:
-        return Grid(specs, specs)
+        return _after_teachers(Grid(specs, specs), store, counted_out)
     frame = store.frame([s.id for s in trials])
     primaries = {name: card.primary for name, card in loaded.cards.items()}
     labels = {s.id: (s.model, s.strategy, s.task) for s in trials}
@@ -77,7 +92,19 @@ def grid(loaded: LoadedSuite, store: Store, counted_out: set[str] | frozenset = 
 
     cells = [s for s in with_finals if s.sweep is None or is_trial(s) or (final(s) and group_of(s) not in left)]
     reported = [s for s in with_finals if s.sweep is None or final(s)]
-    return Grid(cells, reported, trials, choices, left, tuple(loaded.suite.seeds))
+    return _after_teachers(Grid(cells, reported, trials, choices, left, tuple(loaded.suite.seeds)), store, counted_out)
+
+
+def _after_teachers(found: Grid, store: Store, counted_out: set[str] | frozenset) -> Grid:
+    """`found` less the students whose teacher is not done: they join once it is (see
+    harness.config.teachers); those whose teacher is counted out cannot run now."""
+    teachers = {s.id: s.teacher for s in found.cells if s.teacher}
+    if not teachers:
+        return found
+    done = set(store.done(list(set(teachers.values()))))
+    held = {student: teacher for student, teacher in teachers.items() if teacher not in done}
+    orphans = frozenset(s for s, t in held.items() if t in counted_out)
+    return replace(found, cells=[s for s in found.cells if s.id not in held], students=held, orphans=orphans)
 
 
 def stored_target(store, suite: str) -> Target | None:

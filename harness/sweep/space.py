@@ -21,10 +21,11 @@ from harness.config.schemas import Range, Sweep, TrainConfig
 Point = dict[str, Any]  # space key -> the value tried
 
 
-def merged(sweep: Sweep, model: str, task: str, strategy: str) -> dict[str, list[Any] | Range] | None:
+def merged(sweep: Sweep, model: str, task: str, strategy: str | tuple[str, ...],
+           recipe: str | None = None) -> dict[str, list[Any] | Range] | None:
     """The space of one cell: every space whose `when` matches it, later keys replacing earlier
-    ones; None when no space matches (the cell is not swept)."""
-    found = [s.space for s in sweep.spaces if s.when.matches(model, task, strategy)]
+    ones; None when no space matches (the cell is not swept). See When.matches."""
+    found = [s.space for s in sweep.spaces if s.when.matches(model, task, strategy, recipe)]
     if not found:
         return None
     space: dict[str, list[Any] | Range] = {}

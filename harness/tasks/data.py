@@ -16,8 +16,8 @@ import datasets
 from harness.base.digest import cache_folder, file_digest, json_digest
 from harness.base.errors import ConfigError, DataError, did_you_mean, first_line
 from harness.base.files import private_folder
+from harness.config.card import TaskCard
 from harness.config.registry import GENERATORS
-from harness.config.schemas import TaskCard
 
 ROW = "__row__"  # column holding each row's index in its source split
 GENERATOR_VERSION = 1  # bump when a generator's output changes, so run ids change with it

@@ -139,14 +139,9 @@ def test_every_train_setting_declares_what_reads_it():
 def test_a_setting_marked_shape_changes_the_memory_estimate_key():
     """Every `shape` setting (bar the batch, passed apart) is in the estimate's cache key; a `result`
     setting that is not `shape` is not, so that editing it reuses the cached estimate."""
+    from harness.config.card import TaskCard
     from harness.config.registry import STRATEGIES, TASK_TYPES
-    from harness.config.schemas import (
-        Generation,
-        ModelSpec,
-        TaskCard,
-        TrainConfig,
-        train_fields,
-    )
+    from harness.config.schemas import Generation, ModelSpec, TrainConfig, train_fields
     from harness.plan.estimate import EstimateOf
     from harness.run.backbones import resolve
     from harness.testing import SENTIMENT_CARD

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from harness.base.errors import DataError
-from harness.config.schemas import TaskCard
+from harness.config.card import TaskCard
 from harness.config.suite import expand, load_suite
 from harness.run.cell import run_cell
 from harness.tasks.data import fingerprint, load_splits

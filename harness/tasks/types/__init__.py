@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 import datasets
 
 from harness.base.errors import DataError
+from harness.config.card import TaskCard
 from harness.config.parsing import Strict
 from harness.config.registry import METRICS
-from harness.config.schemas import TaskCard, TrainConfig, train_fields
+from harness.config.schemas import TrainConfig, train_fields
 
 
 class NoOptions(Strict):

@@ -11,7 +11,8 @@ import numpy as np
 import transformers
 
 from harness.base.errors import DataError
-from harness.config.schemas import TaskCard, TrainConfig
+from harness.config.card import TaskCard
+from harness.config.schemas import TrainConfig
 from harness.tasks.types import TaskType, source_rows
 
 REGRESSION_METRICS = {"pearson", "spearman"}

@@ -26,8 +26,9 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from harness.base.errors import DataError
+from harness.config.card import TaskCard
 from harness.config.parsing import Strict
-from harness.config.schemas import TaskCard, TrainConfig
+from harness.config.schemas import TrainConfig
 from harness.run.backbones import GenerationModel
 from harness.tasks.types import TaskType, source_rows
 

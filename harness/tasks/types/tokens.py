@@ -22,8 +22,9 @@ import transformers
 from pydantic import Field
 
 from harness.base.errors import DataError
+from harness.config.card import TaskCard
 from harness.config.parsing import Strict
-from harness.config.schemas import TaskCard, TrainConfig
+from harness.config.schemas import TrainConfig
 from harness.tasks.types import TaskType, source_rows
 
 

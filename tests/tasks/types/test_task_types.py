@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from harness.base.errors import DataError
+from harness.config.card import TaskCard
 from harness.config.registry import load_card
-from harness.config.schemas import TaskCard, TrainConfig
+from harness.config.schemas import TrainConfig
 from harness.config.suite import expand, load_suite
 from harness.plan.plan import preflight
 from harness.run.backbones import build_tokenizer
