@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="Failed to load the CUDA extension")  # peft's BOFT on CPU
     warnings.filterwarnings("ignore", message="Setting boft_n_butterfly_factor")
+    # bitsandbytes (which peft imports) asks on a CPU for an optional kernel from the hub; its own
+    # fallback is what runs, and the hub is not ours to reach
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -144,7 +148,7 @@ def cmd_plan(args) -> int:
         for line in refusal_summary([cell.reason for cell in refused], args.suite):
             console.print(f"[yellow]cannot run[/] {literal(line)}", soft_wrap=True)
     for line in grid.waiting_lines():
-        console.print(literal(line), soft_wrap=True)
+        console.print(line, soft_wrap=True)
     for line in plan.suite.code:  # allowed by --trust-code (without it, loading the suite refused them)
         console.print(Text("runs code (--trust-code): ", style="yellow") + Text(shown(line)), soft_wrap=True)
     console.print(", ".join(f"{n} {k}" for k, n in plan.counts().items()) + f"  (store: {plan.store.path})")
@@ -186,10 +190,11 @@ def cmd_run(args) -> int:
                         replan=lambda out: _plan(args, executor.local, out, executor.target),
                         chose=lambda p, n, why: console.print(f"[bold]{literal(p.suite.name)}[/]: {why}; {n} more cells"))
     total, plan, grid, refused = rounds.summary, rounds.plan, rounds.grid, rounds.plan.refused
-    if reasons:
-        console.print("\n".join(reasons), soft_wrap=True)
+    if refused:  # every round's: a later round may refuse cells the first did not plan
+        console.print("\n".join(f"[yellow]cannot run[/] {literal(line)}"
+                                for line in refusal_summary(list(refused.values()), args.suite)), soft_wrap=True)
     for line in grid.waiting_lines():
-        console.print(literal(line), soft_wrap=True)
+        console.print(line, soft_wrap=True)
     elsewhere = f", {len(total.elsewhere)} running in another process" if total.elsewhere else ""
     console.print(
         f"{len(total.done)} ran, {total.skipped} already done, {len(total.failed)} failed, "

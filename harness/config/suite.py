@@ -206,7 +206,7 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
     key}, see harness.sweep.grid), the chosen point on every suite seed. A row that distils from
     a cell of the suite comes last, each cell naming its teacher's run id (harness.config.teachers)."""
     teachers = teacher_cells(loaded.strategies)
-    kept = {(t.model, t.strategy) for t in teachers.values()}
+    kept = {(model, t.strategy) for t in teachers.values() for model in ([t.model] if t.model else loaded.suite.models)}
     specs = _expand(loaded, finals, [label for label in loaded.strategies if label not in teachers], kept)
     if teachers:
         index = {(s.model, s.task, s.strategy, s.seed): s.id for s in specs if s.sweep is None}
@@ -214,10 +214,10 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
         def teacher_of(model: str, task: str, label: str, shown: str, seed: int) -> str:
             teacher = teachers[label]
             row = teacher.strategy + shown.removeprefix(label)  # the same shots: 'full@16' for 'kd@16'
-            if (found := index.get((teacher.model, task, row, seed))) is None:
+            if (found := index.get((teacher.model or model, task, row, seed))) is None:
                 raise ConfigError(f"{loaded.path}: strategies.{label}.distill.teacher: the grid has no cell "
-                                  f"(model {teacher.model!r}, task {task!r}, strategy {row!r}, seed {seed}) for "
-                                  f"{model!r} to learn from")
+                                  f"(model {teacher.model or model!r}, task {task!r}, strategy {row!r}, seed {seed}) "
+                                  f"for {model!r} to learn from")
             return found
 
         specs += _expand(loaded, finals, list(teachers), teacher_of=teacher_of)

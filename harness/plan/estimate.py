@@ -147,13 +147,14 @@ def _estimate(of: EstimateOf) -> MemoryEstimate:
         model.config.pad_token_id = getattr(model.config, "eos_token_id", None) or 0
     task_type.bind(model)
     tokens = max(shape[-1] for shape, _ in task_type.longest_batch(batch, train).values() if len(shape) > 1)
+    saving = held_saving(model, strategy.base)  # of the model as loaded, before a method wraps it
     if strategy.trains:
         model = strategy.apply(model, task_type)
     trained = strategy.trained(model) if strategy.trains else set()
-    weights = sum(t.untyped_storage().nbytes() for t in tensors_of(model)) - held_saving(model, trained, strategy.base)
+    weights = sum(t.untyped_storage().nbytes() for t in tensors_of(model)) - saving
     gradients = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if n in trained)
-    if strategy.base == "bf16":  # every weight, and so its gradient and AdamW's moments, in two bytes
-        gradients //= 2
+    if strategy.base == "bf16" and not strategy.adapts:  # trained weights in two bytes: their gradients and
+        gradients //= 2  # moments too (peft keeps its adapters in fp32)
     optimizer = 2 * gradients  # AdamW's two moments, in the parameters' dtype
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(of.precision)
     autocast = torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None)
@@ -186,9 +187,10 @@ def _estimate(of: EstimateOf) -> MemoryEstimate:
 QUANTIZED_BYTES = {"nf4": 0.5 + 1 / 64, "int8": 1.0}
 
 
-def held_saving(model: torch.nn.Module, trained: set[str], base: str) -> int:
-    """Bytes the fp32 weights of `model` overstate when its body is held as `base`: bf16 halves
-    every weight; int8 / nf4 store the frozen linear weights of the body (not the head) quantized."""
+def held_saving(model: torch.nn.Module, base: str) -> int:
+    """Bytes the fp32 weights of `model` (as loaded: no method applied) overstate when its body is
+    held as `base`: bf16 halves every weight; int8 / nf4 store the linear weights of the body (not
+    the head) quantized."""
     if base == "bf16":
         return sum(p.numel() * p.element_size() for p in model.parameters()) // 2
     if base not in QUANTIZED_BYTES:
@@ -196,7 +198,7 @@ def held_saving(model: torch.nn.Module, trained: set[str], base: str) -> int:
     head = {n for n, _ in model.named_children() if n != model.base_model_prefix}
     saving = 0
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.split(".")[0] not in head and f"{name}.weight" not in trained:
+        if isinstance(module, torch.nn.Linear) and name.split(".")[0] not in head:
             saving += int(module.weight.numel() * (module.weight.element_size() - QUANTIZED_BYTES[base]))
     return saving
 

@@ -23,6 +23,7 @@ from harness.config.registry import task_type_of
 from harness.config.schemas import train_fields
 from harness.config.spec import RunSpec
 from harness.config.suite import LoadedSuite
+from harness.config.teachers import vocabulary_mismatch
 from harness.hub import reach as hub
 from harness.plan.estimate import EstimateOf, MemoryEstimate, cell_memory
 from harness.plan.probe import TimeEstimate, probe_cells
@@ -175,7 +176,8 @@ def preflight(loaded: LoadedSuite, specs: list[RunSpec]) -> dict[str, str]:
             checked[key] = _check_cell(backbone, task_type, loaded.strategies[spec.strategy_key][2], spec.strategy_key)
         if not checked[key] and (spec.model, head) not in configs:
             configs[spec.model, head] = backbone.config(**task_type.head())
-        reason = checked[key] or _check_positions(backbone, configs[spec.model, head], task_type, spec)
+        reason = checked[key] or _check_positions(backbone, configs[spec.model, head], task_type, spec) or \
+            vocabulary_mismatch(loaded, spec)
         if reason:
             refused[spec.id] = reason
     return refused

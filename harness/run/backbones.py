@@ -116,6 +116,14 @@ class Backbone:
         with torch.device(device):
             return model_class.from_config(config, **remote)
 
+    def vocabulary(self) -> str:
+        """What decides the token ids the backbone reads: a tiny backbone's tokenizer is built from
+        the task's text at its vocabulary size; any other's is its own (a digest of its vocabulary)."""
+        if self.tiny:
+            return json.dumps(["tiny", self.spec.size.get("vocab_size", 2000), list(self.tiny.inputs)])
+        tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **self._common())
+        return text_digest(json.dumps(sorted(tokenizer.get_vocab().items())))
+
     def position_limit(self, config) -> int | None:
         """How many positions the backbone's absolute position embeddings hold (None: relative
         positions, as T5 has, or no limit its config states)."""

@@ -83,9 +83,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
             info = task.info(trainer, result, cfg, saved)
-            if strategy.base != "fp32":  # how the body was held: its quantized linear layers counted
-                info["base"] = {"held": strategy.base, "quantized_layers": sum(
-                    type(m).__name__ in ("Linear4bit", "Linear8bitLt") for m in trainer.model.modules())}
+            if strategy.base != "fp32":  # how the body was held, and its quantized linear layers counted
+                info["base"] = {"held": strategy.base, "quantized_layers": quantized_layers(trainer.model)}
             if spec.sweep is not None:
                 info["dev_metrics"] = dev_metrics
     cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(task.eval_rows),
@@ -206,3 +205,12 @@ def record_of(spec: RunSpec, task_type, data, predictions: list, references: lis
 
 def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
     return split.select(range(min(n, len(split)))) if n else split
+
+
+def quantized_layers(model) -> int:
+    """How many of `model`'s linear layers bitsandbytes holds quantized (peft's wrappers not counted)."""
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return 0
+    return sum(isinstance(m, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)) for m in model.modules())

@@ -2,8 +2,8 @@
 alone, LoRA's parameters in `lora_kd: {use: lora, distill: {...}}`) trains on
 alpha * cross-entropy + (1 - alpha) * T^2 * KL(teacher || student) over temperature-softened logits.
 
-The teacher is a cell of the same suite (`teacher: {model: <alias>, strategy: <label>}`: the same
-task and seed; it runs first and keeps its model), a fine-tuned run kept in the store
+The teacher is a cell of the same suite (`teacher: {strategy: <row>, model: <alias>}`: the same
+task and seed, the student's model unless `model` says; it runs first and keeps its model), a fine-tuned run kept in the store
 (`teacher: run:<run id>`, from a suite run with `train: {save_model: true}`), or a model already
 fine-tuned for the task (`teacher: <hub id | local folder | package:...>`). Teacher and student read the same token ids,
 so they must share a vocabulary; a mismatch is an error naming both.
@@ -21,10 +21,11 @@ from harness.strategies import Context, Part
 
 
 class TeacherCell(Strict):
-    """A cell of the suite as the teacher: its model alias and strategy label (same task and seed)."""
+    """A cell of the suite as the teacher: its strategy row and model alias (the student's own model
+    if unset), on the same task and seed."""
 
-    model: str
     strategy: str
+    model: str | None = None
 
 
 class DistillArgs(Strict):

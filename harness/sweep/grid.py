@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from harness.base.device import CPU_COMPUTE, Target
+from harness.base.errors import literal
 from harness.config.spec import RunSpec
 from harness.config.suite import LoadedSuite, expand
 from harness.store.database import Store
@@ -29,9 +30,9 @@ class Grid:
     choices: dict[Group, Choice] = field(default_factory=dict)
     waiting: dict[Group, int] = field(default_factory=dict)  # groups whose finals wait: their trials left to run
     seeds: tuple[int, ...] = ()  # the suite's seeds (the finals')
-    # students held back: {run id: its teacher's run id}, and those whose teacher will not run now
+    # students held back: {run id: its teacher's run id}; those that cannot run now: {run id: why}
     students: dict[str, str] = field(default_factory=dict)
-    orphans: frozenset[str] = frozenset()
+    orphans: dict[str, str] = field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
@@ -39,16 +40,15 @@ class Grid:
         return bool(self.waiting) or len(self.students) > len(self.orphans)
 
     def waiting_lines(self) -> list[str]:
-        """What the sweep and the students still wait on, one line per group (rich markup)."""
-        lines = [f"[cyan]tuning[/] {model} · {task} · {row}: {left} trial(s) left; then the setting with the best mean "
-                 f"dev score runs on seeds {', '.join(map(str, self.seeds))}"
+        """What the sweep and the students still wait on, one line per group (rich markup, names
+        escaped)."""
+        lines = [f"[cyan]tuning[/] {literal(model)} · {literal(task)} · {literal(row)}: {left} trial(s) left; then the "
+                 f"setting with the best mean dev score runs on seeds {', '.join(map(str, self.seeds))}"
                  for (model, task, row), left in self.waiting.items()]
-        held = Counter(bool(student in self.orphans) for student in self.students)
-        if held[False]:
-            lines.append(f"[cyan]distilling[/] {held[False]} cell(s) wait for their teacher cells to finish")
-        if held[True]:
-            lines.append(f"[yellow]distilling[/] {held[True]} cell(s) cannot run: their teacher cells failed or "
-                         f"cannot run (see `harness plan`)")
+        if waiting := len(self.students) - len(self.orphans):
+            lines.append(f"[cyan]distilling[/] {waiting} cell(s) wait for their teacher cells to finish")
+        for why, count in Counter(self.orphans.values()).items():
+            lines.append(f"[yellow]distilling[/] {count} cell(s) cannot run: {literal(why)}")
         return lines
 
 
@@ -102,8 +102,13 @@ def _after_teachers(found: Grid, store: Store, counted_out: set[str] | frozenset
     if not teachers:
         return found
     done = set(store.done(list(set(teachers.values()))))
-    held = {student: teacher for student, teacher in teachers.items() if teacher not in done}
-    orphans = frozenset(s for s, t in held.items() if t in counted_out)
+    runs = store.path.parent / "runs"
+    unkept = {t for t in done if not (runs / t / "model").is_dir()}  # done before any row learnt from it
+    held = {student: teacher for student, teacher in teachers.items() if teacher not in done or teacher in unkept}
+    orphans = {s: f"their teacher cell failed or cannot run (run {t})" for s, t in held.items() if t in counted_out}
+    orphans |= {s: f"their teacher cell (run {t}) is done but did not keep its model, having run before a row "
+                   f"distilled from it; run the suite with another store (--store) to train it again"
+                for s, t in held.items() if t in unkept}
     return replace(found, cells=[s for s in found.cells if s.id not in held], students=held, orphans=orphans)
 
 
