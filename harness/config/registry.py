@@ -114,7 +114,6 @@ PARTS: Registry[Any] = Registry(
         "augment": "harness.strategies.augment:Augment",
         "back_translation": "harness.strategies.back_translation:BackTranslation",
         "distill": "harness.strategies.distill:Distill",
-        "label_smoothing": "harness.strategies.smoothing:LabelSmoothing",
     },
 )
 

@@ -124,9 +124,13 @@ def _check_cells(loaded: LoadedSuite) -> None:
     for model in suite.models:
         for task, card in cards.items():
             for label in strategies:
-                if reason := _selection_problem(suite.train_for(model, task, label), card):
+                train = suite.train_for(model, task, label)
+                if reason := _selection_problem(train, card):
                     raise ConfigError(f"{where}: train.early_stopping.metric (model {model!r}, task {task!r}, "
                                       f"strategy {label!r}): {reason}")
+                if train.label_smoothing and strategies[label][2].own_loss:
+                    raise ConfigError(f"{where}: train.label_smoothing (model {model!r}, task {task!r}, strategy "
+                                      f"{label!r}): smooths the task's own loss, which distillation replaces")
 
     for model in suite.models if suite.sweep else []:
         for task in cards:

@@ -3,7 +3,7 @@
 A **method** (`Strategy`) is a validated argument model plus `apply(model, task_type)`, which
 freezes, unfreezes or wraps the model, or predicts without training (prompting). A **part** (`Part`)
 is one thing a recipe adds to any method that trains: which rows train (data: augmentation,
-back-translation) or the loss (objective: distillation, label smoothing). `check` tells preflight
+back-translation) or the loss (objective: distillation). `check` tells preflight
 why either cannot apply to a backbone (built on the meta device: no weights are loaded).
 harness.strategies.recipe composes them; the tables of names are harness.config.registry's
 STRATEGIES (methods) and PARTS.
@@ -65,7 +65,7 @@ class Configured:
 
 class Part(Configured):
     """A recipe part beyond the method: `role` "data" (which rows train: `augment`) or "objective"
-    (the training loss: `loss`). It combines with any method that trains."""
+    (the training loss in place of the task's own: `loss`). It combines with any method that trains."""
 
     role: ClassVar[str]
 

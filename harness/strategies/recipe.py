@@ -191,8 +191,5 @@ def build(name: str, raw: dict[str, Any] | None, where: str, key: str) -> Recipe
         method = STRATEGIES.get(name).from_suite(raw, where, key)
     parts = {part: PARTS.get(part).from_suite(args or {}, where, key if part == name else f"{key}.{part}")
              for part, args in parts_raw.items()}
-    objectives = [part for part, built in parts.items() if built.role == "objective"]
-    if len(objectives) > 1:
-        raise ConfigError(f"{where}: {key}: one objective per recipe, not {' and '.join(objectives)}")
     alone = name if name in PARTS and len(parts) == 1 and base == "fp32" else None
     return Recipe(method, parts, base, alone)

@@ -32,17 +32,18 @@ def test_a_part_alone_hashes_as_its_own_strategy_and_a_composition_names_every_p
     alone = build("augment", EDA, "s.yaml", "strategies.eda")
     assert isinstance(alone, Recipe) and alone.name == "augment" and alone.method.name == "full"
     assert alone.resolved() == build("augment", EDA, "s", "k").parts["augment"].resolved()  # the id as before
-    composed = build("lora", LORA | {"augment": EDA, "label_smoothing": {"factor": 0.2}, "base": "bf16"}, "s", "k")
+    composed = build("lora", LORA | {"augment": EDA, "distill": {"teacher": "run:ab"}, "base": "bf16"}, "s", "k")
     resolved = composed.resolved()
     assert resolved["r"] == 4 and resolved["augment"]["fraction"] == 0.5
-    assert resolved["label_smoothing"] == {"factor": 0.2} and resolved["base"] == "bf16"
-    assert composed.describe() == "lora + augment + label_smoothing on a bf16 base"
+    assert resolved["distill"]["teacher"] == "run:ab" and resolved["distill"]["alpha"] == 0.5
+    assert resolved["base"] == "bf16" and composed.own_loss and composed.data == [composed.parts["augment"]]
+    assert composed.describe() == "lora + augment + distill on a bf16 base"
     assert build("lora", LORA, "s", "k").resolved() == build("lora", LORA, "s", "k").method.resolved()
 
 
 @pytest.mark.parametrize("raw,message", [
     ({"base": "nf3"}, r"s.yaml: strategies.x.base: unknown base 'nf3'"),
-    ({"distill": {"teacher": "run:ab"}, "label_smoothing": {}}, "one objective per recipe, not distill and label_smoothing"),
+    ({"distill": {"teacher": "run:ab", "alpha": 2}}, r"strategies.x.distill.alpha"),
     ({"augment": {"fraction": 2}}, r"strategies.x.augment.fraction"),
 ])
 def test_a_recipe_that_cannot_parse_is_one_line_naming_its_key(raw, message):
@@ -83,7 +84,7 @@ def test_without_bitsandbytes_a_quantized_base_is_refused_by_name(small_suite, m
 def test_a_crossed_suite_expands_to_the_product_minus_exclude_and_overrides_reach_a_recipe(small_suite):
     loaded = load_suite(small_suite(
         strategies={"full": {}, "lora": LORA},
-        recipes={"plain": {}, "ls": {"label_smoothing": {"factor": 0.1}}, "eda": {"augment": EDA}},
+        recipes={"plain": {}, "ls": {"augment": EDA | {"fraction": 1.0}}, "eda": {"augment": EDA}},
         exclude=[{"strategy": "lora", "recipe": "ls"}],
         overrides=[{"when": {"recipe": "eda"}, "train": {"learning_rate": 0.01}}],
         seeds=[0, 1]))
@@ -158,19 +159,14 @@ def test_lora_distilled_trains_only_lora_and_its_loss_is_the_distillation_loss(s
     assert math.isclose(loss.item(), (alpha * ce + (1 - alpha) * t * t * kl).item(), rel_tol=1e-4)
 
 
-def test_label_smoothing_is_cross_entropy_against_smoothed_labels(small_suite):
-    (spec,) = expand(load_suite(small_suite(strategies={"ls": {"use": "lora", **LORA, "label_smoothing": {"factor": 0.2}}},
-                                            train=FAST)))
-    model, tokenizer, task_type, features, recipe = _prepared(spec)
-    model = recipe.apply(model, task_type).eval()
-    inputs = dict(task_type.collator(tokenizer)([{k: features[i][k] for k in ("input_ids", "attention_mask", "labels")}
-                                                 for i in range(8)]))
-    outputs = model(**inputs)
-    logits, labels = outputs.logits, inputs["labels"]
-    k = logits.size(-1)
-    target = torch.full_like(logits, 0.2 / k).scatter(1, labels[:, None], 1 - 0.2 + 0.2 / k)
-    by_hand = -(target * torch.log_softmax(logits, -1)).sum(-1).mean()
-    assert math.isclose(recipe.loss(inputs, outputs).item(), by_hand.item(), rel_tol=1e-5)
+def test_label_smoothing_is_the_task_loss_setting_and_distillation_refuses_it(small_suite):
+    smoothed = {"label_smoothing": 0.1}
+    (spec,) = expand(load_suite(small_suite(strategies={"lora": LORA}, train=FAST | smoothed)))
+    assert spec.train.label_smoothing == 0.1  # Trainer's own label smoother, hashed as a train setting
+    with pytest.raises(ConfigError, match=r"train.label_smoothing \(model 'tiny', task 'small_sentiment', strategy "
+                                          r"'kd'\): smooths the task's own loss, which distillation replaces"):
+        load_suite(small_suite(strategies={"kd": {"use": "lora", **LORA, "distill": {"teacher": "run:ab"}}},
+                               train=FAST | smoothed))
 
 
 def test_lora_with_augmentation_trains_on_the_augmented_rows(small_suite, tmp_path):
