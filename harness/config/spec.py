@@ -89,7 +89,8 @@ class RunSpec(Strict):
     # joint strategies: every task trained together in one model, this cell's own included
     partners: dict[str, Partner] = Field(default_factory=dict)
     sweep: Trial | None = None  # a cell of a sweep (a trial, or the chosen setting on a suite seed)
-    teacher: str | None = None  # the run id of the suite's cell it distils from: that one runs first
+    # run ids of the suite's cells it learns from (a teacher, an intermediate task): they run first
+    after: list[str] = Field(default_factory=list)
     # what it trains on and in: {"device": cpu | cuda, "precision": fp32 | bf16 | fp16, "devices": n}
     compute: dict[str, Any] = Field(default_factory=lambda: dict(CPU_COMPUTE))
     results_version: int = RESULTS_VERSION

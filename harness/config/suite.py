@@ -16,7 +16,7 @@ from harness.config.parsing import format_error, parse
 from harness.config.registry import TASK_TYPES, TaskCatalogue, task_type_of
 from harness.config.schemas import Suite, TrainConfig, deep_merge
 from harness.config.spec import Partner, RunSpec, Trial
-from harness.config.teachers import check_teachers, teacher_cells, with_teacher
+from harness.config.upstream import check_upstream, upstream_cells, with_runs
 from harness.config.yamlfile import read_yaml
 from harness.hub.lock import apply_lock, lock_path, read_lock
 from harness.run.backbones import Backbone, resolve
@@ -93,7 +93,7 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked:
                      for alias, b in backbones.items()}
     loaded = LoadedSuite(suite, path, cards, strategies, backbones, code=code)
     _check_cells(loaded)
-    check_teachers(loaded, where)
+    check_upstream(loaded, where)
     return loaded
 
 
@@ -207,31 +207,36 @@ def expand(loaded: LoadedSuite, finals: dict[tuple[str, str, str], str] | None =
 
     A cell the suite's sweep tunes gives its trials instead (every point of its space on the
     sweep's seeds) and, for the (model, task, row) groups in `finals` ({group: chosen point's
-    key}, see harness.sweep.grid), the chosen point on every suite seed. A row that distils from
-    a cell of the suite comes last, each cell naming its teacher's run id (harness.config.teachers)."""
-    teachers = teacher_cells(loaded.strategies)
-    kept = {(model, t.strategy) for t in teachers.values() for model in ([t.model] if t.model else loaded.suite.models)}
-    specs = _expand(loaded, finals, [label for label in loaded.strategies if label not in teachers], kept)
-    if teachers:
+    key}, see harness.sweep.grid), the chosen point on every suite seed. A row that learns from
+    cells of the suite (a teacher, an intermediate task) comes last, each naming the run ids it learns from (harness.config.upstream)."""
+    learners = upstream_cells(loaded.strategies)
+    kept = {(cell.model or model, cell.task, cell.strategy) for cells in learners.values() for cell in cells
+            for model in loaded.suite.models}
+    specs = _expand(loaded, finals, [label for label in loaded.strategies if label not in learners], kept)
+    if learners:
         index = {(s.model, s.task, s.strategy, s.seed): s.id for s in specs if s.sweep is None}
 
-        def teacher_of(model: str, task: str, label: str, shown: str, seed: int) -> str:
-            teacher = teachers[label]
-            row = teacher.strategy + shown.removeprefix(label)  # the same shots: 'full@16' for 'kd@16'
-            if (found := index.get((teacher.model or model, task, row, seed))) is None:
-                raise ConfigError(f"{loaded.path}: strategies.{label}.distill.teacher: the grid has no cell "
-                                  f"(model {teacher.model or model!r}, task {task!r}, strategy {row!r}, seed {seed}) "
-                                  f"for {model!r} to learn from")
-            return found
+        def upstream_of(model: str, task: str, label: str, shown: str, seed: int) -> dict[str, str]:
+            runs = {}
+            for cell in learners[label]:
+                row = cell.strategy + shown.removeprefix(label)  # the same shots: 'full@16' for 'kd@16'
+                key = (cell.model or model, cell.task or task, row, seed)
+                if (found := index.get(key)) is None:
+                    raise ConfigError(f"{loaded.path}: strategies.{label}.{cell.key}: the grid has no cell (model "
+                                      f"{key[0]!r}, task {key[1]!r}, strategy {row!r}, seed {seed}) for {model!r} "
+                                      f"on {task!r} to learn from")
+                runs[cell.role] = found
+            return runs
 
-        specs += _expand(loaded, finals, list(teachers), teacher_of=teacher_of)
+        specs += _expand(loaded, finals, list(learners), upstream_of=upstream_of)
     return list({spec.id: spec for spec in specs}.values())  # a trial on a suite seed is that seed's final too
 
 
 def _expand(loaded: LoadedSuite, finals: dict | None, labels: list[str], kept: set = frozenset(),
-            teacher_of=None) -> list[RunSpec]:
-    """The cells of the rows `labels`; those of (model, row) in `kept` keep their model (teachers);
-    with `teacher_of(model, task, label, row, seed)`, each names its teacher's run id."""
+            upstream_of=None) -> list[RunSpec]:
+    """The cells of the rows `labels`; those of (model, task or None, row) in `kept` keep their
+    model (others learn from them); with `upstream_of(model, task, label, row, seed)`, each names
+    the run ids of the cells it learns from."""
     suite, target = loaded.suite, loaded.target or Target.here()
     specs = []
     data_prints = {name: fingerprint(card) for name, card in loaded.cards.items()}
@@ -252,15 +257,15 @@ def _expand(loaded: LoadedSuite, finals: dict | None, labels: list[str], kept: s
                     train = suite.train_for(alias, task, label)
                     if shots is not None:
                         train = train.model_copy(update={"shots": shots})
-                    if (alias, label) in kept:  # a teacher keeps its model (no run id hashes save_model)
+                    if {(alias, task, label), (alias, None, label)} & kept:  # learnt from: no run id hashes it
                         train = train.model_copy(update={"save_model": True})
                     # a suite that sweeps shots shows each k as its own row: 'lora@16'
                     shown = label if len(suite.shots) == 1 else f"{label}@{shots or 'all'}"
 
                     def cell(seed: int, train=train, args=raw, resolved=strategy.resolved(), trial=None) -> RunSpec:
-                        teacher = teacher_of(alias, task, label, shown, seed) if teacher_of else None
-                        if teacher:
-                            args = with_teacher(args, name, teacher)
+                        runs = upstream_of(alias, task, label, shown, seed) if upstream_of else {}
+                        if runs:
+                            args = with_runs(args, name, runs)
                             resolved = build(name, args, str(loaded.path), f"strategies.{label}").resolved()
                         return RunSpec(
                             suite=suite.name, model=alias, model_spec=model_spec, model_fingerprint=model_print,
@@ -268,7 +273,7 @@ def _expand(loaded: LoadedSuite, finals: dict | None, labels: list[str], kept: s
                             task=task, card=card, card_path=str(card.path) if card.path else None,
                             data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
                             strategy_args=args, strategy_resolved=resolved, train=train, seed=seed, metrics=metrics,
-                            partners=partners, sweep=trial, teacher=teacher,
+                            partners=partners, sweep=trial, after=sorted(runs.values()),
                             compute=target.compute(train.precision))
 
                     if space is None:

@@ -23,7 +23,7 @@ from harness.config.registry import task_type_of
 from harness.config.schemas import train_fields
 from harness.config.spec import RunSpec
 from harness.config.suite import LoadedSuite
-from harness.config.teachers import vocabulary_mismatch
+from harness.config.upstream import vocabulary_mismatch
 from harness.hub import reach as hub
 from harness.plan.estimate import EstimateOf, MemoryEstimate, cell_memory
 from harness.plan.probe import TimeEstimate, probe_cells

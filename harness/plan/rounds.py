@@ -37,7 +37,7 @@ def run_rounds(plan: Plan, grid, executor: Executor, console,
         attempted |= {spec.id for job in jobs for spec in job}
         if not grid.pending:
             break
-        why = "the sweep chose" if grid.waiting else "their teachers are done"
+        why = "the sweep chose" if grid.waiting else "the cells they learn from are done"
         plan, grid = replan(attempted - plan.store.done(list(attempted)))
         jobs = [kept for job in plan.runnable() if (kept := [s for s in job if s.id not in attempted])]
         if jobs and chose:

@@ -19,7 +19,7 @@ from harness.hub.reach import commits_used
 from harness.run.backbones import resolve
 from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
 from harness.run.environment import environment
-from harness.run.finetuned import save_finetuned
+from harness.run.finetuned import load_start, save_finetuned, start_body
 from harness.run.tracking import finish, hold_ends, tracking
 from harness.run.training import (
     Progress,
@@ -48,9 +48,12 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
         with timer("load"):
             task = load_task(spec.task_card(), strategy, cfg, spec.seed)
             backbone = resolve(spec.model, spec.model_spec)
+            start, start_tokenizer = start_body(strategy, artifacts)  # (None, None): the pretrained backbone
             model, tokenizer = backbone.load(
                 *strategy.architecture(task.task_type), task.task_type.texts(task.train_rows),
-                spec.seed, base=strategy.base)
+                spec.seed, tokenizer=start_tokenizer, base=strategy.base)
+            if start is not None:
+                load_start(model, start)
         if not strategy.trains:
             params, tokens, result_metrics, scores = parameter_counts(model, set()), 0, {}, None
             predictions, references, info = _predict(spec, strategy, model, tokenizer, task, timer)

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import transformers
 
+from harness.base.errors import first_line
 from harness.base.files import write_text
 from harness.config.registry import task_type_of
 from harness.config.spec import RunSpec
 from harness.run.backbones import resolve
+from harness.strategies import backbone_of
 
 
 def save_finetuned(model, tokenizer, folder: Path, strategy, spec: RunSpec) -> Path:
@@ -38,4 +40,31 @@ def load_finetuned(spec: RunSpec | None, folder: Path):
     backbone = resolve(spec.model, spec.model_spec)
     model, _ = backbone.load(*strategy.architecture(task_type), [], spec.seed, tokenizer=tokenizer,
                              base=strategy.base)
+    state, _ = start_body(strategy, folder.parent.parent)  # what it trained on top of, when it started elsewhere
+    if state is not None:
+        load_start(model, state)
     return strategy.load_trained(model, task_type, folder), tokenizer
+
+
+def start_body(strategy, artifacts: Path | None):
+    """(the fine-tuned body's weights, its tokenizer) of the kept run a recipe's `start` names
+    ('run:<id>', in the runs folder `artifacts`), or (None, None) for a cell that starts from the
+    pretrained backbone. A PEFT run's adapter is merged into the body it trained."""
+    if not isinstance(getattr(strategy, "start", None), str):
+        return None, None
+    folder = artifacts / strategy.start.removeprefix("run:") / "model" if artifacts else None
+    if folder is None or not folder.is_dir():
+        raise ValueError(f"start: no kept model for {strategy.start} in {artifacts} (the cell to start from runs "
+                         f"first with train: {{save_model: true}})")
+    model, tokenizer = load_finetuned(None, folder)
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    return backbone_of(model).state_dict(), tokenizer
+
+
+def load_start(model, state: dict) -> None:
+    """Put a start cell's body weights into `model`'s body (the same backbone; its own head stays)."""
+    try:
+        backbone_of(model).load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"start: the body of the cell to start from does not fit this model: {first_line(exc)}") from None

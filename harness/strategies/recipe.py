@@ -8,6 +8,7 @@ parts and a base beside the method's own arguments:
     lora_eda:  {use: lora, r: 8, augment: {fraction: 0.5}}
     lora_kd:   {use: lora, distill: {teacher: {model: minilm, strategy: full}}}
     qlora:     {use: lora, r: 8, base: nf4}
+    rte_after_mnli: {use: full, start: {strategy: full, task: mnli}}   # intermediate-task transfer
 
 A method or a part alone hashes as it always did (its name and its arguments), so every run id of
 a single technique is unchanged; a composed recipe hashes the method's arguments with each part's
@@ -24,6 +25,7 @@ from typing import Any
 from packaging.version import Version
 
 from harness.base.errors import ConfigError, unknown
+from harness.config.parsing import Strict, parse
 from harness.config.registry import PARTS, STRATEGIES
 from harness.strategies import Context, NoArgs, Part, Strategy
 
@@ -34,15 +36,23 @@ QUANTIZED = ("int8", "nf4")
 BITSANDBYTES_CPU = Version("0.48.0")
 
 
+class StartCell(Strict):
+    """Where the body starts: the cell of row `strategy` on `task` (same model and seed), trained first."""
+
+    strategy: str
+    task: str
+
+
 class Recipe(Strategy):
     """A method with its data and objective parts and its base: the one strategy a cell runs.
     Everything the method decides (what trains, how it is saved, how it predicts) is the
     method's; the parts add rows and a loss."""
 
     def __init__(self, method: Strategy, parts: dict[str, Part] | None = None, base: str = "fp32",
-                 alone: str | None = None):
+                 alone: str | None = None, start: StartCell | str | None = None):
         super().__init__(method.args)
         self.method, self.parts, self.base, self.alone = method, dict(parts or {}), base, alone
+        self.start = start  # a cell of the suite (resolved to 'run:<id>' when the grid expands), or None
         self.name = alone or method.name
         self.trains, self.joint, self.adapts = method.trains, method.joint, method.adapts
         kinds = [k for k in [method.task_types, *(p.task_types for p in self.parts.values())] if k is not None]
@@ -65,6 +75,8 @@ class Recipe(Strategy):
             return self.parts[self.alone].resolved()
         out = self.method.resolved()
         out |= {name: part.resolved() for name, part in self.parts.items()}
+        if self.start is not None:
+            out["start"] = self.start if isinstance(self.start, str) else self.start.model_dump(mode="json")
         return out | ({"base": self.base} if self.base != "fp32" else {})
 
     def arguments(self) -> dict[str, Any]:
@@ -76,7 +88,8 @@ class Recipe(Strategy):
     def describe(self) -> str:
         """What the recipe is, in one line: 'lora + augment + distill on an nf4 base'."""
         parts = " + ".join([self.method.name, *self.parts])
-        return parts + (f" on a {self.base} base" if self.base != "fp32" else "")
+        start = f" from {self.start if isinstance(self.start, str) else self.start.task}" if self.start else ""
+        return parts + (f" on a {self.base} base" if self.base != "fp32" else "") + start
 
     def check(self, model) -> str | None:
         return self._combination() or self.method.check(model) or next(
@@ -84,9 +97,11 @@ class Recipe(Strategy):
 
     def _combination(self) -> str | None:
         """Why the method, parts and base cannot go together, or None."""
-        if self.parts and not self.method.trains:
-            return (f"{' and '.join(self.parts)} need a method that trains; {self.method.name} predicts "
-                    f"without training")
+        if (self.parts or self.start) and not self.method.trains:
+            return (f"{' and '.join([*self.parts, *(['start'] if self.start else [])])} need a method that trains; "
+                    f"{self.method.name} predicts without training")
+        if self.start and self.method.joint:
+            return f"start: {self.method.name} trains several tasks in one model; a start body is for one task's model"
         if self.base in QUANTIZED:
             if not self.method.adapts:
                 return (f"base {self.base} holds the backbone's weights quantized and frozen: only a peft method "
@@ -181,9 +196,11 @@ def build(name: str, raw: dict[str, Any] | None, where: str, key: str) -> Recipe
     if name not in STRATEGIES and name not in PARTS:
         raise ConfigError(f"{where}: {key}: {unknown('strategy', name, known_names())}")
     parts_raw = {part: raw.pop(part) for part in list(raw) if part in PARTS and part != name}
-    base = raw.pop("base", "fp32")
+    base, start = raw.pop("base", "fp32"), raw.pop("start", None)
     if base not in BASES:
         raise ConfigError(f"{where}: {key}.base: {unknown('base', str(base), list(BASES))}")
+    if start is not None and not (isinstance(start, str) and start.startswith("run:")):
+        start = parse(StartCell, start, where, prefix=(*key.split("."), "start"))
     if name in PARTS:  # a part alone is spelled as a strategy: full fine-tuning with it
         parts_raw = {name: raw} | parts_raw
         method: Strategy = STRATEGIES.get("full")(NoArgs())
@@ -191,5 +208,5 @@ def build(name: str, raw: dict[str, Any] | None, where: str, key: str) -> Recipe
         method = STRATEGIES.get(name).from_suite(raw, where, key)
     parts = {part: PARTS.get(part).from_suite(args or {}, where, key if part == name else f"{key}.{part}")
              for part, args in parts_raw.items()}
-    alone = name if name in PARTS and len(parts) == 1 and base == "fp32" else None
-    return Recipe(method, parts, base, alone)
+    alone = name if name in PARTS and len(parts) == 1 and base == "fp32" and start is None else None
+    return Recipe(method, parts, base, alone, start)

@@ -30,25 +30,26 @@ class Grid:
     choices: dict[Group, Choice] = field(default_factory=dict)
     waiting: dict[Group, int] = field(default_factory=dict)  # groups whose finals wait: their trials left to run
     seeds: tuple[int, ...] = ()  # the suite's seeds (the finals')
-    # students held back: {run id: its teacher's run id}; those that cannot run now: {run id: why}
-    students: dict[str, str] = field(default_factory=dict)
+    # cells held back until a cell they learn from is done: {run id: that run id}; those that cannot run: {id: why}
+    learners: dict[str, str] = field(default_factory=dict)
     orphans: dict[str, str] = field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
-        """Whether running what is planned now may let more cells join (finals, students)."""
-        return bool(self.waiting) or len(self.students) > len(self.orphans)
+        """Whether running what is planned now may let more cells join (finals, learners)."""
+        return bool(self.waiting) or len(self.learners) > len(self.orphans)
 
     def waiting_lines(self) -> list[str]:
-        """What the sweep and the students still wait on, one line per group (rich markup, names
+        """What the sweep and the learners still wait on, one line per group (rich markup, names
         escaped)."""
         lines = [f"[cyan]tuning[/] {literal(model)} · {literal(task)} · {literal(row)}: {left} trial(s) left; then the "
                  f"setting with the best mean dev score runs on seeds {', '.join(map(str, self.seeds))}"
                  for (model, task, row), left in self.waiting.items()]
-        if waiting := len(self.students) - len(self.orphans):
-            lines.append(f"[cyan]distilling[/] {waiting} cell(s) wait for their teacher cells to finish")
+        if waiting := len(self.learners) - len(self.orphans):
+            lines.append(f"[cyan]learning[/] {waiting} cell(s) wait for the teacher or intermediate-task cells "
+                         f"they learn from")
         for why, count in Counter(self.orphans.values()).items():
-            lines.append(f"[yellow]distilling[/] {count} cell(s) cannot run: {literal(why)}")
+            lines.append(f"[yellow]learning[/] {count} cell(s) cannot run: {literal(why)}")
         return lines
 
 
@@ -73,7 +74,7 @@ def grid(loaded: LoadedSuite, store: Store, counted_out: set[str] | frozenset = 
     specs = expand(loaded)
     trials = [s for s in specs if is_trial(s)]
     if not trials:
-        return _after_teachers(Grid(specs, specs), store, counted_out)
+        return _after_upstream(Grid(specs, specs), store, counted_out)
     frame = store.frame([s.id for s in trials])
     primaries = {name: card.primary for name, card in loaded.cards.items()}
     labels = {s.id: (s.model, s.strategy, s.task) for s in trials}
@@ -92,24 +93,25 @@ def grid(loaded: LoadedSuite, store: Store, counted_out: set[str] | frozenset = 
 
     cells = [s for s in with_finals if s.sweep is None or is_trial(s) or (final(s) and group_of(s) not in left)]
     reported = [s for s in with_finals if s.sweep is None or final(s)]
-    return _after_teachers(Grid(cells, reported, trials, choices, left, tuple(loaded.suite.seeds)), store, counted_out)
+    return _after_upstream(Grid(cells, reported, trials, choices, left, tuple(loaded.suite.seeds)), store, counted_out)
 
 
-def _after_teachers(found: Grid, store: Store, counted_out: set[str] | frozenset) -> Grid:
-    """`found` less the students whose teacher is not done: they join once it is (see
-    harness.config.teachers); those whose teacher is counted out cannot run now."""
-    teachers = {s.id: s.teacher for s in found.cells if s.teacher}
-    if not teachers:
+def _after_upstream(found: Grid, store: Store, counted_out: set[str] | frozenset) -> Grid:
+    """`found` less the cells whose teacher or intermediate-task cell (harness.config.upstream) is
+    not done with its model kept: they join once it is; those it will not be for cannot run now."""
+    needs = {s.id: s.after for s in found.cells if s.after}
+    if not needs:
         return found
-    done = set(store.done(list(set(teachers.values()))))
+    done = set(store.done(sorted({run for runs in needs.values() for run in runs})))
     runs = store.path.parent / "runs"
     unkept = {t for t in done if not (runs / t / "model").is_dir()}  # done before any row learnt from it
-    held = {student: teacher for student, teacher in teachers.items() if teacher not in done or teacher in unkept}
-    orphans = {s: f"their teacher cell failed or cannot run (run {t})" for s, t in held.items() if t in counted_out}
-    orphans |= {s: f"their teacher cell (run {t}) is done but did not keep its model, having run before a row "
-                   f"distilled from it; run the suite with another store (--store) to train it again"
+    held = {cell: next(r for r in after if r not in done or r in unkept) for cell, after in needs.items()
+            if any(r not in done or r in unkept for r in after)}
+    orphans = {s: f"the cell they learn from failed or cannot run (run {t})" for s, t in held.items() if t in counted_out}
+    orphans |= {s: f"the cell they learn from (run {t}) is done but did not keep its model, having run before a row "
+                   f"learnt from it; run the suite with another store (--store) to train it again"
                 for s, t in held.items() if t in unkept}
-    return replace(found, cells=[s for s in found.cells if s.id not in held], students=held, orphans=orphans)
+    return replace(found, cells=[s for s in found.cells if s.id not in held], learners=held, orphans=orphans)
 
 
 def stored_target(store, suite: str) -> Target | None:

@@ -193,13 +193,13 @@ def test_a_teacher_cell_runs_first_keeps_its_model_and_the_student_names_its_run
     students = [s for s in specs if s.strategy == "lora_kd"]
     assert all(t.train.save_model for t in teachers.values())
     for student in students:
-        assert student.teacher == teachers[student.seed].id
+        assert student.after == [teachers[student.seed].id]
         assert student.strategy_args["distill"]["teacher"] == f"run:{teachers[student.seed].id}"
     assert main(["plan", str(suite)]) == 0
-    assert "2 cell(s) wait for their teacher cells to finish" in capsys.readouterr().out
+    assert "2 cell(s) wait for the teacher or intermediate-task cells they learn from" in capsys.readouterr().out
     assert main(["run", str(suite)]) == 0
     out = capsys.readouterr().out
-    assert "their teachers are done; 2 more cells" in out and "4 ran" in out
+    assert "the cells they learn from are done; 2 more cells" in out and "4 ran" in out
     with Store(loaded.store_path) as store:
         assert store.done([s.id for s in specs]) == {s.id for s in specs}
 
@@ -220,11 +220,57 @@ def test_a_teacher_that_reads_other_token_ids_is_refused(small_suite):
 @pytest.mark.parametrize("teacher,message", [
     ({"strategy": "fulll"}, r"teacher.strategy: 'fulll' is not a strategy row"),
     ({"strategy": "full", "model": "big"}, r"teacher.model: 'big' is not a model of the suite"),
-    ({"strategy": "kd"}, r"'kd' distils from a teacher itself"),
+    ({"strategy": "kd"}, r"'kd' learns from a cell itself"),
 ])
 def test_a_teacher_cell_the_suite_lacks_is_one_line(small_suite, teacher, message):
     with pytest.raises(ConfigError, match=message):
         load_suite(small_suite(strategies={"full": {}, "kd": {"use": "lora", **LORA, "distill": {"teacher": teacher}}}))
+
+
+# --------------------------------------------------------------------------- an intermediate task first
+
+
+def test_a_cell_that_starts_from_another_tasks_cell_trains_on_its_fine_tuned_body(small_suite, tmp_path):
+    from harness.config.registry import load_card
+    from harness.run.finetuned import load_finetuned
+    from harness.strategies import backbone_of
+    from harness.testing import SENTIMENT_CARD, write_yaml
+
+    other = write_yaml(tmp_path / "tasks" / "other_sentiment.yaml", SENTIMENT_CARD | {
+        "name": "other_sentiment", "source": {"generate": "sentiment", "seed": 1, "options": {"n_train": 400, "n_eval": 100}}})
+    suite = small_suite(tasks=[str(tmp_path / "tasks" / "small_sentiment.yaml"), str(other)],
+                        strategies={"full": {}, "transfer": {"use": "lora", **LORA,
+                                                             "start": {"strategy": "full", "task": "other_sentiment"}}},
+                        exclude=[{"strategy": "transfer", "task": "other_sentiment"}], train=FAST | {"save_model": True})
+    assert load_card(other).name == "other_sentiment"
+    specs = expand(load_suite(suite))
+    (start,) = [s for s in specs if s.strategy == "full" and s.task == "other_sentiment"]
+    (transfer,) = [s for s in specs if s.strategy == "transfer"]
+    assert transfer.after == [start.id] and transfer.strategy_args["start"] == f"run:{start.id}"
+    assert start.train.save_model
+    assert main(["run", str(suite)]) == 0
+    runs = tmp_path / "results" / "runs"
+    started, _ = load_finetuned(None, runs / start.id / "model")
+    tuned, _ = load_finetuned(None, runs / transfer.id / "model")
+    body = {n: p for n, p in backbone_of(tuned.merge_and_unload()).state_dict().items()}
+    theirs = backbone_of(started).state_dict()
+    # LoRA froze the body it started from: the embeddings are the start cell's fine-tuned ones
+    name = next(n for n in theirs if "word_embeddings" in n)
+    assert torch.equal(body[name], theirs[name])
+    pretrained, _ = resolve(transfer.model, transfer.model_spec).load(
+        *build("full", {}, "s", "k").architecture(task_type_of(transfer.task_card())), [], transfer.seed,
+        tokenizer=_)
+    assert not torch.equal(backbone_of(pretrained).state_dict()[name], theirs[name])
+
+
+def test_a_start_on_a_method_that_does_not_train_is_refused(small_suite):
+    from harness.plan.plan import preflight
+
+    loaded = load_suite(small_suite(strategies={"full": {}, "zs": {"use": "zero_shot", "start": "run:ab"}}))
+    (reason,) = [preflight(loaded, expand(loaded)).get(s.id) for s in expand(loaded) if s.strategy == "zs"]
+    assert "start need a method that trains; zero_shot predicts without training" in reason
+    with pytest.raises(ConfigError, match=r"strategies.t.start.task: 'mnli' is not a task of the suite"):
+        load_suite(small_suite(strategies={"full": {}, "t": {"use": "lora", "start": {"strategy": "full", "task": "mnli"}}}))
 
 
 # --------------------------------------------------------------------------- a quantized base (QLoRA)
