@@ -81,6 +81,57 @@ TINY: dict[str, TinyFamily] = {
              feed_forward_proj="relu", tie_word_embeddings=True),
         sizes={"hidden_size": "d_model", "intermediate_size": "d_ff", "num_heads": "num_heads"},
     ),
+    # the other families the seeds name, each as small (PEFT's tests build the same ones)
+    "roberta": TinyFamily(
+        "RobertaConfig",
+        dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+             max_position_embeddings=514, type_vocab_size=1),
+        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+    ),
+    "albert": TinyFamily(
+        "AlbertConfig",
+        dict(embedding_size=64, hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+             max_position_embeddings=512),
+        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        inputs=("input_ids", "token_type_ids", "attention_mask"),
+    ),
+    "distilbert": TinyFamily(
+        "DistilBertConfig",
+        dict(dim=128, n_layers=2, n_heads=4, hidden_dim=256, max_position_embeddings=512),
+        sizes={"hidden_size": "dim", "num_layers": "n_layers", "num_heads": "n_heads", "intermediate_size": "hidden_dim"},
+    ),
+    "deberta-v2": TinyFamily(
+        "DebertaV2Config",
+        dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+             max_position_embeddings=512, relative_attention=True, position_biased_input=False,
+             pos_att_type=["p2c", "c2p"], max_relative_positions=64),
+        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        inputs=("input_ids", "token_type_ids", "attention_mask"),
+    ),
+    "electra": TinyFamily(
+        "ElectraConfig",
+        dict(embedding_size=128, hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+             max_position_embeddings=512),
+        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        inputs=("input_ids", "token_type_ids", "attention_mask"),
+    ),
+    "xlnet": TinyFamily(
+        "XLNetConfig",
+        dict(d_model=128, n_layer=2, n_head=4, d_inner=256),
+        sizes={"hidden_size": "d_model", "num_layers": "n_layer", "num_heads": "n_head", "intermediate_size": "d_inner"},
+        inputs=("input_ids", "token_type_ids", "attention_mask"),
+    ),
+    "gpt2": TinyFamily(
+        "GPT2Config",
+        dict(n_embd=128, n_layer=2, n_head=4, n_inner=256, n_positions=512),
+        sizes={"hidden_size": "n_embd", "num_layers": "n_layer", "num_heads": "n_head", "intermediate_size": "n_inner"},
+    ),
+    "bart": TinyFamily(
+        "BartConfig",
+        dict(d_model=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+             encoder_ffn_dim=256, decoder_ffn_dim=256, max_position_embeddings=512),
+        sizes={"hidden_size": "d_model", "intermediate_size": "encoder_ffn_dim"},
+    ),
 }
 TINY_SIZE_KEYS = {"vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size"}
 
@@ -130,6 +181,8 @@ class Backbone:
         if getattr(config, "position_biased_input", True) is False:  # DeBERTa-v2/v3: relative only
             return None
         limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        if limit is not None and limit <= 0:  # XLNet states -1: relative positions, no table to outgrow
+            return None
         if limit and config.model_type in PADDING_OFFSET_POSITIONS:
             limit -= (config.pad_token_id or 0) + 1  # their positions start after the padding index
         return limit

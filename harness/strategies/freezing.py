@@ -42,6 +42,10 @@ class _CountsLayers(Strategy):
 
     def check(self, model):
         k, layers = getattr(self.args, self.depth), len(layer_stack(model)[1])
+        depth = getattr(model.config, "num_hidden_layers", layers)
+        if layers < depth:  # ALBERT: one set of weights serves every layer, so k of them is all or none
+            return (f"{type(model).__name__} shares its weights across its {depth} layers ({layers} set(s)): "
+                    f"{self.name} cannot train or freeze {k} of them alone")
         return f"{self.depth} is {k} but {type(model).__name__} has {layers} layers" if k > layers else None
 
 

@@ -257,7 +257,18 @@ def _prefix_class(cls: type) -> type:
 _PREFIX_CLASSES: dict[type, type] = {}
 
 
-class PromptTuning(PromptLearning):
+class SoftPrompt(PromptLearning):
+    """Prompt learning through the input embeddings: its virtual tokens are as wide as the model's
+    embeddings, which is not the hidden size in ALBERT (embedding_size) or DistilBERT (dim)."""
+
+    def _config(self, model: nn.Module | None, peft_task_type: str | None = None):
+        config = super()._config(model, peft_task_type)
+        if model is not None and "token_dim" not in self.args and model.get_input_embeddings() is not None:
+            config.token_dim = model.get_input_embeddings().embedding_dim
+        return config
+
+
+class PromptTuning(SoftPrompt):
     """Prompt tuning (Lester et al., 2021): trained soft-prompt embeddings before the input."""
 
     name = "prompt_tuning"
@@ -265,7 +276,7 @@ class PromptTuning(PromptLearning):
     defaults = {"num_virtual_tokens": 20}
 
 
-class PTuning(PromptLearning):
+class PTuning(SoftPrompt):
     """P-tuning (Liu et al., 2021): soft prompts produced by a small prompt encoder."""
 
     name = "p_tuning"
