@@ -102,7 +102,7 @@ def test_yaml_is_loaded_safely(tmp_path):
 
 def test_unknown_tiny_family_is_refused_at_plan_time(small_suite):
     loaded = load_suite(small_suite(models={"t": "tiny:bret"}))
-    assert "unknown tiny backbone family 'bret' (did you mean 'bert'?)" in loaded.backbones["t"]
+    assert "unknown tiny backbone family 'bret' (did you mean 'bert' or 'bart' or 'albert'?)" in loaded.backbones["t"]
 
 
 def test_cli_prints_one_line_and_starts_nothing(small_suite, tmp_path, capsys):
