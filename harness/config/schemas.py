@@ -297,8 +297,9 @@ class Suite(Strict):
         if "crossed" in data:
             raise ValueError("crossed: not a suite key (harness writes it from `recipes`)")
         recipes, strategies = data.get("recipes"), data.get("strategies")
-        if not recipes or not isinstance(recipes, dict) or not isinstance(strategies, dict):
-            return data
+        if not recipes or not isinstance(recipes, dict) or not isinstance(strategies, dict) or not all(
+                value is None or isinstance(value, dict) for value in [*recipes.values(), *strategies.values()]):
+            return data  # the fields' own validation says what is wrong
         rows, crossed = {}, {}
         for label, args in strategies.items():
             for name, parts in recipes.items():

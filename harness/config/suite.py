@@ -67,7 +67,9 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked:
     for label, raw in suite.strategies.items():
         raw = dict(raw)
         name = raw.pop("use", label)
-        strategies[label] = (name, raw, build(name, raw, where, f"strategies.{label}"))
+        crossed = suite.crossed.get(label)  # a row of `recipes`: its errors name the strategy and the recipe
+        key = f"strategies.{crossed[0]} + recipes.{crossed[1]}" if crossed else f"strategies.{label}"
+        strategies[label] = (name, raw, build(name, raw, where, key))
 
     for label, (_, _, strategy) in strategies.items():
         named = (strategy.args.tasks or []) if strategy.joint else []

@@ -102,6 +102,8 @@ def test_a_crossed_suite_expands_to_the_product_minus_exclude_and_overrides_reac
 @pytest.mark.parametrize("changes,message", [
     ({"exclude": [{"recipe": "eda2"}]}, r"exclude.0.recipe: unknown recipe 'eda2' \(did you mean 'eda'\?\)"),
     ({"strategies": {"full": {"augment": EDA}}}, "strategies.full and recipes.eda both set augment"),
+    ({"recipes": {"eda": [1, 2]}}, r"recipes.eda: Input should be a valid dictionary"),
+    ({"recipes": {"eda": {"augment": 7}}}, r"strategies.full \+ recipes.eda.augment: Input should be a valid dictionary"),
 ])
 def test_a_bad_crossing_is_one_line(small_suite, changes, message):
     suite = small_suite(**{"strategies": {"full": {}}, "recipes": {"plain": {}, "eda": {"augment": EDA}}} | changes)
