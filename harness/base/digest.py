@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,17 @@ FILE_DIGESTS = "file-digests.json"
 def text_digest(text: str | bytes | memoryview, length: int = 16) -> str:
     data = text.encode() if isinstance(text, str) else text
     return hashlib.sha256(data).hexdigest()[:length]
+
+
+RUN_REFERENCE = re.compile(r"run:[0-9a-f]{16}")  # a run id as a suite names it: 'run:' and 16 hex digits
+
+
+def bad_run_reference(value: object) -> str | None:
+    """Why `value`, a string starting 'run:', is not a run reference (it names a folder under the
+    store's runs: nothing else may reach the file system through it), or None."""
+    if isinstance(value, str) and value.startswith("run:") and not RUN_REFERENCE.fullmatch(value):
+        return f"{value!r} is not a run reference: 'run:' and the 16 hex digits of a run id"
+    return None
 
 
 def json_digest(value: Any, length: int = 16, compact: bool = False) -> str:

@@ -86,6 +86,8 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
             info = task.info(trainer, result, cfg, saved)
+            if strategy.parts or strategy.start or strategy.base != "fp32":
+                info["recipe"] = strategy.describe()
             if strategy.base != "fp32":  # how the body was held, and its quantized linear layers counted
                 info["base"] = {"held": strategy.base, "quantized_layers": quantized_layers(trainer.model)}
             if spec.sweep is not None:

@@ -46,17 +46,23 @@ def load_finetuned(spec: RunSpec | None, folder: Path):
     return strategy.load_trained(model, task_type, folder), tokenizer
 
 
+def load_kept(run: str, artifacts: Path | None, asker: str):
+    """(model, tokenizer) of the run `run` ('run:<id>') kept in the runs folder `artifacts`;
+    `asker` (distill, start) opens the error when it was not kept there."""
+    folder = artifacts / run.removeprefix("run:") / "model" if artifacts else None
+    if folder is None or not folder.is_dir():
+        raise ValueError(f"{asker}: no kept model for {run} in {artifacts} (a cell of the suite runs first and keeps "
+                         f"it; a run of another suite needs train: {{save_model: true}})")
+    return load_finetuned(None, folder)
+
+
 def start_body(strategy, artifacts: Path | None):
     """(the fine-tuned body's weights, its tokenizer) of the kept run a recipe's `start` names
     ('run:<id>', in the runs folder `artifacts`), or (None, None) for a cell that starts from the
     pretrained backbone. A PEFT run's adapter is merged into the body it trained."""
     if not isinstance(getattr(strategy, "start", None), str):
         return None, None
-    folder = artifacts / strategy.start.removeprefix("run:") / "model" if artifacts else None
-    if folder is None or not folder.is_dir():
-        raise ValueError(f"start: no kept model for {strategy.start} in {artifacts} (the cell to start from runs "
-                         f"first with train: {{save_model: true}})")
-    model, tokenizer = load_finetuned(None, folder)
+    model, tokenizer = load_kept(strategy.start, artifacts, "start")
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     return backbone_of(model).state_dict(), tokenizer

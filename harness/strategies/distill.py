@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from harness.base.digest import bad_run_reference
 from harness.config.parsing import Strict
 from harness.config.schemas import ModelSpec
 from harness.strategies import Context, Part
@@ -34,6 +35,13 @@ class DistillArgs(Strict):
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the cross-entropy on the labels")
     temperature: float = Field(2.0, gt=0)
 
+    @field_validator("teacher")
+    @classmethod
+    def _run(cls, value):
+        if reason := bad_run_reference(value):
+            raise ValueError(reason)
+        return value
+
 
 class Distill(Part):
     """Knowledge distillation: the student trains on alpha*CE + (1-alpha)*T^2*KL to a teacher's logits."""
@@ -49,21 +57,13 @@ class Distill(Part):
         return None
 
     def prepare(self, context: Context) -> None:
-        from harness.run.finetuned import (
-            load_finetuned,  # it imports strategies, not the reverse
-        )
+        from harness.run.finetuned import load_kept  # it imports strategies, not the reverse
 
         teacher = self.args.teacher
         if isinstance(teacher, TeacherCell):  # the suite resolves it to the cell's run id (config.suite.expand)
             raise ValueError(f"distill: teacher cell {teacher.model_dump()} was not resolved to a run")
         if teacher.startswith("run:"):
-            if context.artifacts is None:
-                raise ValueError("distill: a run teacher needs the store's runs folder")
-            folder = context.artifacts / teacher.removeprefix("run:") / "model"
-            if not folder.exists():
-                raise ValueError(f"distill: no kept model for {teacher} in {context.artifacts} "
-                                 "(run the teacher's suite with train: {save_model: true})")
-            model, tokenizer = load_finetuned(None, folder)
+            model, tokenizer = load_kept(teacher, context.artifacts, "distill")
         else:
             from harness.run.backbones import resolve
 

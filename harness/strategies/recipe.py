@@ -24,6 +24,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from harness.base.digest import bad_run_reference
 from harness.base.errors import ConfigError, unknown
 from harness.config.parsing import Strict, parse
 from harness.config.registry import PARTS, STRATEGIES
@@ -59,8 +60,9 @@ class Recipe(Strategy):
         self.task_types = frozenset.intersection(*kinds) if kinds else None
 
     @property
-    def data(self) -> list[Part]:
-        return [p for p in self.parts.values() if p.role == "data"]
+    def data(self) -> dict[str, Part]:
+        """The data parts, in the recipe's order."""
+        return {name: part for name, part in self.parts.items() if part.role == "data"}
 
     @property
     def objective(self) -> Part | None:
@@ -117,9 +119,8 @@ class Recipe(Strategy):
     def augment(self, rows, task_type, seed: int) -> tuple[Any, dict | None]:
         """The training rows after every data part, in the recipe's order, and what each did."""
         done = {}
-        for name, part in self.parts.items():
-            if part.role == "data":
-                rows, done[name] = part.augment(rows, task_type, seed)
+        for name, part in self.data.items():
+            rows, done[name] = part.augment(rows, task_type, seed)
         if not done:
             return rows, None
         return rows, next(iter(done.values())) if len(done) == 1 else done
@@ -128,11 +129,15 @@ class Recipe(Strategy):
         return self.objective.loss(inputs, outputs)
 
     def apply(self, model, task_type):
-        if self.base in QUANTIZED:  # peft's own preparation of a k-bit base: norms in fp32, input grads
-            import peft
+        return self.method.apply(self._prepared(model), task_type)
 
-            model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        return self.method.apply(model, task_type)
+    def _prepared(self, model):
+        """peft's own preparation of a k-bit base (norms in fp32, input gradients), else `model`."""
+        if self.base not in QUANTIZED:
+            return model
+        import peft
+
+        return peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
     # everything else is the method's
     def model_class(self, task_type):
@@ -166,11 +171,7 @@ class Recipe(Strategy):
         return self.method.save_trained(model, folder)
 
     def load_trained(self, model, task_type, folder):
-        if self.base in QUANTIZED:
-            import peft
-
-            model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        return self.method.load_trained(model, task_type, folder)
+        return self.method.load_trained(self._prepared(model), task_type, folder)
 
 
 def bitsandbytes_missing() -> str | None:
@@ -199,7 +200,12 @@ def build(name: str, raw: dict[str, Any] | None, where: str, key: str) -> Recipe
     base, start = raw.pop("base", "fp32"), raw.pop("start", None)
     if base not in BASES:
         raise ConfigError(f"{where}: {key}.base: {unknown('base', str(base), list(BASES))}")
-    if start is not None and not (isinstance(start, str) and start.startswith("run:")):
+    if isinstance(start, str):
+        reason = bad_run_reference(start) if start.startswith("run:") else \
+            f"{start!r} is neither run:<run id> nor {{strategy, task}}"
+        if reason:
+            raise ConfigError(f"{where}: {key}.start: {reason}")
+    elif start is not None:
         start = parse(StartCell, start, where, prefix=(*key.split("."), "start"))
     if name in PARTS:  # a part alone is spelled as a strategy: full fine-tuning with it
         parts_raw = {name: raw} | parts_raw

@@ -103,10 +103,10 @@ def _after_upstream(found: Grid, store: Store, counted_out: set[str] | frozenset
     if not needs:
         return found
     done = set(store.done(sorted({run for runs in needs.values() for run in runs})))
-    runs = store.path.parent / "runs"
-    unkept = {t for t in done if not (runs / t / "model").is_dir()}  # done before any row learnt from it
-    held = {cell: next(r for r in after if r not in done or r in unkept) for cell, after in needs.items()
-            if any(r not in done or r in unkept for r in after)}
+    kept = store.path.parent / "runs"
+    unkept = {t for t in done if not (kept / t / "model").is_dir()}  # done before any row learnt from it
+    blocking = {cell: [r for r in after if r not in done or r in unkept] for cell, after in needs.items()}
+    held = {cell: runs[0] for cell, runs in blocking.items() if runs}
     orphans = {s: f"the cell they learn from failed or cannot run (run {t})" for s, t in held.items() if t in counted_out}
     orphans |= {s: f"the cell they learn from (run {t}) is done but did not keep its model, having run before a row "
                    f"learnt from it; run the suite with another store (--store) to train it again"

@@ -20,6 +20,7 @@ from harness.strategies.recipe import Recipe, build
 from harness.tasks.data import load_splits
 
 LORA = {"r": 4, "lora_alpha": 8}
+RUN = "run:00000000000000ab"  # a run reference: 'run:' and a run id's 16 hex digits
 EDA = {"fraction": 0.5, "operations": {"swap": 0.1, "delete": 0.1, "insert": 0, "synonym": 0}}
 FAST = {"epochs": 2, "learning_rate": 2.0e-3, "batch_size": 32, "max_length": 32, "max_train_samples": 256,
         "max_eval_samples": 64}
@@ -32,18 +33,18 @@ def test_a_part_alone_hashes_as_its_own_strategy_and_a_composition_names_every_p
     alone = build("augment", EDA, "s.yaml", "strategies.eda")
     assert isinstance(alone, Recipe) and alone.name == "augment" and alone.method.name == "full"
     assert alone.resolved() == build("augment", EDA, "s", "k").parts["augment"].resolved()  # the id as before
-    composed = build("lora", LORA | {"augment": EDA, "distill": {"teacher": "run:ab"}, "base": "bf16"}, "s", "k")
+    composed = build("lora", LORA | {"augment": EDA, "distill": {"teacher": RUN}, "base": "bf16"}, "s", "k")
     resolved = composed.resolved()
     assert resolved["r"] == 4 and resolved["augment"]["fraction"] == 0.5
-    assert resolved["distill"]["teacher"] == "run:ab" and resolved["distill"]["alpha"] == 0.5
-    assert resolved["base"] == "bf16" and composed.own_loss and composed.data == [composed.parts["augment"]]
+    assert resolved["distill"]["teacher"] == RUN and resolved["distill"]["alpha"] == 0.5
+    assert resolved["base"] == "bf16" and composed.own_loss and list(composed.data.values()) == [composed.parts["augment"]]
     assert composed.describe() == "lora + augment + distill on a bf16 base"
     assert build("lora", LORA, "s", "k").resolved() == build("lora", LORA, "s", "k").method.resolved()
 
 
 @pytest.mark.parametrize("raw,message", [
     ({"base": "nf3"}, r"s.yaml: strategies.x.base: unknown base 'nf3'"),
-    ({"distill": {"teacher": "run:ab", "alpha": 2}}, r"strategies.x.distill.alpha"),
+    ({"distill": {"teacher": RUN, "alpha": 2}}, r"strategies.x.distill.alpha"),
     ({"augment": {"fraction": 2}}, r"strategies.x.augment.fraction"),
 ])
 def test_a_recipe_that_cannot_parse_is_one_line_naming_its_key(raw, message):
@@ -76,6 +77,17 @@ def test_without_bitsandbytes_a_quantized_base_is_refused_by_name(small_suite, m
     loaded = load_suite(small_suite(strategies={"qlora": {"use": "lora", **LORA, "base": "nf4"}}))
     (reason,) = preflight(loaded, expand(loaded)).values()
     assert "a quantized base needs bitsandbytes" in reason
+
+
+def test_a_bitsandbytes_without_its_cpu_backend_is_refused_on_a_cpu_by_version(small_suite, monkeypatch):
+    import harness.strategies.recipe as recipe_module
+    from harness.plan.plan import preflight
+
+    monkeypatch.setattr(recipe_module, "version", lambda name: "0.45.5")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = load_suite(small_suite(strategies={"qlora": {"use": "lora", **LORA, "base": "nf4"}}))
+    (reason,) = preflight(loaded, expand(loaded)).values()
+    assert "bitsandbytes 0.45.5 cannot train through quantized layers on a CPU (its CPU backend came in 0.48.0)" in reason
 
 
 # --------------------------------------------------------------------------- crossing
@@ -167,7 +179,7 @@ def test_label_smoothing_is_the_task_loss_setting_and_distillation_refuses_it(sm
     assert spec.train.label_smoothing == 0.1  # Trainer's own label smoother, hashed as a train setting
     with pytest.raises(ConfigError, match=r"train.label_smoothing \(model 'tiny', task 'small_sentiment', strategy "
                                           r"'kd'\): smooths the task's own loss, which distillation replaces"):
-        load_suite(small_suite(strategies={"kd": {"use": "lora", **LORA, "distill": {"teacher": "run:ab"}}},
+        load_suite(small_suite(strategies={"kd": {"use": "lora", **LORA, "distill": {"teacher": RUN}}},
                                train=FAST | smoothed))
 
 
@@ -265,10 +277,24 @@ def test_a_cell_that_starts_from_another_tasks_cell_trains_on_its_fine_tuned_bod
     assert not torch.equal(backbone_of(pretrained).state_dict()[name], theirs[name])
 
 
+def test_a_start_on_a_joint_method_and_an_upstream_row_the_sweep_tunes_are_refused(small_suite):
+    from harness.plan.plan import preflight
+
+    suite = small_suite(strategies={"mt": {"use": "multitask", "start": RUN}})
+    loaded = load_suite(small_suite(tasks=[*load_suite(suite).suite.tasks, "gen_sentiment"],
+                                    strategies={"mt": {"use": "multitask", "start": RUN}}))
+    reasons = preflight(loaded, expand(loaded))
+    assert len(reasons) == 2 and all("a start body is for one task's model" in r for r in reasons.values())
+    sweep = {"budget": 2, "spaces": [{"when": {"strategy": "full"}, "space": {"learning_rate": [1.0e-3, 2.0e-3]}}]}
+    with pytest.raises(ConfigError, match=r"strategies.kd.distill.teacher: the sweep tunes row 'full'"):
+        load_suite(small_suite(strategies={"full": {}, "kd": {"use": "lora", **LORA, "distill": {"teacher": {"strategy": "full"}}}},
+                               sweep=sweep))
+
+
 def test_a_start_on_a_method_that_does_not_train_is_refused(small_suite):
     from harness.plan.plan import preflight
 
-    loaded = load_suite(small_suite(strategies={"full": {}, "zs": {"use": "zero_shot", "start": "run:ab"}}))
+    loaded = load_suite(small_suite(strategies={"full": {}, "zs": {"use": "zero_shot", "start": RUN}}))
     (reason,) = [preflight(loaded, expand(loaded)).get(s.id) for s in expand(loaded) if s.strategy == "zs"]
     assert "start need a method that trains; zero_shot predicts without training" in reason
     with pytest.raises(ConfigError, match=r"strategies.t.start.task: 'mnli' is not a task of the suite"):
@@ -296,6 +322,7 @@ def test_qlora_holds_the_body_in_4_bits_trains_lora_in_fp32_and_reloads_identica
     assert not any(isinstance(m, bnb.nn.Linear4bit) for n, m in model.named_modules() if n.endswith("classifier"))
     record = run_cell(spec, artifacts=tmp_path / "runs")
     assert record.info["base"] == {"held": "nf4", "quantized_layers": len(quantized)}
+    assert record.info["recipe"] == "lora on a nf4 base"
     reloaded, tokenizer = load_finetuned(None, tmp_path / "runs" / spec.id / "model")
     from harness.run.cost import parameter_counts
 
