@@ -90,7 +90,6 @@ STRATEGIES: Registry[Any] = Registry(
         "bitfit": "harness.strategies.bitfit:BitFit",
         "lora": "harness.strategies.peft_methods:LoRA",
         "adapters": "harness.strategies.adapters:BottleneckAdapters",
-        "multitask": "harness.strategies.multitask:MultiTask",
         "zero_shot": "harness.strategies.prompting:ZeroShot",
         "in_context": "harness.strategies.prompting:InContext",
         "adalora": "harness.strategies.peft_methods:AdaLoRA",
@@ -114,6 +113,7 @@ PARTS: Registry[Any] = Registry(
         "augment": "harness.strategies.augment:Augment",
         "back_translation": "harness.strategies.back_translation:BackTranslation",
         "distill": "harness.strategies.distill:Distill",
+        "multitask": "harness.strategies.multitask:MultiTask",
     },
 )
 

@@ -72,10 +72,12 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked:
         strategies[label] = (name, raw, build(name, raw, where, key))
 
     for label, (_, _, strategy) in strategies.items():
-        named = (strategy.args.tasks or []) if strategy.joint else []
-        for i, task in enumerate(named):
+        if not strategy.joint:
+            continue
+        key = f"strategies.{label}" + ("" if strategy.alone else f".{strategy.together.name}")
+        for i, task in enumerate(strategy.together.args.tasks or []):
             if task not in cards:
-                raise ConfigError(f"{where}: strategies.{label}.tasks.{i}: {unknown('suite task', task, list(cards))}")
+                raise ConfigError(f"{where}: {key}.tasks.{i}: {unknown('suite task', task, list(cards))}")
 
     code = consent.sources(suite, where, cards, strategies)
     if code and not consent.granted():  # before anything is loaded: nothing named runs without --trust-code
@@ -292,7 +294,7 @@ def _partners(loaded: LoadedSuite, alias: str, task: str, label: str, data_print
     strategy = loaded.strategies[label][2]
     if not strategy.joint:
         return {}
-    if strategy.args.tasks is not None and task not in strategy.args.tasks:
+    if strategy.together.args.tasks is not None and task not in strategy.together.args.tasks:
         return None
     members = joint_members(loaded, alias, label)
     return {t: Partner(card=loaded.cards[t], data_fingerprint=data_prints[t],
@@ -319,7 +321,7 @@ def joint_members(loaded: LoadedSuite, model: str, label: str) -> list[str]:
     """The tasks a joint strategy trains together on `model`: those it names (else all the
     suite's tasks) of the types it applies to, less the cells the suite excludes."""
     strategy = loaded.strategies[label][2]
-    named = strategy.args.tasks
+    named = strategy.together.args.tasks
     return [t for t, card in loaded.cards.items()
             if (named is None or t in named) and card.type in strategy.task_types
             and not loaded.suite.excluded(model, t, label)]

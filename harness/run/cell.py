@@ -86,10 +86,7 @@ def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | 
                 saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
             tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
             info = task.info(trainer, result, cfg, saved)
-            if strategy.parts or strategy.start or strategy.base != "fp32":
-                info["recipe"] = strategy.describe()
-            if strategy.base != "fp32":  # how the body was held, and its quantized linear layers counted
-                info["base"] = {"held": strategy.base, "quantized_layers": quantized_layers(trainer.model)}
+            info |= recipe_info(strategy, trainer.model)
             if spec.sweep is not None:
                 info["dev_metrics"] = dev_metrics
     cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(task.eval_rows),
@@ -210,6 +207,17 @@ def record_of(spec: RunSpec, task_type, data, predictions: list, references: lis
 
 def _head(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
     return split.select(range(min(n, len(split)))) if n else split
+
+
+def recipe_info(strategy, model) -> dict:
+    """What a composed recipe adds to a run's info: the recipe in words, and how the base was held
+    (its quantized linear layers counted)."""
+    info = {}
+    if strategy.parts or strategy.start or strategy.base != "fp32":
+        info["recipe"] = strategy.describe()
+    if strategy.base != "fp32":
+        info["base"] = {"held": strategy.base, "quantized_layers": quantized_layers(model)}
+    return info
 
 
 def quantized_layers(model) -> int:

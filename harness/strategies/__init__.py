@@ -3,7 +3,8 @@
 A **method** (`Strategy`) is a validated argument model plus `apply(model, task_type)`, which
 freezes, unfreezes or wraps the model, or predicts without training (prompting). A **part** (`Part`)
 is one thing a recipe adds to any method that trains: which rows train (data: augmentation,
-back-translation) or the loss (objective: distillation). `check` tells preflight
+back-translation), the loss (objective: distillation) or which tasks train together (tasks:
+multitask). `check` tells preflight
 why either cannot apply to a backbone (built on the meta device: no weights are loaded).
 harness.strategies.recipe composes them; the tables of names are harness.config.registry's
 STRATEGIES (methods) and PARTS.
@@ -64,8 +65,9 @@ class Configured:
 
 
 class Part(Configured):
-    """A recipe part beyond the method: `role` "data" (which rows train: `augment`) or "objective"
-    (the training loss in place of the task's own: `loss`). It combines with any method that trains."""
+    """A recipe part beyond the method: `role` "data" (which rows train: `augment`), "objective"
+    (the training loss in place of the task's own: `loss`) or "tasks" (which tasks train together
+    in one model: `mixing`). It combines with any method that trains."""
 
     role: ClassVar[str]
 
@@ -77,12 +79,16 @@ class Part(Configured):
         """The training loss from the batch and the model's outputs (an objective part)."""
         raise NotImplementedError
 
+    def mixing(self, sizes: dict[str, int]) -> dict[str, float]:
+        """The probability of drawing each task's next batch, given its number of batches per
+        epoch (a tasks part)."""
+        raise NotImplementedError
+
 
 class Strategy(Configured):
     """A method: what trains (or, with `trains` False, how it predicts without training)."""
 
     trains: ClassVar[bool] = True  # False: the strategy predicts without training (prompting)
-    joint: ClassVar[bool] = False  # True: the suite's tasks train together as one model (multitask)
     # True: it trains peft modules around a frozen body, which may then be held quantized (QLoRA)
     adapts: ClassVar[bool] = False
     base: ClassVar[str] = "fp32"  # how the backbone's body is held (a recipe's `base`)
@@ -128,11 +134,6 @@ class Strategy(Configured):
     def predict(self, model: nn.Module, tokenizer, task_type, rows, train_rows, seed: int, train) -> tuple[list, dict]:
         """(per-example predictions on `rows`, what was done) for a strategy that does not train
         (`trains` False): it predicts in place of the Trainer."""
-        raise NotImplementedError
-
-    def mixing(self, sizes: dict[str, int]) -> dict[str, float]:
-        """For a `joint` strategy: the probability of drawing each task's next batch, given its
-        number of batches per epoch."""
         raise NotImplementedError
 
     def save_trained(self, model: nn.Module, folder: Path) -> None:

@@ -1,11 +1,21 @@
-"""Multi-task joint training: one shared backbone, a head per task, batches drawn from every task.
+"""Multi-task joint training: a tasks part. The suite's tasks it names train together as one model
+(per backbone and seed) with any method that trains: one body, trained as the method trains it,
+and a head per task; batches are drawn from every task. Each task is then scored with its own head
+and reported as its own cell, under the row's label.
 
-The suite's tasks that the strategy applies to train together as one model (per backbone and
-seed); each task is then scored with its own head and reported as its own cell, under the
-strategy's row. Which task a batch comes from is drawn each step with probability proportional
-to n_i ** (1 / T): T = 1 is proportional to the task's size, T -> infinity uniform, and values in
-between the temperature-scaled mixing of multilingual and multi-task work (Arivazhagan et al.
-2019; T5, Raffel et al. 2020). An epoch is as many batches as the tasks' epochs together.
+    multitask: {}                                          # alone: full fine-tuning, jointly
+    mt_lora:   {use: lora, r: 8, multitask: {sampling: uniform}}   # one LoRA shared by the tasks
+
+Which task a batch comes from is drawn each step with probability proportional to n_i ** (1 / T):
+T = 1 is proportional to the task's size, T -> infinity uniform, and values in between the
+temperature-scaled mixing of multilingual and multi-task work (Arivazhagan et al. 2019; T5,
+Raffel et al. 2020). An epoch is as many batches as the tasks' epochs together.
+
+What the method trains in the body is shared by every task (harness.run.joint ties it): a multi-
+task LoRA is one adapter, not one per task. One adapter per task on a frozen body would share no
+trained parameter, so it would be the single-task cells over again at a higher cost; what joint
+training can add is transfer through what the tasks train together, as the shared body of full
+multi-task fine-tuning does.
 """
 
 from __future__ import annotations
@@ -16,14 +26,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from harness.config.parsing import Strict
-from harness.strategies.full import Full
+from harness.strategies import Part
 
 
-class MultiTask(Full):
-    """Multi-task joint training: a shared backbone, fully fine-tuned, and a head per task."""
+class MultiTask(Part):
+    """Multi-task joint training: the tasks train one body together, each with its own head."""
 
     name = "multitask"
-    joint = True
+    role = "tasks"
     task_types = frozenset({"classification", "token_classification"})
 
     class Args(Strict):

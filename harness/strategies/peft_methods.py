@@ -261,6 +261,12 @@ class SoftPrompt(PromptLearning):
     """Prompt learning through the input embeddings: its virtual tokens are as wide as the model's
     embeddings, which is not the hidden size in ALBERT (embedding_size) or DistilBERT (dim)."""
 
+    def check(self, model: nn.Module) -> str | None:
+        if peft_task(model) == "TOKEN_CLS":  # the logits gain a row per virtual token, the labels do not
+            return (f"peft's {self.name} puts virtual tokens into the sequence, and its token classification "
+                    f"({type(model).__name__}) does not extend the labels to match them")
+        return super().check(model)
+
     def _config(self, model: nn.Module | None, peft_task_type: str | None = None):
         config = super()._config(model, peft_task_type)
         if model is not None and "token_dim" not in self.args and model.get_input_embeddings() is not None:

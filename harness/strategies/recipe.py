@@ -9,6 +9,7 @@ parts and a base beside the method's own arguments:
     lora_kd:   {use: lora, distill: {teacher: {model: minilm, strategy: full}}}
     qlora:     {use: lora, r: 8, base: nf4}
     rte_after_mnli: {use: full, start: {strategy: full, task: mnli}}   # intermediate-task transfer
+    mt_lora:   {use: lora, r: 8, multitask: {}}            # the suite's tasks in one model, one LoRA
 
 A method or a part alone hashes as it always did (its name and its arguments), so every run id of
 a single technique is unchanged; a composed recipe hashes the method's arguments with each part's
@@ -55,7 +56,7 @@ class Recipe(Strategy):
         self.method, self.parts, self.base, self.alone = method, dict(parts or {}), base, alone
         self.start = start  # a cell of the suite (resolved to 'run:<id>' when the grid expands), or None
         self.name = alone or method.name
-        self.trains, self.joint, self.adapts = method.trains, method.joint, method.adapts
+        self.trains, self.adapts = method.trains, method.adapts
         kinds = [k for k in [method.task_types, *(p.task_types for p in self.parts.values())] if k is not None]
         self.task_types = frozenset.intersection(*kinds) if kinds else None
 
@@ -67,6 +68,16 @@ class Recipe(Strategy):
     @property
     def objective(self) -> Part | None:
         return next((p for p in self.parts.values() if p.role == "objective"), None)
+
+    @property
+    def together(self) -> Part | None:
+        """The tasks part (multitask): which of the suite's tasks train with this one, in one model."""
+        return next((p for p in self.parts.values() if p.role == "tasks"), None)
+
+    @property
+    def joint(self) -> bool:
+        """Whether the suite's tasks train together as one model (a job of several cells)."""
+        return self.together is not None
 
     @property
     def own_loss(self) -> bool:
@@ -102,13 +113,25 @@ class Recipe(Strategy):
         if (self.parts or self.start) and not self.method.trains:
             return (f"{' and '.join([*self.parts, *(['start'] if self.start else [])])} need a method that trains; "
                     f"{self.method.name} predicts without training")
-        if self.start and self.method.joint:
-            return f"start: {self.method.name} trains several tasks in one model; a start body is for one task's model"
+        if self.joint and (reason := self._joint_combination()):
+            return reason
         if self.base in QUANTIZED:
             if not self.method.adapts:
                 return (f"base {self.base} holds the backbone's weights quantized and frozen: only a peft method "
                         f"(lora, ia3, ...) trains around them, not {self.method.name}")
             return bitsandbytes_missing()
+        return None
+
+    def _joint_combination(self) -> str | None:
+        """Why the tasks part cannot go with the rest of the recipe, or None."""
+        if self.start:
+            return f"start: {self.name} trains several tasks in one model; a start body is for one task's model"
+        if self.objective is not None:
+            return (f"{self.objective.name} and multitask: a teacher scores one task, and multitask trains "
+                    f"several in one model")
+        if isinstance(self.method.args, dict) and self.method.args.get("merge"):
+            return (f"merge and multitask: the tasks share {self.method.name}'s weights, which merging would fold "
+                    f"into the shared body once per task; evaluate unmerged")
         return None
 
     def prepare(self, context: Context) -> None:
@@ -165,7 +188,7 @@ class Recipe(Strategy):
         return self.method.predict(*args, **kwargs)
 
     def mixing(self, sizes):
-        return self.method.mixing(sizes)
+        return self.together.mixing(sizes)
 
     def save_trained(self, model, folder):
         return self.method.save_trained(model, folder)

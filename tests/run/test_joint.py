@@ -9,7 +9,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from harness.base.errors import ConfigError
-from harness.config.registry import STRATEGIES, task_type_of
+from harness.config.registry import PARTS, task_type_of
 from harness.config.suite import expand, load_suite
 from harness.executors.local import run_local
 from harness.plan.plan import jobs, preflight
@@ -73,7 +73,7 @@ def test_one_joint_model_scores_every_task_with_a_shared_backbone(joint_suite):
 def test_mixture_draws_follow_the_sampling_rule():
     loaders = {"big": DataLoader([{"x": i} for i in range(900)], batch_size=10),
                "small": DataLoader([{"x": i} for i in range(100)], batch_size=10)}
-    strategy = STRATEGIES.get("multitask")
+    strategy = PARTS.get("multitask")
     def probabilities(**args):
         return strategy.from_suite(args, "suite", "strategies.mt").mixing({n: len(d) for n, d in loaders.items()})
 
@@ -159,3 +159,95 @@ def test_a_joint_task_model_saves_and_reloads_with_identical_predictions(joint_s
                               return_tensors="pt")
         logits = model(**batch).logits.numpy()
     assert list(np.argmax(logits, axis=-1)) == predictions
+
+
+def _tiny_pair(method: str, args: dict):
+    """A tiny BERT as a sentence and as a token classifier, `method` applied to each, bodies tied."""
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, BertConfig
+
+    from harness.run.joint import tie_bodies
+    from harness.strategies import head_names
+    from harness.strategies.recipe import build
+
+    recipe = build(method, {**args, "multitask": {}}, "suite", "strategies.mt")
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    torch.manual_seed(0)
+    models = {"sentence": AutoModelForSequenceClassification.from_config(config),
+              "tokens": AutoModelForTokenClassification.from_config(config)}
+    heads = {n: {id(p) for k, p in m.named_parameters() if k in head_names(m)} for n, m in models.items()}
+    for name, model in models.items():
+        models[name] = recipe.apply(model, None)
+    return recipe, models, tie_bodies(models, heads)
+
+
+@pytest.mark.parametrize(("method", "args", "trained"), [
+    ("lora", {"r": 4}, "lora_A"), ("bitfit", {}, "bias"), ("ia3", {}, "ia3_l")])
+def test_a_method_applied_to_each_task_model_trains_one_set_of_body_parameters(method, args, trained):
+    recipe, models, tied = _tiny_pair(method, args)
+    sentence, tokens = (dict(m.named_parameters()) for m in models.values())
+    shared = [n for n in tokens if n in sentence and tokens[n] is sentence[n]]
+    assert tied == len(shared) > 0
+    assert any(trained in n for n in shared if tokens[n].requires_grad)  # what the method trains is shared
+    own = [n for n in tokens if not any(tokens[n] is p for p in sentence.values())]
+    assert own and all("classifier" in n for n in own)  # only the head is the task's own
+    # a step on one task moves the other task's output: they train one body
+    batch = {"input_ids": torch.tensor([[2, 5, 6, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    models["sentence"].eval(), models["tokens"].eval()
+    before = models["sentence"](**batch).logits.detach().clone()
+    loss = models["tokens"](**batch, labels=torch.tensor([[0, 1, 1, 0]])).loss
+    loss.backward()
+    with torch.no_grad():
+        for p in models["tokens"].parameters():
+            if p.grad is not None:
+                p -= 1.0 * p.grad
+    assert not torch.equal(models["sentence"](**batch).logits, before)
+
+
+def test_multitask_lora_scores_each_task_with_its_own_head_on_one_adapter_and_reloads_each(joint_suite, tmp_path):
+    # two token tasks: a frozen random tiny body gives a sentence head the same features for every
+    # sentence (see the family matrix), while every token keeps its own embedding
+    more = write_yaml(tmp_path / "tasks" / "more_entities.yaml",
+                      {**ENTITIES_CARD, "name": "more_entities",
+                       "source": {"generate": "entities", "seed": 1, "options": {"n_train": 300, "n_eval": 100}}})
+    train = {**FAST_TRAIN, "learning_rate": 1e-2, "save_model": True}
+    loaded = load_suite(joint_suite(strategies={"mt_lora": {"use": "lora", "r": 8, "multitask": {"sampling": "uniform"}}},
+                                    seeds=[0], train=train,
+                                    tasks=[str(tmp_path / "tasks" / "small_entities.yaml"), str(more)]))
+    specs = expand(loaded)
+    assert preflight(loaded, specs) == {} and len(jobs(specs)) == 1
+    with Store(loaded.store_path) as store:
+        summary = run_local(jobs(specs), store, Console(quiet=True))
+        assert not summary.failed
+        runs = store.frame().set_index("task")
+        predictions = {t: store.predictions(runs.loc[t].id)[0] for t in runs.index}
+    first, second = runs.loc["small_entities"], runs.loc["more_entities"]
+    assert first.metrics["seqeval_f1"] > 80 and second.metrics["seqeval_f1"] > 80  # both heads learned (chance: 0)
+    assert first["info"]["joint"]["tied_parameters"] > 0 and first["info"]["recipe"] == "lora + multitask"
+    # trained: one adapter and two heads, a small share of the joint model
+    assert 0 < first.cost["trainable_params"] < 0.2 * first.cost["total_params"]
+    for spec in specs:  # each task model reloads alone, through the single-task path, with its predictions
+        model, tokenizer = load_finetuned(None, loaded.store_path.parent / "runs" / spec.id / "model")
+        card = spec.task_card()
+        task_type = task_type_of(card)
+        from harness.tasks.data import load_splits
+
+        features, _ = task_type.preprocess(load_splits(card).eval, "validation", tokenizer, spec.train)
+        task_type.bind(model)
+        model.eval()
+        with torch.no_grad():
+            batch = task_type.collator(tokenizer)([{k: features[i][k] for k in ("input_ids", "attention_mask")}
+                                                   for i in range(len(features))])
+            logits = model(**batch).logits.numpy()
+        assert task_type.decode(logits, features) == predictions[spec.task], spec.task
+
+
+def test_multitask_refuses_a_teacher_and_merging_with_the_reason(joint_suite):
+    loaded = load_suite(joint_suite(strategies={
+        "mt_merge": {"use": "lora", "r": 4, "merge": True, "multitask": {}},
+        "mt_kd": {"use": "lora", "r": 4, "multitask": {}, "distill": {"teacher": "run:0123456789abcdef"}}}))
+    reasons = {(s.strategy, s.task): r for s in expand(loaded) if (r := preflight(loaded, expand(loaded)).get(s.id))}
+    assert len(reasons) == 4
+    assert all("merging would fold" in r for (label, _), r in reasons.items() if label == "mt_merge")
+    assert all("a teacher scores one task" in r for (label, _), r in reasons.items() if label == "mt_kd")
+    with pytest.raises(ConfigError, match=r"strategies\.mt\.multitask\.tasks\.0: unknown suite task 'nope'"):
+        load_suite(joint_suite(strategies={"mt": {"use": "bitfit", "multitask": {"tasks": ["nope", "small_sentiment"]}}}))
