@@ -7,8 +7,7 @@ from pathlib import Path
 
 from harness.base.device import Target, describe, release
 from harness.config.spec import RunSpec
-from harness.run.cell import run_cell
-from harness.run.joint import run_joint
+from harness.run.cell import run_cells
 from harness.run.training import Progress
 from harness.store.database import RunRecord
 
@@ -23,7 +22,7 @@ def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: P
                                f"{describe(actual)}: plan and run where the cells train (with --executor ray the "
                                f"driver plans for the cluster's workers)")
     try:
-        records = run_joint(specs, progress, artifacts) if specs[0].partners else [run_cell(specs[0], progress, artifacts)]
+        records = run_cells(specs, progress, artifacts)
     finally:
         release()  # the finished (or failed) cell's models and tensors, before the next cell
     for record in records:

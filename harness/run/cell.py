@@ -1,4 +1,11 @@
-"""One run spec end to end: data, backbone, strategy, the one training path, evaluation, cost.
+"""One job end to end, the one run path: one cell, or the cells of one joint model.
+
+A job's tasks (one, or those a recipe's tasks part trains together) each get their rows and a
+model: the backbone as the recipe's method takes it, from the start body where the recipe has one.
+A method that trains is applied to each; a job of several tasks ties their bodies and trains them
+as one model on a mixture of their batches (harness.run.joint); a method that does not train
+(prompting) predicts in place of the Trainer. Each task is then predicted and scored as its own
+cell, and each cell gets its record, with the job's cost.
 
 The runner raises on failure; the executor records the failure and goes on.
 """
@@ -7,19 +14,22 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import datasets
 
 from harness.base.device import autocast, training_device
-from harness.config.registry import task_type_of
+from harness.config.registry import TASK_TYPES, task_type_of
 from harness.config.spec import RunSpec
 from harness.hub.reach import commits_used
 from harness.run.backbones import resolve
 from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
 from harness.run.environment import environment
 from harness.run.finetuned import load_start, save_finetuned, start_body
+from harness.run.joint import joint_training
 from harness.run.tracking import finish, hold_ends, tracking
 from harness.run.training import (
     Progress,
@@ -37,81 +47,159 @@ from harness.tasks.data import TaskData, load_splits
 from harness.tasks.types import TaskType
 
 
-def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | None = None) -> RunRecord:
-    """Train and score one cell: set up (rows, backbone, features, the strategy applied), train,
-    evaluate, record. With `train.save_model`, the model goes to <artifacts>/<run id>/model.
-    A strategy that does not train (zero-shot, in-context) predicts instead of the Trainer.
-    joint.run_joint is the same structure for the cells of one joint model."""
-    started, timer, cfg = time.perf_counter(), PhaseTimer(), spec.train
-    strategy = spec.build_strategy()
+def run_cells(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
+    """Train (or prompt) and score one job: set up, train, evaluate each task, record each cell.
+    With `train.save_model`, each task's model goes to <artifacts>/<run id>/model."""
+    started, timer, first = time.perf_counter(), PhaseTimer(), specs[0]
+    strategy = first.build_strategy()
     with PeakMemory() as memory:
         with timer("load"):
-            task = load_task(spec.task_card(), strategy, cfg, spec.seed)
-            backbone = resolve(spec.model, spec.model_spec)
-            start, start_tokenizer = start_body(strategy, artifacts)  # (None, None): the pretrained backbone
-            model, tokenizer = backbone.load(
-                *strategy.architecture(task.task_type), task.task_type.texts(task.train_rows),
-                spec.seed, tokenizer=start_tokenizer, base=strategy.base)
-            if start is not None:
-                load_start(model, start)
-        if not strategy.trains:
-            params, tokens, result_metrics, scores = parameter_counts(model, set()), 0, {}, None
-            predictions, references, info = _predict(spec, strategy, model, tokenizer, task, timer)
-        else:
-            with timer("preprocess"):
-                preprocess_task(task, tokenizer, cfg, model, artifacts, dev=spec.sweep is not None)
-            if cfg.dropout is not None:
-                set_dropout(model, cfg.dropout)
-            strategy.prepare(Context(spec, task.task_type, tokenizer, artifacts))
-            model = strategy.apply(model, task.task_type)
-            params = parameter_counts(model, strategy.trained(model))
-            with tempfile.TemporaryDirectory(prefix="harness-") as workdir, tracking(spec, artifacts):
-                trainer = build_trainer(spec, strategy, TrainerInputs(model, tokenizer, task.task_type, task.train_set,
-                                                                          task.dev_set), workdir, progress)
-                held = hold_ends(trainer)
-                with timer("train"):
-                    result = train(trainer, cfg)
-                with timer("evaluate"):
-                    trainer.model = strategy.before_evaluate(trainer.model)
-                    predictions = trainer.predictions(task.eval_set)
-                references = task.task_type.references(task.eval_set)
-                dev_metrics = scores = None
-                if spec.sweep is not None:  # a sweep's cell: the dev scores that selection reads
-                    with timer("dev"):
-                        dev_metrics = task.task_type.score(trainer.predictions(task.dev_set),
-                                                         task.task_type.references(task.dev_set))
-                if held:  # scored once: the trackers' last step and the record
-                    scores = task.task_type.score(predictions, references)
-                    finish(trainer, held, {"eval": scores, "dev": dev_metrics})
-                saved = save_if_asked(trainer.model, tokenizer, artifacts, strategy, spec)
-            tokens, result_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
-            info = task.info(trainer, result, cfg, saved)
-            info |= recipe_info(strategy, trainer.model)
-            if spec.sweep is not None:
-                info["dev_metrics"] = dev_metrics
-    cost = cost_of(params, memory, timer, started, result_metrics, tokens, len(task.eval_rows),
+            job = _load(specs, strategy, artifacts)
+        done = _trained(job, timer, progress, artifacts) if strategy.trains else _prompted(job, timer)
+    eval_rows = sum(len(job.tasks[spec.task].eval_rows) for spec in specs)
+    cost = cost_of(done.params, memory, timer, started, done.train_metrics, done.tokens, eval_rows,
                    timer.seconds["evaluate"])
-    if used := commits_used(backbone, spec.task_card()):  # what an unpinned hub source resolved to
-        info["hub_commits"] = used
-    return record_of(spec, task.task_type, task.data, predictions, references, cost, info, scores)
+    records = []
+    for spec in specs:
+        task, info = job.tasks[spec.task], done.info[spec.task]
+        if used := commits_used(job.backbone, spec.task_card()):  # what an unpinned hub source resolved to
+            info["hub_commits"] = used
+        records.append(record_of(spec, task.task_type, task.data, done.predictions[spec.task],
+                                 done.references[spec.task], dict(cost), info, done.scores.get(spec.task)))
+    return records
 
 
-def _predict(spec: RunSpec, strategy, model, tokenizer, task, timer) -> tuple[list, list, dict]:
-    """A strategy that does not train (zero-shot, in-context): its predictions on eval (and a sweep
-    cell's dev scores), references and info, on the training device in the cell's precision."""
-    model = model.to(training_device())  # on the accelerator, as a trained cell evaluates there
+def run_cell(spec: RunSpec, progress: Progress | None = None, artifacts: Path | None = None) -> RunRecord:
+    """One cell that trains alone: a job of one task."""
+    return run_cells([spec], progress, artifacts)[0]
+
+
+@dataclass
+class Job:
+    """A job set up: its cells, the recipe, the backbone, and each task's rows and model, a pooled
+    head's task first (its body is the fullest: a pooler the others lack, which their bodies are
+    tied into)."""
+
+    specs: list[RunSpec]
+    strategy: Any
+    backbone: Any
+    tasks: dict[str, PreparedTask]
+    models: dict[str, Any]
+    tokenizer: Any
+
+
+@dataclass
+class Done:
+    """What a job's training and evaluation leave for its records, per task where they differ."""
+
+    params: dict
+    tokens: int = 0
+    train_metrics: dict = field(default_factory=dict)
+    predictions: dict[str, list] = field(default_factory=dict)
+    references: dict[str, list] = field(default_factory=dict)
+    info: dict[str, dict] = field(default_factory=dict)
+    scores: dict[str, dict] = field(default_factory=dict)  # eval scores already computed (for the trackers)
+
+
+def _load(specs: list[RunSpec], strategy, artifacts: Path | None) -> Job:
+    first = specs[0]
+    cards = {n: partner.task_card() for n, partner in first.partners.items()} or {first.task: first.task_card()}
+    names = sorted(cards, key=lambda n: not TASK_TYPES.get(cards[n].type).pooled)
+    tasks = {n: load_task(cards[n], strategy, first.train, first.seed) for n in names}
+    backbone = resolve(first.model, first.model_spec)
+    start, tokenizer = start_body(strategy, artifacts)  # (None, None): the pretrained backbone
+    texts = [t for task in tasks.values() for t in task.task_type.texts(task.train_rows)]
+    models = {}
+    for n, task in tasks.items():
+        models[n], tokenizer = backbone.load(*strategy.architecture(task.task_type), texts, first.seed,
+                                             tokenizer=tokenizer, base=strategy.base)
+        if start is not None:
+            load_start(models[n], start)
+    return Job(specs, strategy, backbone, tasks, models, tokenizer)
+
+
+def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: Path | None) -> Done:
+    """Apply the recipe, train (one model, or the tasks' models as one), then predict each task."""
+    first, strategy, cfg = job.specs[0], job.strategy, job.specs[0].train
+    with timer("preprocess"):
+        for n, task in job.tasks.items():
+            preprocess_task(task, job.tokenizer, cfg, job.models[n], artifacts, dev=first.sweep is not None)
+    if cfg.dropout is not None:
+        for model in job.models.values():
+            set_dropout(model, cfg.dropout)
+    context, joint = Context(first, None, job.tokenizer, artifacts), None
+    if len(job.tasks) > 1:
+        joint = joint_training(strategy, job.models, job.tasks, context, cfg.batch_size, first.seed)
+        model, recipe, task = joint.model, joint.recipe, job.tasks[first.task]
+    else:
+        (name, task), = job.tasks.items()
+        strategy.prepare(Context(first, task.task_type, job.tokenizer, artifacts))
+        model = job.models[name] = strategy.apply(job.models[name], task.task_type)
+        recipe = strategy
+    done = Done(parameter_counts(model, recipe.trained(model)))
+    with tempfile.TemporaryDirectory(prefix="harness-") as workdir, \
+            (nullcontext() if joint else tracking(first, artifacts)):
+        trainer = build_trainer(first, recipe, TrainerInputs(model, job.tokenizer, task.task_type, task.train_set,
+                                                             None if joint else task.dev_set),
+                                workdir, progress, **(joint.trainer_arguments() if joint else {}))
+        held = hold_ends(trainer)
+        with timer("train"):  # the task mixture batches itself: a joint model has no automatic batch size
+            result = train(trainer, cfg.model_copy(update={"auto_batch_size": False}) if joint else cfg)
+        for spec in job.specs:
+            _evaluate(job, spec, trainer, joint, timer, workdir, done)
+            task = job.tasks[spec.task]
+            saved = save_if_asked(job.models[spec.task], job.tokenizer, artifacts, strategy, spec)
+            done.info[spec.task] |= task.info(trainer, result, cfg, saved) | recipe_info(strategy, job.models[spec.task])
+            if joint:
+                done.info[spec.task]["joint"] = joint.info(strategy.together.args.sampling)
+        if held:  # scored once: the trackers' last step and the record (a joint model is not tracked)
+            task_type = job.tasks[first.task].task_type
+            done.scores[first.task] = task_type.score(done.predictions[first.task], done.references[first.task])
+            finish(trainer, held, {"eval": done.scores[first.task], "dev": done.info[first.task].get("dev_metrics")})
+    done.tokens, done.train_metrics = int(trainer.state.num_input_tokens_seen or 0), result.metrics
+    return done
+
+
+def _evaluate(job: Job, spec: RunSpec, trainer, joint, timer: PhaseTimer, workdir: str, done: Done) -> None:
+    """One task's predictions on eval (and a sweep cell's dev scores), with its own model: the
+    trainer's, or in a joint job a scorer around the task's model."""
+    task, strategy = job.tasks[spec.task], job.strategy
+    with timer("evaluate"):
+        if joint is None:
+            trainer.model = job.models[spec.task] = strategy.before_evaluate(trainer.model)
+            scorer = trainer
+        else:
+            job.models[spec.task] = strategy.before_evaluate(job.models[spec.task]).eval()
+            scorer = build_trainer(spec, strategy, TrainerInputs(job.models[spec.task], job.tokenizer, task.task_type),
+                                   workdir, track=False)
+        done.predictions[spec.task] = scorer.predictions(task.eval_set)
+    done.references[spec.task] = task.task_type.references(task.eval_set)
+    done.info[spec.task] = {}
+    if spec.sweep is not None:  # a sweep's cell: the dev scores that selection reads
+        with timer("dev"):
+            done.info[spec.task]["dev_metrics"] = task.task_type.score(scorer.predictions(task.dev_set),
+                                                                      task.task_type.references(task.dev_set))
+
+
+def _prompted(job: Job, timer: PhaseTimer) -> Done:
+    """A method that does not train (zero-shot, in-context): its predictions on eval (and a sweep
+    cell's dev scores) on the training device in the cell's precision. Such a job has one task."""
+    spec, strategy = job.specs[0], job.strategy
+    task = job.tasks[spec.task]
+    model = job.models[spec.task].to(training_device())  # on the accelerator, as a trained cell evaluates there
     with timer("evaluate"), autocast(spec.compute):
-        predictions, info = strategy.predict(model, tokenizer, task.task_type, task.eval_rows, task.train_rows,
+        predictions, info = strategy.predict(model, job.tokenizer, task.task_type, task.eval_rows, task.train_rows,
                                              spec.seed, spec.train)
-    references = task.task_type.references_of(task.eval_rows, task.data.eval_source)
     info["weights_dtype"] = weights_dtype(model)
     if spec.sweep is not None:
         with timer("dev"), autocast(spec.compute):
-            found, _ = strategy.predict(model, tokenizer, task.task_type, task.dev_rows, task.train_rows, spec.seed,
+            found, _ = strategy.predict(model, job.tokenizer, task.task_type, task.dev_rows, task.train_rows, spec.seed,
                                         spec.train)
             info["dev_metrics"] = task.task_type.score(found, task.task_type.references_of(task.dev_rows,
                                                                                       task.data.dev_source))
-    return predictions, references, info
+    return Done(parameter_counts(model, set()), predictions={spec.task: predictions},
+                references={spec.task: task.task_type.references_of(task.eval_rows, task.data.eval_source)},
+                info={spec.task: info | recipe_info(strategy, model)})
 
 
 @dataclass

@@ -1,43 +1,26 @@
-"""One joint model end to end: the tasks of a recipe with a tasks part (multitask) trained together.
+"""What a job of several tasks adds to the one run path (harness.run.cell): the tasks of a recipe
+with a tasks part (multitask) trained together as one model.
 
 Every task gets its own model (its task type's AutoModelFor* class) with the recipe's method
 applied to it, as a single-task cell would have it; then every parameter outside the task's head
 is tied to the first task's (`tie_bodies`), so the body, and whatever the method trains in it (all
-of it, a LoRA adapter, its biases, a soft prompt), is one set of parameters that every task trains.
-Each task model stays a whole model of its own kind: it evaluates, saves and reloads as a single
-cell's does. Training is the one Trainer path; only the training batches differ: a `TaskMixture`
-draws, each step, which task the next batch comes from. Each task is then predicted with its own
-head and scored as its own cell. The joint training's cost (parameters of the whole model, time,
-memory) is recorded with every task's record.
+of it, a LoRA adapter, its biases), is one set of parameters that every task trains. Each task
+model stays a whole model of its own kind: it evaluates, saves and reloads as a single cell's
+does. Training is the one Trainer path; only the training batches differ: a `TaskMixture` draws,
+each step, which task the next batch comes from.
 """
 
 from __future__ import annotations
 
 import inspect
-import tempfile
-import time
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from harness.config.registry import TASK_TYPES
-from harness.config.spec import RunSpec
-from harness.run.backbones import resolve
-from harness.run.cell import (
-    PreparedTask,
-    cost_of,
-    load_task,
-    preprocess_task,
-    recipe_info,
-    record_of,
-    save_if_asked,
-)
-from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
-from harness.run.training import HarnessTrainer, Progress, TrainerInputs, build_trainer, set_dropout
-from harness.store.database import RunRecord
+from harness.run.training import HarnessTrainer
 from harness.strategies import Context, head_names
 
 
@@ -165,83 +148,38 @@ def _loader(dataset, model: nn.Module, collator, batch_size: int, seed: int) -> 
                       generator=torch.Generator().manual_seed(seed))
 
 
-def run_joint(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
-    """Train one model on every partner task of `specs` (cells of the same joint model) and
-    return a record for each spec: run.cell.run_cell's structure (set up, train, evaluate, record)
-    with one model per task around a shared body, and batches drawn from a task mixture."""
-    started, timer = time.perf_counter(), PhaseTimer()
-    first = specs[0]
-    cfg, seed, strategy = first.train, first.seed, first.build_strategy()
-    # the body of a pooled head is the fullest (it has a pooler that the others lack): it is the one shared
-    names = sorted(first.partners, key=lambda n: not TASK_TYPES.get(first.partners[n].card.type).pooled)
-    with PeakMemory() as memory:
-        with timer("load"):
-            tasks = {n: load_task(first.partners[n].task_card(), strategy, cfg, seed) for n in names}
-            models, tokenizer = _models(first, strategy, tasks)
-        with timer("preprocess"):
-            for n, task in tasks.items():
-                preprocess_task(task, tokenizer, cfg, models[n], artifacts)
-        if cfg.dropout is not None:
-            for model in models.values():
-                set_dropout(model, cfg.dropout)
-        tied = _applied(strategy, models, tasks, Context(first, None, tokenizer, artifacts))
-        joint, recipe = MultiTaskModel(models), JointRecipe(strategy, models)
-        params = parameter_counts(joint, recipe.trained(joint))
-        loaders = {n: _loader(t.train_set, models[n], t.task_type.collator(tokenizer), cfg.batch_size, seed + i)
-                   for i, (n, t) in enumerate(tasks.items())}
-        mixing = strategy.mixing({n: len(loader) for n, loader in loaders.items()})
-        mixture = TaskMixture(loaders, mixing, seed)
-        with tempfile.TemporaryDirectory(prefix="harness-") as workdir:
-            trainer = build_trainer(first, recipe, TrainerInputs(joint, tokenizer, tasks[first.task].task_type,
-                                                                  tasks[first.task].train_set), workdir, progress,
-                                    trainer_class=JointTrainer, track=False, mixture=mixture)  # one model for several cells: no one tracked run
-            with timer("train"):
-                result = trainer.train()  # the task mixture batches itself: no auto batch size
-                trainer.check_weights()
-            predictions = {}
-            with timer("evaluate"):
-                for spec in specs:
-                    task = tasks[spec.task]
-                    models[spec.task] = strategy.before_evaluate(models[spec.task])
-                    models[spec.task].eval()
-                    scorer = build_trainer(spec, strategy, TrainerInputs(models[spec.task], tokenizer, task.task_type),
-                                           workdir, track=False)
-                    predictions[spec.task] = scorer.predictions(task.eval_set)
-    tokens = int(trainer.state.num_input_tokens_seen or 0)
-    eval_rows = sum(len(tasks[s.task].eval_set) for s in specs)
-    cost = cost_of(params, memory, timer, started, result.metrics, tokens, eval_rows, timer.seconds["evaluate"])
-    shared = {"tasks": names, "sampling": strategy.together.args.sampling, "tied_parameters": tied,
-              "probabilities": {n: round(p, 6) for n, p in mixing.items()},
-              "batches_per_epoch": {n: len(loader) for n, loader in loaders.items()},
-              "batches_drawn": dict(mixture.drawn)}
-    records = []
-    for spec in specs:  # each task's model (the shared body and its own head) is saved to load alone
-        task = tasks[spec.task]
-        info = task.info(trainer, result, cfg, save_if_asked(models[spec.task], tokenizer, artifacts, strategy, spec))
-        records.append(record_of(spec, task.task_type, task.data, predictions[spec.task],
-                                 task.task_type.references(task.eval_set), dict(cost),
-                                 info | recipe_info(strategy, models[spec.task]) | {"joint": shared}))
-    return records
+@dataclass
+class JointTraining:
+    """A job's task models trained as one: the MultiTaskModel, the recipe as its Trainer sees it,
+    the mixture its batches come from, and how many parameters the task models share."""
+
+    model: MultiTaskModel
+    recipe: JointRecipe
+    mixture: TaskMixture
+    tied: int
+
+    def trainer_arguments(self) -> dict:
+        return {"trainer_class": JointTrainer, "track": False, "mixture": self.mixture}  # one model, several cells: untracked
+
+    def info(self, sampling: str) -> dict:
+        """What every task's record says about the joint training."""
+        return {"tasks": list(self.model.tasks), "sampling": sampling, "tied_parameters": self.tied,
+                "probabilities": {n: round(float(p), 6) for n, p in zip(self.mixture.names, self.mixture.p)},
+                "batches_per_epoch": {n: len(loader) for n, loader in self.mixture.loaders.items()},
+                "batches_drawn": dict(self.mixture.drawn)}
 
 
-def _applied(strategy, models: dict[str, nn.Module], tasks: dict[str, PreparedTask], context: Context) -> int:
-    """Apply the recipe to every task's model, as a single cell would, then tie their bodies;
-    returns how many parameters they share."""
+def joint_training(strategy, models: dict[str, nn.Module], tasks: dict, context: Context, batch_size: int,
+                   seed: int) -> JointTraining:
+    """Apply the recipe to every task's model (`models`, in `tasks`' order: prepared tasks with their
+    features), as a single cell would, tie their bodies, and mix their training batches."""
     heads = {n: {id(p) for name, p in model.named_parameters() if name in head_names(model)}
              for n, model in models.items()}
     for n, task in tasks.items():
-        context.task_type = task.task_type
-        strategy.prepare(context)
+        strategy.prepare(replace(context, task_type=task.task_type))
         models[n] = strategy.apply(models[n], task.task_type)
-    return tie_bodies(models, heads)
-
-
-def _models(first: RunSpec, strategy, tasks: dict[str, PreparedTask]) -> tuple[dict[str, nn.Module], object]:
-    """({task: its model}, the tokenizer), loaded in `tasks`' order (tie_bodies shares their bodies)."""
-    backbone = resolve(first.model, first.model_spec)
-    texts = [t for task in tasks.values() for t in task.task_type.texts(task.train_rows)]
-    models, tokenizer = {}, None
-    for n, task in tasks.items():
-        models[n], tokenizer = backbone.load(*strategy.architecture(task.task_type), texts,
-                                             first.seed, tokenizer=tokenizer, base=strategy.base)
-    return models, tokenizer
+    tied = tie_bodies(models, heads)
+    loaders = {n: _loader(t.train_set, models[n], t.task_type.collator(context.tokenizer), batch_size, seed + i)
+               for i, (n, t) in enumerate(tasks.items())}
+    mixing = strategy.mixing({n: len(loader) for n, loader in loaders.items()})
+    return JointTraining(MultiTaskModel(models), JointRecipe(strategy, models), TaskMixture(loaders, mixing, seed), tied)

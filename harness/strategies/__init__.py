@@ -60,9 +60,6 @@ class Configured:
         """Why this cannot apply to `model` (a meta-device instance), or None."""
         return None
 
-    def prepare(self, context: Context) -> None:
-        """Load what is needed beyond the model (a teacher) before the method applies."""
-
 
 class Part(Configured):
     """A recipe part beyond the method: `role` "data" (which rows train: `augment`), "objective"
@@ -70,6 +67,9 @@ class Part(Configured):
     in one model: `mixing`). It combines with any method that trains."""
 
     role: ClassVar[str]
+
+    def prepare(self, context: Context) -> None:
+        """Load what is needed beyond the model (a teacher) before the method applies."""
 
     def augment(self, rows, task_type, seed: int) -> tuple[Any, dict]:
         """The training rows the model sees, and what was done to them (a data part)."""
@@ -93,23 +93,13 @@ class Strategy(Configured):
     adapts: ClassVar[bool] = False
     base: ClassVar[str] = "fp32"  # how the backbone's body is held (a recipe's `base`)
 
-    def model_class(self, task_type) -> type:
-        """Which AutoModelFor* class the backbone is loaded as: the task type's head by default."""
-        return task_type.model_class
-
-    def head(self, task_type) -> dict[str, Any]:
-        return task_type.head()
-
     def architecture(self, task_type) -> tuple[type, dict[str, Any]]:
-        """(model class, head arguments): what a backbone is built or loaded as for this strategy."""
-        return self.model_class(task_type), self.head(task_type)
+        """(model class, head arguments): what a backbone is built or loaded as for this method; the
+        task type's AutoModelFor* class and head by default."""
+        return task_type.model_class, task_type.head()
 
     def apply(self, model: nn.Module, task_type) -> nn.Module:
         raise NotImplementedError
-
-    def peft_ready(self, model: nn.Module) -> nn.Module:
-        """The model as peft is to wrap it, when the strategy applies and when a saved adapter reloads."""
-        return model
 
     def parameter_groups(self, model: nn.Module) -> list[tuple[list[str], float]] | None:
         """[(parameter names, learning-rate scale)] for the optimizer, or None for every trainable

@@ -22,7 +22,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from harness.base.errors import ConfigError, did_you_mean, first_line
-from harness.strategies import Strategy
+from harness.strategies import Strategy, backbone_of
 
 # Fields of a peft config that harness sets itself or that do not describe the method.
 _NOT_ARGUMENTS = {"task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path",
@@ -80,7 +80,9 @@ class PeftStrategy(Strategy):
             return wanted
         if model is None:
             return ["placeholder"]
-        return table.get(model.config.model_type, "all-linear" if key == "target_modules" else [])
+        if model.config.model_type in table:
+            return table[model.config.model_type]
+        return body_linear(model) if key == "target_modules" else []
 
     def resolved(self) -> dict[str, Any]:
         config = self._config(None)
@@ -106,6 +108,10 @@ class PeftStrategy(Strategy):
             return f"peft cannot apply {self.name}: {first_line(exc)}"
         return None
 
+    def peft_ready(self, model: nn.Module) -> nn.Module:
+        """The model as peft is to wrap it, when the method applies and when a saved adapter reloads."""
+        return model
+
     def apply(self, model: nn.Module, task_type) -> nn.Module:
         return peft.get_peft_model(self.peft_ready(model), self._config(model, peft_task(model)))
 
@@ -122,6 +128,17 @@ class PeftStrategy(Strategy):
 
     def load_trained(self, model: nn.Module, task_type, folder: Path) -> nn.Module:
         return peft.PeftModel.from_pretrained(self.peft_ready(model), folder)
+
+
+def body_linear(model: nn.Module) -> list[str]:
+    """The target modules where peft's table has no entry for the architecture: every linear layer of
+    the body, by name (peft's `all-linear` also takes a head layer that peft then cannot keep as a
+    trained module to save: DistilBERT's pre_classifier ends in 'classifier'). A name that also ends a
+    module outside the body is given by its full path."""
+    body = {id(m) for m in backbone_of(model).modules()}
+    linear = [(n, n.rsplit(".", 1)[-1]) for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in body]
+    outside = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if id(m) not in body}
+    return sorted({leaf if leaf not in outside else name for name, leaf in linear}) or "all-linear"
 
 
 def peft_task(model: nn.Module) -> str:
@@ -217,6 +234,12 @@ class PrefixTuning(PromptLearning):
     def peft_ready(self, model: nn.Module) -> nn.Module:
         return with_past_key_values(model)
 
+    def check(self, model: nn.Module) -> str | None:
+        if "past_key_values" not in inspect.signature(type(model).forward).parameters and not _takes_cache(model):
+            return (f"{type(model).__name__} takes no past key values, which prefix tuning feeds its prefixes "
+                    f"through")
+        return super().check(model)
+
 
 def with_past_key_values(model: nn.Module) -> nn.Module:
     """`model`, its class given a forward that names `past_key_values` where transformers calls it `cache`.
@@ -271,6 +294,11 @@ class SoftPrompt(PromptLearning):
         config = super()._config(model, peft_task_type)
         if model is not None and "token_dim" not in self.args and model.get_input_embeddings() is not None:
             config.token_dim = model.get_input_embeddings().embedding_dim
+        for key, field in (("num_attention_heads", "num_attention_heads"), ("num_layers", "num_hidden_layers")):
+            # read through the config's attribute map: peft reads the stored keys, which are n_heads and
+            # n_layers in DistilBERT
+            if model is not None and key not in self.args and getattr(model.config, field, None) is not None:
+                setattr(config, key, getattr(model.config, field))
         return config
 
 

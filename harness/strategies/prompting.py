@@ -46,11 +46,8 @@ class ZeroShot(Strategy):
     def demonstrations(self) -> int:
         return getattr(self.args, "demonstrations", 0)
 
-    def model_class(self, task_type) -> type:
-        return GenerationModel  # builds encoder-decoders too, so `check` can say why they cannot be prompted
-
-    def head(self, task_type) -> dict:
-        return {}
+    def architecture(self, task_type) -> tuple[type, dict]:
+        return GenerationModel, {}  # builds encoder-decoders too, so `check` can say why they cannot be prompted
 
     def check(self, model):
         model_type = model.config.model_type

@@ -135,7 +135,6 @@ class Recipe(Strategy):
         return None
 
     def prepare(self, context: Context) -> None:
-        self.method.prepare(context)
         for part in self.parts.values():
             part.prepare(context)
 
@@ -163,14 +162,8 @@ class Recipe(Strategy):
         return peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
     # everything else is the method's
-    def model_class(self, task_type):
-        return self.method.model_class(task_type)
-
-    def head(self, task_type):
-        return self.method.head(task_type)
-
-    def peft_ready(self, model):
-        return self.method.peft_ready(model)
+    def architecture(self, task_type):
+        return self.method.architecture(task_type)
 
     def parameter_groups(self, model):
         return self.method.parameter_groups(model)

@@ -31,7 +31,8 @@ def test_memory_estimate_matches_the_allocators_true_peak(small_suite, strategy,
     real = measured_peak(backbone, task_type, built, train)
     assert 0.95 < estimate.peak / real < 1.10, (estimate.describe(), real)
     # parameters by count: fp32 weights, a gradient and two AdamW moments per trained parameter
-    model = built.apply(built.model_class(task_type).from_config(backbone.config(**built.head(task_type))), task_type)
+    model_class, head = built.architecture(task_type)
+    model = built.apply(model_class.from_config(backbone.config(**head)), task_type)
     trained = sum(p.numel() for n, p in model.named_parameters() if n in built.trained(model))
     assert estimate.gradients == 4 * trained and estimate.optimizer == 8 * trained
 
@@ -106,7 +107,7 @@ def test_generation_counts_the_key_value_cache_of_every_beam(small_suite):
                  "generation": {"num_beams": beams, "max_new_tokens": 32}}
         suite = small_suite(models={"llama": "tiny:llama"}, tasks=["gen_headline"], train=train)
         backbone, task_type, built, settings = _parts(suite)
-        return cell_memory(EstimateOf(backbone, task_type, built, settings, "cpu")), backbone.config(**built.head(task_type)), settings
+        return cell_memory(EstimateOf(backbone, task_type, built, settings, "cpu")), backbone.config(**built.architecture(task_type)[1]), settings
 
     one, config, train_one = estimate(1)
     four, _, train_four = estimate(4)
