@@ -69,11 +69,18 @@ def test_auto_batch_size_cells_run_when_a_smaller_batch_fits(small_suite, capsys
     assert "needs about" in capsys.readouterr().out
 
 
-def test_a_step_the_model_rejects_is_refused_before_anything_runs(tmp_path, capsys):
+def test_a_step_the_model_rejects_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
     suite = write_yaml(tmp_path / "suite.yaml", {
         "name": "prefix_t5", "models": {"t5": "tiny:t5"}, "tasks": ["gen_entities"],
         "strategies": {"prefix_tuning": {}}, "seeds": [0], "store": str(tmp_path / "s.sqlite")})
-    assert main(["run", str(suite)]) == 2  # no cell of the suite can run
+    assert main(["run", str(suite)]) == 2  # no cell of the suite can run: preflight knows why
+    out = " ".join(capsys.readouterr().out.split())
+    assert "T5ForTokenClassification takes no past key values, which prefix tuning feeds its prefixes through" in out
+    # where a method's own check misses it, the estimate's training step still refuses the cell
+    from harness.strategies.peft_methods import PeftStrategy, PrefixTuning
+
+    monkeypatch.setattr(PrefixTuning, "check", PeftStrategy.check)
+    assert main(["run", str(suite)]) == 2
     out = " ".join(capsys.readouterr().out.split())
     assert "no cell can run (1 refused" in out and "a training step fails: Model does not support past key values" in out
 
