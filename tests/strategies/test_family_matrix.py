@@ -9,7 +9,7 @@ ELECTRA) gives its head almost the same features for every input, so they stayed
 (measured). They start, as they would from a pretrained backbone, from a body with features: the
 `full` cell of the same family on another generated sentiment task (seed 1, its own words'
 weights), through the suite's `start:` (intermediate-task transfer). KNOWN lists the pairs that train and do not learn, with what
-was measured. Slow: 242 cells, about 7
+was measured. Slow: 242 cells, about 12
 minutes on 2 CPU cores."""
 
 from __future__ import annotations
