@@ -140,7 +140,7 @@ def grid(cells: int, packed: bool, smoke: bool) -> float:
             from harness.executors.ray import run_ray
 
             if not ray.is_initialized():
-                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
                          **({"num_gpus": 1} if not torch.cuda.is_available() else {}))
             estimates = {c.spec.id: c.memory.peak for c in plan.cells if c.memory and not c.memory.error}
             memory = Target.here().memory or 80 * 2**30  # fake GPUs (smoke on a CPU): any size packs

@@ -14,6 +14,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")  # `evaluate:` metrics in tests are local module folders
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HARNESS_CACHE", tempfile.mkdtemp(prefix="harness-cache-"))  # not the user's ~/.cache
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of several test processes on the machine's cores: one thread each
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 from harness.testing import write_suite  # noqa: E402
 

@@ -121,8 +121,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     if address and not ray.is_initialized():
         reachable(address)
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+    if not ray.is_initialized():  # no address: a new local Ray, even where a cluster runs on this machine
+        ray.init(address=address or "local", num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env} if env else None)
 
 

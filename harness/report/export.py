@@ -39,6 +39,14 @@ def text(cell: Cell, kind: str) -> str:
         return f"{cell.mean:,.0f} MB"
     if kind == "seconds":
         return f"{cell.mean:.1f} s"
+    if kind == "milliseconds":
+        return f"{cell.mean:.2f} ms" if cell.mean < 10 else f"{cell.mean:.0f} ms"
+    if kind == "bytes":
+        return next(f"{cell.mean / size:.3g} {unit}" for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10), ("B", 1))
+                    if cell.mean >= size or unit == "B")
+    if kind == "flops":
+        return next(f"{cell.mean / size:.3g} {unit}FLOP" for unit, size in
+                    (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("", 1)) if cell.mean >= size or size == 1)
     if kind == "rank":
         return f"{cell.mean:.2f}"
     if kind == "rate":

@@ -196,7 +196,11 @@ def _cost_board(results: Results) -> Board:
     specs = [("average", "average score", "score", None), ("trainable_params", "trainable params", "count", "trainable_params"),
              ("trainable_share", "trainable", "share", "trainable_share"),
              ("peak_memory_mb", "peak memory", "megabytes", "peak_memory_mb"),
-             ("train_seconds", "train time", "seconds", "train_seconds")]
+             ("train_seconds", "train time", "seconds", "train_seconds"),
+             ("train_flops", "train compute", "flops", "train_flops"),
+             ("latency_ms", "latency", "milliseconds", "latency_ms"),
+             ("merged_latency_ms", "latency merged", "milliseconds", "merged_latency_ms"),
+             ("shipped_bytes", "ships", "bytes", "shipped_bytes")]
     columns = []
     for key, title, kind, field_name in specs:
         if field_name is None:  # no paired tests here: the cost view only needs the averages
@@ -214,7 +218,10 @@ def _cost_board(results: Results) -> Board:
     kinds = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "peak resident set (CPU)"}
     memory = ", ".join(sorted({kinds.get(k, str(k)) for k in runs.memory_kind.dropna()})) or "n/a"
     return Board(f"{results.name}: cost (median over cells)", ["model", "strategy"], rows, columns,
-                 [f"peak memory: {memory}; train time: wall seconds of Trainer.train", *diverged_note(results)])
+                 [f"peak memory: {memory}; train time: wall seconds of Trainer.train; train compute: FLOPs counted "
+                  f"by torch on training steps; latency: median per example at batch 1 on the device the cell "
+                  f"trained on, as trained (an adapter unmerged) and merged into the weights; ships: the bytes "
+                  f"save_model writes (beside the public backbone)", *diverged_note(results)])
 
 
 def _tuning_board(results: Results, task: str | None) -> Board:

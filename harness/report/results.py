@@ -23,6 +23,7 @@ from harness.sweep.space import key_of
 
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
+           "latency_ms", "merged_latency_ms", "shipped_bytes", "train_flops",
            "selected_on", "reported_on", "environment", "compute", "report_time_metrics"]
 # What of a run's environment can change its result: what `harness compare` holds side by side.
 ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
@@ -128,6 +129,7 @@ class Results:
                 "total_params": cost.get("total_params"), "trainable_share": cost.get("trainable_share"),
                 "peak_memory_mb": cost.get("peak_memory_mb"), "memory_kind": cost.get("memory_kind"),
                 "train_seconds": cost.get("seconds", {}).get("train"),
+                **served(cost),
                 "selected_on": info.get("selected_on"), "reported_on": info.get("reported_on"),
                 "environment": _environment(record.environment),
                 "compute": record.spec.get("compute") or dict(CPU_COMPUTE),  # records from before it: CPU fp32
@@ -233,3 +235,15 @@ def _environment(recorded: dict) -> dict:
     """The ENVIRONMENT_KEYS of a run's recorded environment (package versions from its packages)."""
     packages = recorded.get("packages") or {}
     return {key: recorded.get(key, packages.get(key)) for key in ENVIRONMENT_KEYS}
+
+
+def served(cost: dict) -> dict:
+    """What a run's cost says of serving and shipping it (harness.run.serving): the median latency
+    at batch 1 as trained (an adapter unmerged) and merged, the bytes it ships, its training FLOPs;
+    None where the record predates them."""
+    serving = cost.get("serving") or {}
+    as_trained = serving.get("unmerged") or serving.get("as_trained") or {}
+    return {"latency_ms": as_trained.get("latency_ms", {}).get("median"),
+            "merged_latency_ms": (serving.get("merged") or {}).get("latency_ms", {}).get("median"),
+            "shipped_bytes": (cost.get("shipped_bytes") or {}).get("files"),
+            "train_flops": (cost.get("flops") or {}).get("train")}

@@ -30,6 +30,7 @@ from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
 from harness.run.environment import environment
 from harness.run.finetuned import load_start, save_finetuned, start_body
 from harness.run.joint import joint_training
+from harness.run.serving import first_batches, measure_prompted, measure_trained, training_flops
 from harness.run.tracking import finish, hold_ends, tracking
 from harness.run.training import (
     Progress,
@@ -64,8 +65,10 @@ def run_cells(specs: list[RunSpec], progress: Progress | None = None, artifacts:
         task, info = job.tasks[spec.task], done.info[spec.task]
         if used := commits_used(job.backbone, spec.task_card()):  # what an unpinned hub source resolved to
             info["hub_commits"] = used
+        measured = done.measured.get(spec.task, {})
+        measured["flops"] = {"train": done.train_flops, "evaluate": measured.pop("eval_flops", None)}
         records.append(record_of(spec, task.task_type, task.data, done.predictions[spec.task],
-                                 done.references[spec.task], dict(cost), info, done.scores.get(spec.task)))
+                                 done.references[spec.task], dict(cost) | measured, info, done.scores.get(spec.task)))
     return records
 
 
@@ -99,6 +102,8 @@ class Done:
     references: dict[str, list] = field(default_factory=dict)
     info: dict[str, dict] = field(default_factory=dict)
     scores: dict[str, dict] = field(default_factory=dict)  # eval scores already computed (for the trackers)
+    measured: dict[str, dict] = field(default_factory=dict)  # serving, shipped bytes, FLOPs (harness.run.serving)
+    train_flops: int = 0
 
 
 def _load(specs: list[RunSpec], strategy, artifacts: Path | None) -> Job:
@@ -145,6 +150,9 @@ def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: 
         held = hold_ends(trainer)
         with timer("train"):  # the task mixture batches itself: a joint model has no automatic batch size
             result = train(trainer, cfg.model_copy(update={"auto_batch_size": False}) if joint else cfg)
+        with timer("measure"):  # counted after training: the cell's randomness is spent
+            done.train_flops = training_flops(model, first_batches(trainer.get_train_dataloader()),
+                                              trainer.state.global_step, cfg.gradient_accumulation_steps)
         for spec in job.specs:
             _evaluate(job, spec, trainer, joint, timer, workdir, done)
             task = job.tasks[spec.task]
@@ -173,6 +181,8 @@ def _evaluate(job: Job, spec: RunSpec, trainer, joint, timer: PhaseTimer, workdi
             scorer = build_trainer(spec, strategy, TrainerInputs(job.models[spec.task], job.tokenizer, task.task_type),
                                    workdir, track=False)
         done.predictions[spec.task] = scorer.predictions(task.eval_set)
+    with timer("measure"):
+        done.measured[spec.task] = measure_trained(job.models[spec.task], strategy, task, job.tokenizer, spec)
     done.references[spec.task] = task.task_type.references(task.eval_set)
     done.info[spec.task] = {}
     if spec.sweep is not None:  # a sweep's cell: the dev scores that selection reads
@@ -197,7 +207,9 @@ def _prompted(job: Job, timer: PhaseTimer) -> Done:
                                         spec.train)
             info["dev_metrics"] = task.task_type.score(found, task.task_type.references_of(task.dev_rows,
                                                                                       task.data.dev_source))
-    return Done(parameter_counts(model, set()), predictions={spec.task: predictions},
+    with timer("measure"):
+        measured = {spec.task: measure_prompted(model, strategy, task, job.tokenizer, spec)}
+    return Done(parameter_counts(model, set()), predictions={spec.task: predictions}, measured=measured,
                 references={spec.task: task.task_type.references_of(task.eval_rows, task.data.eval_source)},
                 info={spec.task: info | recipe_info(strategy, model)})
 
@@ -268,7 +280,7 @@ def cost_of(params: dict, memory: PeakMemory, timer: PhaseTimer, started: float,
         "peak_memory_mb": memory.megabytes,
         "memory_kind": memory.kind,
         "seconds": {k: round(timer.seconds.get(k, 0.0), 3) for k in ("load", "preprocess", "train", "evaluate")}
-        | ({"dev": round(timer.seconds["dev"], 3)} if "dev" in timer.seconds else {}),
+        | {k: round(timer.seconds[k], 3) for k in ("dev", "measure") if k in timer.seconds},
         "wall_seconds": round(time.perf_counter() - started, 3),  # the whole cell, phases and the rest
         "train_samples_per_second": round(result_metrics.get("train_samples_per_second", 0.0), 2),
         "train_tokens_per_second": round(tokens / train_seconds, 1) if train_seconds else 0.0,

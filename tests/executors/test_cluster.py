@@ -82,8 +82,9 @@ def _stop(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
+    try:  # Ray's own shutdown stops its GCS and raylet; a SIGKILL would leave them running, and a later
+        # ray.init() on this machine would find them (on a loaded machine it takes more than 10 s)
+        process.wait(timeout=90)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)

@@ -26,7 +26,7 @@ QUICK = {"epochs": 1, "learning_rate": 2.0e-3, "batch_size": 32, "max_length": 4
 def local_ray():
     # the workers cannot import this test module: its functions travel by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
