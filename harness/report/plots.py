@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False  # names are data: '$x$' in an alias is text, never TeX to parse
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from harness.base.errors import shown  # noqa: E402
 from harness.base.files import write_output  # noqa: E402
@@ -75,6 +76,9 @@ def score_against(results: Results, x: str, label: str, task: str | None = None,
                 linewidth=1, zorder=2, label="Pareto frontier")
     if log:
         ax.set_xscale("log")
+        # plain numbers: math text is off (names print literally), and log ticks are math text by default
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     what = f"{task} ({results.tasks[task]['primary']})" if task else "average over tasks"
     ax.set_xlabel(label)
     ax.set_ylabel(f"score: {what}")
@@ -180,6 +184,17 @@ def write(results: Results, folder: Path) -> list[Path]:
             figures[f"score_vs_params_{task}"] = score_against(results, "trainable_params", "trainable parameters", task)
     figures["score_vs_memory"] = score_against(results, "peak_memory_mb", "peak memory (MB)")
     figures["score_vs_time"] = score_against(results, "train_seconds", "train time (s)")
+    # what the result costs beyond training (harness.run.serving): absent for records from before it
+    for key, x, label in (("score_vs_compute", "train_flops", "training compute (FLOPs)"),
+                          ("score_vs_latency", "latency_ms", "latency per example at batch 1 (ms)"),
+                          ("score_vs_shipped", "shipped_bytes", "bytes shipped")):
+        if not results.runs[x].notna().any():
+            continue
+        if points(results, x, None):  # the average over tasks, where rows share their tasks; else each task
+            figures[key] = score_against(results, x, label)
+        else:
+            for task in results.task_names:
+                figures[f"{key}_{task}"] = score_against(results, x, label, task)
     figures["task_bars"] = task_bars(results)
     logged = eval_curves(results)
     if logged is not None:

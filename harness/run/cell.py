@@ -150,6 +150,7 @@ def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: 
         held = hold_ends(trainer)
         with timer("train"):  # the task mixture batches itself: a joint model has no automatic batch size
             result = train(trainer, cfg.model_copy(update={"auto_batch_size": False}) if joint else cfg)
+        shared = joint.info(strategy.together.args.sampling) if joint else None  # before a batch is drawn to count
         with timer("measure"):  # counted after training: the cell's randomness is spent
             done.train_flops = training_flops(model, first_batches(trainer.get_train_dataloader()),
                                               trainer.state.global_step, cfg.gradient_accumulation_steps)
@@ -159,7 +160,7 @@ def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: 
             saved = save_if_asked(job.models[spec.task], job.tokenizer, artifacts, strategy, spec)
             done.info[spec.task] |= task.info(trainer, result, cfg, saved) | recipe_info(strategy, job.models[spec.task])
             if joint:
-                done.info[spec.task]["joint"] = joint.info(strategy.together.args.sampling)
+                done.info[spec.task]["joint"] = shared
         if held:  # scored once: the trackers' last step and the record (a joint model is not tracked)
             task_type = job.tasks[first.task].task_type
             done.scores[first.task] = task_type.score(done.predictions[first.task], done.references[first.task])

@@ -21,6 +21,7 @@ machine, not the result.
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 SAMPLE = 32  # eval rows timed at batch 1
 WARMUP = 2  # untimed calls first (lazy initialisation, allocator, caches)
-COUNTED_BATCHES = 2  # training batches whose FLOPs are counted (their mean times the steps)
+COUNTED_BATCHES = 1  # training batches whose FLOPs are counted (their mean times the steps): 2 cost 10.5% of the quickstart
 
 
 def _sync(device: torch.device) -> None:
@@ -95,19 +96,30 @@ def mergeable(model: nn.Module) -> bool:
                                                    for m in model.modules())
 
 
-def served_both_ways(model: nn.Module, measure: Callable[[], dict]) -> dict:
-    """{"unmerged": ..., "merged": ...} for a mergeable adapter (the model is left as it was),
-    else {"as_trained": ...}."""
+def served_both_ways(model: nn.Module, measure: Callable[[nn.Module], dict]) -> dict:
+    """{"unmerged": ..., "merged": ...} for a mergeable adapter, else {"as_trained": ...}. Merged is
+    how a merged adapter is served: a copy with the adapter folded into the weights and peft's
+    layers removed (merge_and_unload); the model itself is left as it was."""
     if not mergeable(model):
-        return {"as_trained": measure()}
+        return {"as_trained": measure(model)}
     merged = any(getattr(m, "merged", False) for m in model.modules())
+    if merged:  # `merge: true`: measured unmerged, then merged again as the cell left it
+        model.unmerge_adapter()
+    out = {"unmerged": measure(model)}
     if merged:
-        model.unmerge_adapter()
-    out = {"unmerged": measure()}
-    model.merge_adapter()
-    out["merged"] = measure()
-    if not merged:
-        model.unmerge_adapter()
+        model.merge_adapter()
+    try:
+        served = copy.deepcopy(model).merge_and_unload()
+    except Exception:  # noqa: BLE001 - a base peft cannot copy or unload (quantized): merged in place instead
+        served = None
+    if served is None:
+        model.merge_adapter()
+        out["merged"] = measure(model)
+        if not merged:
+            model.unmerge_adapter()
+    else:
+        out["merged"] = measure(served.eval())
+        del served
     return out
 
 
@@ -222,14 +234,14 @@ def measure_trained(model: nn.Module, strategy, task, tokenizer, spec) -> dict:
     cfg, task_type, features = spec.train, task.task_type, task.eval_set
     model.eval()
     if task_type.generates:
-        def measure():
-            return generation_cost(model, task_type, tokenizer, features, cfg, spec.seed)
+        def measure(served):
+            return generation_cost(served, task_type, tokenizer, features, cfg, spec.seed)
         eval_flops = None  # a generation's forward passes depend on what it generates: not counted
     else:
         collator = task_type.collator(tokenizer)
 
-        def measure():
-            return forward_cost(model, features, collator, cfg.eval_batch_size, spec.seed)
+        def measure(served):
+            return forward_cost(served, features, collator, cfg.eval_batch_size, spec.seed)
         eval_flops = evaluation_flops(model, features, collator, cfg.eval_batch_size)
     device = next(model.parameters()).device
     return {"serving": {"device": device_name(device)} | served_both_ways(model, measure),

@@ -19,7 +19,7 @@ def test_full_fine_tuning_learns_far_above_chance(small_suite):
     assert "scikit-learn==" in record.signatures["accuracy"]
     cost = record.cost
     assert cost["trainable_params"] == cost["total_params"] > 100_000
-    assert set(cost["seconds"]) == {"load", "preprocess", "train", "evaluate"}
+    assert set(cost["seconds"]) == {"load", "preprocess", "train", "evaluate", "measure"}
     assert cost["peak_memory_mb"] > 0 and cost["train_samples_per_second"] > 0
     assert len(record.predictions) == len(record.references) == 200
     assert record.environment["packages"]["transformers"]

@@ -53,7 +53,7 @@ def test_an_unmerged_lora_is_at_least_as_slow_as_its_merged_twin_on_the_same_row
     collator = DataCollatorWithPadding(_Pad())
     medians = {"unmerged": [], "merged": []}
     for _ in range(3):  # timing on a shared machine: the best of three measurements each way
-        measured = served_both_ways(model, lambda: forward_cost(model, rows, collator, 8, seed=0))
+        measured = served_both_ways(model, lambda served: forward_cost(served, rows, collator, 8, seed=0))
         for way in medians:
             medians[way].append(measured[way]["latency_ms"]["median"])
         assert measured["unmerged"]["rows"] == measured["merged"]["rows"] == 32  # the same seeded rows
