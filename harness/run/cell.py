@@ -182,7 +182,7 @@ def _evaluate(job: Job, spec: RunSpec, trainer, joint, timer: PhaseTimer, workdi
             scorer = build_trainer(spec, strategy, TrainerInputs(job.models[spec.task], job.tokenizer, task.task_type),
                                    workdir, track=False)
         done.predictions[spec.task] = scorer.predictions(task.eval_set)
-    with timer("measure"):
+    with timer("measure"), autocast(spec.compute):  # in the precision the cell evaluates in
         done.measured[spec.task] = measure_trained(job.models[spec.task], strategy, task, job.tokenizer, spec)
     done.references[spec.task] = task.task_type.references(task.eval_set)
     done.info[spec.task] = {}
@@ -208,7 +208,7 @@ def _prompted(job: Job, timer: PhaseTimer) -> Done:
                                         spec.train)
             info["dev_metrics"] = task.task_type.score(found, task.task_type.references_of(task.dev_rows,
                                                                                       task.data.dev_source))
-    with timer("measure"):
+    with timer("measure"), autocast(spec.compute):
         measured = {spec.task: measure_prompted(model, strategy, task, job.tokenizer, spec)}
     return Done(parameter_counts(model, set()), predictions={spec.task: predictions}, measured=measured,
                 references={spec.task: task.task_type.references_of(task.eval_rows, task.data.eval_source)},
