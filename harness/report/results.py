@@ -246,4 +246,9 @@ def served(cost: dict) -> dict:
     return {"latency_ms": as_trained.get("latency_ms", {}).get("median"),
             "merged_latency_ms": (serving.get("merged") or {}).get("latency_ms", {}).get("median"),
             "shipped_bytes": (cost.get("shipped_bytes") or {}).get("files"),
-            "train_flops": (cost.get("flops") or {}).get("train")}
+            "train_flops": _number((cost.get("flops") or {}).get("train"))}
+
+
+def _number(value):
+    """A recorded figure, or None where the record holds why it could not be measured."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -30,7 +30,7 @@ from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
 from harness.run.environment import environment
 from harness.run.finetuned import load_start, save_finetuned, start_body
 from harness.run.joint import joint_training
-from harness.run.serving import first_batches, measure_prompted, measure_trained, training_flops
+from harness.run.serving import first_batches, measure_prompted, measure_trained, measured, training_flops
 from harness.run.tracking import finish, hold_ends, tracking
 from harness.run.training import (
     Progress,
@@ -103,7 +103,7 @@ class Done:
     info: dict[str, dict] = field(default_factory=dict)
     scores: dict[str, dict] = field(default_factory=dict)  # eval scores already computed (for the trackers)
     measured: dict[str, dict] = field(default_factory=dict)  # serving, shipped bytes, FLOPs (harness.run.serving)
-    train_flops: int = 0
+    train_flops: int | str = 0  # or why counting failed
 
 
 def _load(specs: list[RunSpec], strategy, artifacts: Path | None) -> Job:
@@ -152,8 +152,10 @@ def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: 
             result = train(trainer, cfg.model_copy(update={"auto_batch_size": False}) if joint else cfg)
         shared = joint.info(strategy.together.args.sampling) if joint else None  # before a batch is drawn to count
         with timer("measure"):  # counted after training: the cell's randomness is spent
-            done.train_flops = training_flops(model, first_batches(trainer.get_train_dataloader()),
-                                              trainer.state.global_step, cfg.gradient_accumulation_steps)
+            counted = measured(lambda: {"flops": training_flops(model, first_batches(trainer.get_train_dataloader()),
+                                                                trainer.state.global_step,
+                                                                cfg.gradient_accumulation_steps)})
+            done.train_flops = counted.get("flops", counted.get("measure_error"))
         for spec in job.specs:
             _evaluate(job, spec, trainer, joint, timer, workdir, done)
             task = job.tasks[spec.task]
@@ -183,7 +185,8 @@ def _evaluate(job: Job, spec: RunSpec, trainer, joint, timer: PhaseTimer, workdi
                                    workdir, track=False)
         done.predictions[spec.task] = scorer.predictions(task.eval_set)
     with timer("measure"), autocast(spec.compute):  # in the precision the cell evaluates in
-        done.measured[spec.task] = measure_trained(job.models[spec.task], strategy, task, job.tokenizer, spec)
+        done.measured[spec.task] = measured(lambda: measure_trained(job.models[spec.task], strategy, task,
+                                                                    job.tokenizer, spec))
     done.references[spec.task] = task.task_type.references(task.eval_set)
     done.info[spec.task] = {}
     if spec.sweep is not None:  # a sweep's cell: the dev scores that selection reads
@@ -209,8 +212,8 @@ def _prompted(job: Job, timer: PhaseTimer) -> Done:
             info["dev_metrics"] = task.task_type.score(found, task.task_type.references_of(task.dev_rows,
                                                                                       task.data.dev_source))
     with timer("measure"), autocast(spec.compute):
-        measured = {spec.task: measure_prompted(model, strategy, task, job.tokenizer, spec)}
-    return Done(parameter_counts(model, set()), predictions={spec.task: predictions}, measured=measured,
+        cost = {spec.task: measured(lambda: measure_prompted(model, strategy, task, job.tokenizer, spec))}
+    return Done(parameter_counts(model, set()), predictions={spec.task: predictions}, measured=cost,
                 references={spec.task: task.task_type.references_of(task.eval_rows, task.data.eval_source)},
                 info={spec.task: info | recipe_info(strategy, model)})
 

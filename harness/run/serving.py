@@ -229,6 +229,16 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
 
 
+def measured(call: Callable[[], dict]) -> dict:
+    """`call()`, or where measuring fails, {"measure_error": why}: a measurement never costs the result."""
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - any failure of a measurement is recorded, not raised
+        from harness.base.errors import first_line
+
+        return {"measure_error": f"{type(exc).__name__}: {first_line(exc)}"}
+
+
 def measure_trained(model: nn.Module, strategy, task, tokenizer, spec) -> dict:
     """A trained task model's serving cost, shipped bytes and evaluation FLOPs (key `eval_flops`)."""
     cfg, task_type, features = spec.train, task.task_type, task.eval_set

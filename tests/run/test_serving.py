@@ -97,3 +97,15 @@ def test_shipped_bytes_are_the_saved_files_and_every_cell_records_its_serving_an
     for cost in (lora, full):
         assert cost["flops"]["train"] > cost["flops"]["evaluate"] > 0 and cost["seconds"]["measure"] > 0
     assert lora["flops"]["train"] < full["flops"]["train"]  # LoRA computes no gradient of the frozen weights
+
+
+def test_a_measurement_that_fails_is_recorded_and_the_result_kept(small_suite, monkeypatch):
+    import harness.run.serving as serving
+
+    monkeypatch.setattr(serving, "forward_cost", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no clock")))
+    loaded = load_suite(small_suite(train={**FAST_TRAIN, "epochs": 1, "max_train_samples": 64, "max_eval_samples": 32}))
+    with Store(loaded.store_path) as store:
+        assert not run_local(jobs(expand(loaded)), store, Console(quiet=True)).failed
+        record = store.frame().iloc[0]
+    assert record.status == "done" and record.metrics["accuracy"] >= 0
+    assert record.cost["measure_error"] == "RuntimeError: no clock" and record.cost["flops"]["train"] > 0
