@@ -61,19 +61,22 @@ class TinyFamily:
         return cls(vocab_size=vocab_size, **values, **head)
 
 
+# How the `size:` keys read in a BERT-style config (the keys no family renames keep their names).
+BERT_SIZES = {"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"}
+
 TINY: dict[str, TinyFamily] = {
     "bert": TinyFamily(
         "BertConfig",
         dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
              max_position_embeddings=512, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
-        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        sizes=BERT_SIZES,
         inputs=("input_ids", "token_type_ids", "attention_mask"),
     ),
     "llama": TinyFamily(
         "LlamaConfig",
         dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
              intermediate_size=256, max_position_embeddings=512),
-        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        sizes=BERT_SIZES,
     ),
     "t5": TinyFamily(
         "T5Config",
@@ -86,13 +89,13 @@ TINY: dict[str, TinyFamily] = {
         "RobertaConfig",
         dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
              max_position_embeddings=514, type_vocab_size=1),
-        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        sizes=BERT_SIZES,
     ),
     "albert": TinyFamily(
         "AlbertConfig",
         dict(embedding_size=64, hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
              max_position_embeddings=512),
-        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        sizes=BERT_SIZES,
         inputs=("input_ids", "token_type_ids", "attention_mask"),
     ),
     "distilbert": TinyFamily(
@@ -105,14 +108,14 @@ TINY: dict[str, TinyFamily] = {
         dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
              max_position_embeddings=512, relative_attention=True, position_biased_input=False,
              pos_att_type=["p2c", "c2p"], max_relative_positions=64),
-        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        sizes=BERT_SIZES,
         inputs=("input_ids", "token_type_ids", "attention_mask"),
     ),
     "electra": TinyFamily(
         "ElectraConfig",
         dict(embedding_size=128, hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
              max_position_embeddings=512),
-        sizes={"num_layers": "num_hidden_layers", "num_heads": "num_attention_heads"},
+        sizes=BERT_SIZES,
         inputs=("input_ids", "token_type_ids", "attention_mask"),
     ),
     "xlnet": TinyFamily(

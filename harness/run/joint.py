@@ -12,7 +12,6 @@ each step, which task the next batch comes from.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from harness.run.serving import model_inputs
 from harness.run.training import HarnessTrainer
 from harness.strategies import Context, head_names
 
@@ -141,8 +141,7 @@ class JointTrainer(HarnessTrainer):
 
 def _loader(dataset, model: nn.Module, collator, batch_size: int, seed: int) -> DataLoader:
     """A shuffling loader of the columns `model` takes (the rest is for decoding, not training)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # what a peft wrapper passes on to
-    accepted = set(inspect.signature(inner.forward).parameters) | {"labels"}
+    accepted = model_inputs(model) | {"labels"}
     dataset = dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator,
                       generator=torch.Generator().manual_seed(seed))

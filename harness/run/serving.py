@@ -67,6 +67,7 @@ def sample(n: int, seed: int, size: int = SAMPLE) -> list[int]:
 
 
 def model_inputs(model: nn.Module) -> set[str]:
+    """The inputs `model`'s forward takes, labels aside (a peft wrapper's: its base model's)."""
     import inspect
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
