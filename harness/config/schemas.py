@@ -41,6 +41,9 @@ class Generation(Strict):
 # More passes than this over a training set is a slip of the keyboard, not a setting: it would
 # train for days on any task (use max_steps for a long run on a small set).
 MAX_EPOCHS = 1000
+# The world's average carbon intensity of electricity, as codecarbon takes it where it knows no location
+CARBON_INTENSITY = 475.0
+CARBON_SOURCE = "world average, IEA Global Energy & CO2 Status Report 2019"
 
 
 class TrainConfig(Strict):
@@ -260,6 +263,10 @@ class Suite(Strict):
     store: str | None = Field(None, description="SQLite store path; results/harness.sqlite if unset")
     sweep: Sweep | None = Field(None, description="tune each cell's settings on dev with an equal budget "
                                                   "(see harness.sweep.grid)")
+    carbon_intensity: float = Field(
+        CARBON_INTENSITY, gt=0, le=2000, allow_inf_nan=False,
+        description="grams of CO2-equivalent per kWh of the electricity the cells ran on, for the cost view's CO2e "
+                    f"(default {CARBON_INTENSITY:g}: {CARBON_SOURCE}); read when a report is made, never hashed")
 
     # Set by load_suite, not by the file.
     path: Path | None = Field(None, exclude=True)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from harness.report import stats
 
+FRONTIER = "◆"  # a cost on the Pareto frontier of score against that cost
+
 
 @dataclass
 class Cell:
@@ -23,6 +25,7 @@ class Cell:
     test: str = ""  # the procedure that gave it; "" when the cell is untested
     outliers: list[int] = field(default_factory=list)  # seeds far from the row's others, or whose run diverged
     dropped: int = 0  # runs with no score (NaN), left out of every statistic
+    frontier: bool = False  # a cost cell on the Pareto frontier of score against its column (harness.report.pareto)
 
     @property
     def tied(self) -> bool:

@@ -17,16 +17,20 @@ from rich.table import Table
 
 from harness.base.errors import literal, shown
 from harness.base.files import write_output
-from harness.report.board import Board, Cell, Column
+from harness.report.board import FRONTIER, Board, Cell, Column
 
 DAGGER = "†"  # in its column's best set, not the best mean
 DOUBLE_DAGGER = "‡"  # a seed far from its row's others, or a diverged run
 
 
 def text(cell: Cell, kind: str) -> str:
-    """A cell as a reader sees it, without emphasis."""
+    """A cell as a reader sees it, without emphasis; a cost on the Pareto frontier marked ◆."""
     if not cell.n or math.isnan(cell.mean):
         return "—"
+    return _value(cell, kind) + (FRONTIER if cell.frontier else "")
+
+
+def _value(cell: Cell, kind: str) -> str:
     if kind == "score":
         value = f"{cell.mean:.1f}" if cell.n == 1 or math.isnan(cell.std) else f"{cell.mean:.1f} ± {cell.std:.1f}"
         return value + (DAGGER if cell.tied else "") + (DOUBLE_DAGGER if cell.outliers else "")
@@ -47,6 +51,9 @@ def text(cell: Cell, kind: str) -> str:
     if kind == "flops":
         return next(f"{cell.mean / size:.3g} {unit}FLOP" for unit, size in
                     (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("", 1)) if cell.mean >= size or size == 1)
+    if kind in ("kwh", "grams"):
+        units = (("kWh", 1), ("Wh", 1e-3), ("mWh", 1e-6)) if kind == "kwh" else (("kg", 1e3), ("g", 1), ("mg", 1e-3))
+        return next(f"{cell.mean / size:.3g} {unit}" for unit, size in units if cell.mean >= size or size == units[-1][1])
     if kind == "rank":
         return f"{cell.mean:.2f}"
     if kind == "rate":
@@ -140,6 +147,8 @@ def frame(boards: list[Board]) -> pd.DataFrame:
                             f"{column.key}_nan_runs": cell.dropped, f"{column.key}_ci": board.interval}
                 else:
                     out[column.key] = cell.mean
+                    if any(c.frontier for c in column.cells):
+                        out[f"{column.key}_pareto"] = cell.frontier
             rows.append(out)
     return pd.DataFrame(rows)
 
@@ -182,7 +191,8 @@ def latex(boards: list[Board]) -> str:
         if board.notes:
             notes = latex_escape(" ".join(board.notes))
             for plain, tex in ((DAGGER, r"$^\dagger$"), (DOUBLE_DAGGER, r"$^\ddagger$"), ("±", r"$\pm$"), ("α", r"$\alpha$"), ("⚠ ", "Warning: "),
-                              ("×", r"$\times$"), ("·", r"$\cdot$"), ("√", r"$\sqrt{}$")):
+                              ("×", r"$\times$"), ("·", r"$\cdot$"), ("√", r"$\sqrt{}$"),
+                              (FRONTIER, r"$^{\diamond}$")):
                 notes = notes.replace(plain, tex)
             lines.append(r"\par\smallskip{\footnotesize " + notes + "}")
         lines.append(r"\end{table}")
@@ -192,7 +202,7 @@ def latex(boards: list[Board]) -> str:
 
 def _latex_cell(cell: Cell, column: Column) -> str:
     if column.kind != "score" or not cell.n or math.isnan(cell.mean):
-        return latex_escape(text(cell, column.kind)).replace("—", "--")
+        return latex_escape(text(cell, column.kind)).replace("—", "--").replace(FRONTIER, r"$^{\diamond}$")
     value = f"{cell.mean:.1f}" if cell.n == 1 or math.isnan(cell.std) else f"{cell.mean:.1f} $\\pm$ {cell.std:.1f}"
     if cell.place == 1:
         value = rf"\textbf{{{value}}}"

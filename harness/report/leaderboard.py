@@ -28,7 +28,8 @@ from harness.base.device import CPU_COMPUTE, describe
 from harness.config.registry import METRICS
 from harness.report import stats
 from harness.report.best import ALPHA, METHOD, best_set
-from harness.report.board import Board, Cell, Column
+from harness.report.board import FRONTIER, Board, Cell, Column
+from harness.report.pareto import frontier
 from harness.report.results import Results
 from harness.report.tuning import curve
 
@@ -190,26 +191,32 @@ def _task_board(results: Results, task: str) -> Board:
     return board
 
 
+COSTS = [("trainable_params", "trainable params", "count", "trainable_params"),
+         ("trainable_share", "trainable", "share", "trainable_share"),
+         ("peak_memory_mb", "peak memory", "megabytes", "peak_memory_mb"),
+         ("train_seconds", "train time", "seconds", "train_seconds"),
+         ("train_flops", "train compute", "flops", "train_flops"),
+         ("train_kwh", "train energy", "kwh", "train_kwh"),
+         ("kwh", "energy", "kwh", "kwh"),
+         ("co2e_grams", "CO2e", "grams", "co2e_grams"),
+         ("latency_ms", "latency", "milliseconds", "latency_ms"),
+         ("merged_latency_ms", "latency merged", "milliseconds", "merged_latency_ms"),
+         ("shipped_bytes", "ships", "bytes", "shipped_bytes")]
+
+
 def _cost_board(results: Results) -> Board:
     rows = results.pairs()
-    runs = results.runs
-    specs = [("average", "average score", "score", None), ("trainable_params", "trainable params", "count", "trainable_params"),
-             ("trainable_share", "trainable", "share", "trainable_share"),
-             ("peak_memory_mb", "peak memory", "megabytes", "peak_memory_mb"),
-             ("train_seconds", "train time", "seconds", "train_seconds"),
-             ("train_flops", "train compute", "flops", "train_flops"),
-             ("latency_ms", "latency", "milliseconds", "latency_ms"),
-             ("merged_latency_ms", "latency merged", "milliseconds", "merged_latency_ms"),
-             ("shipped_bytes", "ships", "bytes", "shipped_bytes")]
-    columns = []
-    for key, title, kind, field_name in specs:
-        if field_name is None:  # no paired tests here: the cost view only needs the averages
-            columns.append(Column(key, title, kind, _averages(_task_scores(results, rows, _by("model", "strategy")))))
-            continue
+    runs = results.runs.assign(co2e_grams=results.runs.kwh.astype(float) * results.carbon_intensity)
+    average = Column("average", "average score", "score", _averages(_task_scores(results, rows, _by("model", "strategy"))))
+    columns = [average]  # no paired tests here: the cost view only needs the averages
+    for key, title, kind, field_name in COSTS:
         cells = []
         for model, strategy in rows:
             values = runs[(runs.model == model) & (runs.strategy == strategy)][field_name].dropna()
             cells.append(Cell(mean=float(values.median()), n=1) if len(values) else Cell())
+        on = frontier([(c.mean, a.mean) for c, a in zip(cells, average.cells)])
+        for cell, marked in zip(cells, on):
+            cell.frontier = marked and key != "trainable_share"  # the share is the params column again
         columns.append(Column(key, title, kind, cells))
     if len(results.trials):  # a sweep's cost: every trial's train time, over the row's tasks
         spent = results.trials.groupby(["model", "strategy"]).seconds.sum()
@@ -217,11 +224,16 @@ def _cost_board(results: Results) -> Board:
                               [Cell(mean=float(spent[row]), n=1) if row in spent.index else Cell() for row in rows]))
     kinds = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "peak resident set (CPU)"}
     memory = ", ".join(sorted({kinds.get(k, str(k)) for k in runs.memory_kind.dropna()})) or "n/a"
+    methods = " | ".join(sorted(set(runs.energy_method.dropna()))) or "not recorded"
     return Board(f"{results.name}: cost (median over cells)", ["model", "strategy"], rows, columns,
                  [f"peak memory: {memory}; train time: wall seconds of Trainer.train; train compute: FLOPs counted "
-                  f"by torch on training steps; latency: median per example at batch 1 on the device the cell "
+                  f"by torch on training steps; train energy, energy: kWh of training and of the whole cell "
+                  f"(codecarbon: {methods}); CO2e: grams at {results.carbon_intensity:g} g/kWh (the suite's "
+                  f"carbon_intensity); latency: median per example at batch 1 on the device the cell "
                   f"trained on, as trained (an adapter unmerged) and merged into the weights; ships: the bytes "
-                  f"save_model writes (beside the public backbone)", *diverged_note(results)])
+                  f"save_model writes (beside the public backbone)",
+                  f"{FRONTIER}: on the Pareto frontier of average score against that column (no other row scores "
+                  f"at least as well for no more)", *diverged_note(results)])
 
 
 def _tuning_board(results: Results, task: str | None) -> Board:

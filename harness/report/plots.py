@@ -1,8 +1,10 @@
 """Plots of a `Results` (matplotlib, no display needed): what a strategy costs for what it scores.
 
-- score against trainable parameters (log axis) with the Pareto frontier, per task and averaged
-- score against peak memory, and against train time (averaged over tasks)
-- per-task bars with 95% bootstrap-interval whiskers
+- score against trainable parameters (log axis) with the Pareto frontier, per task and averaged,
+  each point's bar the 95% Student-t interval of its mean over seeds
+- score against peak memory, train time, training compute, training energy, latency and bytes
+  shipped (averaged over tasks where the rows share them, else per task)
+- per-task bars with 95% Student-t interval whiskers
 - evaluation curves over training steps, from the evaluations logged during training
 - with a sweep: the expected best score for a budget of trials, per task, against trials and
   against train time (harness.report.tuning)
@@ -25,6 +27,7 @@ from matplotlib import ticker  # noqa: E402
 from harness.base.errors import shown  # noqa: E402
 from harness.base.files import write_output  # noqa: E402
 from harness.report import stats  # noqa: E402
+from harness.report.pareto import pareto  # noqa: E402
 from harness.report.results import Results  # noqa: E402
 from harness.report.tuning import curves  # noqa: E402
 
@@ -32,7 +35,9 @@ MARKERS = "osD^vP*Xh"
 
 
 def points(results: Results, x: str, task: str | None) -> list[dict]:
-    """One point per (model, strategy): median of cost column `x`, mean score (a task's, or the task-average)."""
+    """One point per (model, strategy): median of cost column `x`, mean score (a task's, or the
+    task-average) and its 95% Student-t interval over seeds ("low", "high"; NaN with one seed, or
+    where the seeds do not all have every task)."""
     runs = results.runs
     out = []
     for model in results.models:
@@ -40,24 +45,19 @@ def points(results: Results, x: str, task: str | None) -> list[dict]:
             mine = runs[(runs.model == model) & (runs.strategy == strategy)]
             if task is not None:
                 mine = mine[mine.task == task]
+                seeds = stats.summarize(list(mine.score))
                 score = mine.score.mean() if len(mine) else math.nan
             else:
                 per_task = [mine[mine.task == t].task_score.mean() for t in results.task_names]
                 score = float(np.mean(per_task)) if per_task and not any(math.isnan(v) for v in per_task) else math.nan
+                by_seed = mine.groupby("seed")
+                complete = [g.task_score.mean() for _, g in by_seed if set(g.task) == set(results.task_names)]
+                seeds = stats.summarize(complete if len(complete) == by_seed.ngroups else [])
             cost = mine[x].dropna().median() if len(mine) else math.nan
             if not math.isnan(score) and not math.isnan(cost) and cost > 0:
-                out.append({"model": model, "strategy": strategy, "x": float(cost), "y": float(score)})
+                out.append({"model": model, "strategy": strategy, "x": float(cost), "y": float(score),
+                            "low": seeds.low, "high": seeds.high})
     return out
-
-
-def pareto(pts: list[dict]) -> list[dict]:
-    """Points no other point beats on both cost (lower) and score (higher), by increasing cost."""
-    front, best = [], -math.inf
-    for p in sorted(pts, key=lambda p: (p["x"], -p["y"])):
-        if p["y"] > best:
-            front.append(p)
-            best = p["y"]
-    return front
 
 
 def score_against(results: Results, x: str, label: str, task: str | None = None, log: bool = True):
@@ -70,6 +70,9 @@ def score_against(results: Results, x: str, label: str, task: str | None = None,
             color = plt.cm.tab10(strategies.index(p["strategy"]) % 10)
             ax.scatter(p["x"], p["y"], marker=MARKERS[i % len(MARKERS)], color=color, s=60, zorder=3,
                        label=shown(f"{model} · {p['strategy']}"))
+            if not math.isnan(p["low"]):  # the seeds' 95% interval of the mean score
+                ax.errorbar(p["x"], p["y"], yerr=[[p["y"] - p["low"]], [p["high"] - p["y"]]], color=color,
+                            capsize=3, linewidth=1, zorder=2)
     front = pareto(pts)
     if len(front) > 1:
         ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="grey", linestyle="--",
@@ -81,7 +84,8 @@ def score_against(results: Results, x: str, label: str, task: str | None = None,
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     what = f"{task} ({results.tasks[task]['primary']})" if task else "average over tasks"
     ax.set_xlabel(label)
-    ax.set_ylabel(f"score: {what}")
+    ax.set_ylabel(f"score: {what}" + (" (bars: 95% interval over seeds)" if any(
+        not math.isnan(p["low"]) for p in pts) else ""))
     ax.set_title(shown(f"{results.name}: {what} against {label}"), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if pts:
@@ -186,6 +190,7 @@ def write(results: Results, folder: Path) -> list[Path]:
     figures["score_vs_time"] = score_against(results, "train_seconds", "train time (s)")
     # what the result costs beyond training (harness.run.serving): absent for records from before it
     for key, x, label in (("score_vs_compute", "train_flops", "training compute (FLOPs)"),
+                          ("score_vs_energy", "train_kwh", "training energy (kWh)"),
                           ("score_vs_latency", "latency_ms", "latency per example at batch 1 (ms)"),
                           ("score_vs_shipped", "shipped_bytes", "bytes shipped")):
         if not results.runs[x].notna().any():

@@ -17,13 +17,14 @@ import pandas as pd
 from harness.base.device import CPU_COMPUTE
 from harness.base.errors import HarnessError
 from harness.base.files import write_output
+from harness.config.schemas import CARBON_INTENSITY
 from harness.report.tuning import curves
 from harness.sweep.selection import Choice, TrialScore, choose, trial_scores
 from harness.sweep.space import key_of
 
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
-           "latency_ms", "merged_latency_ms", "shipped_bytes", "train_flops",
+           "latency_ms", "merged_latency_ms", "shipped_bytes", "train_flops", "train_kwh", "kwh", "energy_method",
            "selected_on", "reported_on", "environment", "compute", "report_time_metrics"]
 # What of a run's environment can change its result: what `harness compare` holds side by side.
 ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
@@ -47,6 +48,7 @@ class Results:
     # runs whose training diverged (a non-finite loss, gradient norm or weight): kept out of `runs`, so
     # out of every mean, and listed by the reports: {run_id, model, strategy, task, seed, step, signal}
     diverged: list[dict] = field(default_factory=list)
+    carbon_intensity: float = CARBON_INTENSITY  # grams CO2e per kWh: the suite's `carbon_intensity`
 
     # ------------------------------------------------------------------ constructors
 
@@ -59,6 +61,7 @@ class Results:
         labels = {i: (s.model, s.strategy, s.task, s.seed) for i, s in by_id.items()}
         cards = {name: card.model_dump(mode="json") for name, card in loaded.cards.items()}
         results = cls._build(frame, labels, cards, loaded.name, store)
+        results.carbon_intensity = loaded.suite.carbon_intensity
         results.planned = {(s.model, s.strategy) for s in specs}  # pairs a suite's `exclude` removed are not rows
         results.order = {"model": [m for m in loaded.suite.models if any(m == p[0] for p in results.planned)],
                          "strategy": list(dict.fromkeys(s.strategy for s in specs))}
@@ -101,7 +104,8 @@ class Results:
             predictions = {k: (v[0], v[1]) for k, v in data.get("predictions", {}).items()}
             trials = pd.DataFrame(data.get("trials", []), columns=TRIAL_COLUMNS)
             return cls(runs, data["tasks"], data.get("name", Path(path).stem), predictions, trials=trials,
-                       diverged=list(data.get("diverged", [])))
+                       diverged=list(data.get("diverged", [])),
+                       carbon_intensity=float(data.get("carbon_intensity", CARBON_INTENSITY)))
         except (OSError, ValueError, KeyError) as exc:
             raise HarnessError(f"{path}: not a harness results file ({exc})") from None
 
@@ -178,7 +182,8 @@ class Results:
 
     def to_json(self, path: str | Path, predictions: bool = True) -> Path:
         data: dict[str, Any] = {"harness_results": EXPORT_VERSION, "name": self.name, "tasks": self.tasks,
-                                "runs": json.loads(self.runs.to_json(orient="records"))}
+                                "runs": json.loads(self.runs.to_json(orient="records")),
+                                "carbon_intensity": self.carbon_intensity}
         if self.diverged:
             data["diverged"] = self.diverged
         if len(self.trials):
@@ -238,15 +243,20 @@ def _environment(recorded: dict) -> dict:
 
 
 def served(cost: dict) -> dict:
-    """What a run's cost says of serving and shipping it (harness.run.serving): the median latency
-    at batch 1 as trained (an adapter unmerged) and merged, the bytes it ships, its training FLOPs;
-    None where the record predates them."""
+    """What a run's cost says of serving and shipping it (harness.run.serving) and of the energy it
+    took (harness.run.energy): the median latency at batch 1 as trained (an adapter unmerged) and
+    merged, the bytes it ships, its training FLOPs, the kWh of its training and of the whole cell
+    and how they were obtained; None where the record predates them or measuring failed."""
     serving = cost.get("serving") or {}
     as_trained = serving.get("unmerged") or serving.get("as_trained") or {}
+    energy = cost.get("energy") or {}
+    methods = energy.get("method") or {}
     return {"latency_ms": as_trained.get("latency_ms", {}).get("median"),
             "merged_latency_ms": (serving.get("merged") or {}).get("latency_ms", {}).get("median"),
             "shipped_bytes": (cost.get("shipped_bytes") or {}).get("files"),
-            "train_flops": _number((cost.get("flops") or {}).get("train"))}
+            "train_flops": _number((cost.get("flops") or {}).get("train")),
+            "train_kwh": _number((energy.get("phases") or {}).get("train")), "kwh": _number(energy.get("kwh")),
+            "energy_method": "; ".join(f"{part} {how}" for part, how in methods.items() if how) or None}
 
 
 def _number(value):

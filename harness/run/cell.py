@@ -27,6 +27,7 @@ from harness.config.spec import RunSpec
 from harness.hub.reach import commits_used
 from harness.run.backbones import resolve
 from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
+from harness.run.energy import Metered
 from harness.run.environment import environment
 from harness.run.finetuned import load_start, save_finetuned, start_body
 from harness.run.joint import joint_training
@@ -51,15 +52,16 @@ from harness.tasks.types import TaskType
 def run_cells(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
     """Train (or prompt) and score one job: set up, train, evaluate each task, record each cell.
     With `train.save_model`, each task's model goes to <artifacts>/<run id>/model."""
-    started, timer, first = time.perf_counter(), PhaseTimer(), specs[0]
+    started, first = time.perf_counter(), specs[0]
     strategy = first.build_strategy()
-    with PeakMemory() as memory:
+    with PeakMemory() as memory, Metered() as energy:
+        timer = PhaseTimer(energy)
         with timer("load"):
             job = _load(specs, strategy, artifacts)
         done = _trained(job, timer, progress, artifacts) if strategy.trains else _prompted(job, timer)
     eval_rows = sum(len(job.tasks[spec.task].eval_rows) for spec in specs)
     cost = cost_of(done.params, memory, timer, started, done.train_metrics, done.tokens, eval_rows,
-                   timer.seconds["evaluate"])
+                   timer.seconds["evaluate"]) | {"energy": energy.record}
     records = []
     for spec in specs:
         task, info = job.tasks[spec.task], done.info[spec.task]

@@ -14,18 +14,24 @@ from harness.base.device import release
 
 
 class PhaseTimer:
-    """Wall time per named phase (load, preprocess, train, evaluate)."""
+    """Wall time per named phase (load, preprocess, train, evaluate), and with a `meter`
+    (harness.run.energy.Metered) energy per phase: what was drawn between phases is "other"'s."""
 
-    def __init__(self) -> None:
+    def __init__(self, meter=None) -> None:
         self.seconds: dict[str, float] = {}
+        self.meter = meter
 
     @contextmanager
     def __call__(self, phase: str):
+        if self.meter is not None:
+            self.meter.split("other")
         start = time.perf_counter()
         try:
             yield
         finally:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+            if self.meter is not None:
+                self.meter.split(phase)
 
 
 class PeakMemory:

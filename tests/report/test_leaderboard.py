@@ -98,7 +98,7 @@ def test_views(two_task_suite):
         cost = boards(results, "cost")[0]
     assert [c.key for c in task.columns] == ["accuracy", "mcc"]
     assert [c.key for c in cost.columns] == ["average", "trainable_params", "trainable_share", "peak_memory_mb", "train_seconds",
-                                            "train_flops", "latency_ms", "merged_latency_ms", "shipped_bytes"]
+                                            "train_flops", "train_kwh", "kwh", "co2e_grams", "latency_ms", "merged_latency_ms", "shipped_bytes"]
     assert all(not cell.n for cell in cost.column("latency_ms").cells)  # records from before serving was measured: "—"
     assert cost.column("trainable_params").cells[0].mean == 1000
 

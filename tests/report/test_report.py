@@ -31,11 +31,6 @@ def fill(small_suite):
     return path, loaded
 
 
-def test_pareto_frontier():
-    pts = [{"x": 10, "y": 50}, {"x": 100, "y": 80}, {"x": 50, "y": 40}, {"x": 1000, "y": 79}, {"x": 5, "y": 30}]
-    assert [(p["x"], p["y"]) for p in plots.pareto(pts)] == [(5, 30), (10, 50), (100, 80)]
-
-
 def test_report_writes_every_view_and_plot(small_suite, tmp_path):
     path, loaded = fill(small_suite)
     out = tmp_path / "report"
