@@ -28,8 +28,9 @@ from harness.base.device import CPU_COMPUTE, describe
 from harness.config.registry import METRICS
 from harness.report import stats
 from harness.report.best import ALPHA, METHOD, best_set
-from harness.report.board import FRONTIER, Board, Cell, Column
-from harness.report.pareto import frontier
+from harness.report.board import Board, Cell, Column
+from harness.report.cells import averages, by, diverged_note, place, task_scores
+from harness.report.costs import cost_boards
 from harness.report.results import Results
 from harness.report.tuning import curve
 
@@ -48,17 +49,17 @@ class View:
 
 
 def _overall(results: Results, task: str | None) -> list[Board]:
-    return [_score_board(results, results.name, ["model", "strategy"], results.pairs(), _by("model", "strategy"))]
+    return [_score_board(results, results.name, ["model", "strategy"], results.pairs(), by("model", "strategy"))]
 
 
 def _strategies(results: Results, task: str | None) -> list[Board]:
     return [_score_board(results, f"{results.name} · {m}", ["strategy"], [(s,) for _, s in results.pairs(model=m)],
-                         _by("strategy", model=m)) for m in results.models]
+                         by("strategy", model=m)) for m in results.models]
 
 
 def _backbones(results: Results, task: str | None) -> list[Board]:
     return [_score_board(results, f"{results.name} · {s}", ["model"], [(m,) for m, _ in results.pairs(strategy=s)],
-                         _by("model", strategy=s)) for s in results.strategies]
+                         by("model", strategy=s)) for s in results.strategies]
 
 
 def _tasks(results: Results, task: str | None) -> list[Board]:
@@ -70,8 +71,8 @@ VIEWS: dict[str, View] = {view.name: view for view in (
     View("overall", "backbone x strategy rows, tasks as columns (one board)", "Leaderboard", _overall),
     View("strategies", "one board per backbone, a strategy per row", "Strategies per backbone", _strategies),
     View("backbones", "one board per strategy, a backbone per row", "Backbones per strategy", _backbones),
-    View("cost", "trainable share, peak memory and train time next to the average score", "Cost",
-         lambda results, task: [_cost_board(results)]),
+    View("cost", "what each row costs to train and serve next to its score, Pareto rows marked (--task: that "
+                 "task's cells; one board per task where rows do not share their tasks)", "Cost", cost_boards),
     View("task", "every metric of a task (--task: only that one)", "Every metric, per task", _tasks),
     View("tuning", "a sweep's chosen setting per cell, its trials, tuning time and expected best score for a budget",
          "Tuning", lambda results, task: [_tuning_board(results, task)] if len(results.trials) else []),
@@ -84,18 +85,6 @@ def boards(results: Results, view: str = "overall", task: str | None = None) -> 
     return VIEWS[view].build(results, task)
 
 
-def _by(*keys: str, **fixed: str):
-    """A selector: the runs of one row (its label parts, plus fixed columns) and one task."""
-    def select(runs, row: tuple[str, ...], task: str):
-        mask = runs.task == task
-        for key, value in zip(keys, row):
-            mask &= runs[key] == value
-        for key, value in fixed.items():
-            mask &= runs[key] == value
-        return runs[mask]
-    return select
-
-
 def _score_board(results: Results, title: str, index: list[str], rows: list[tuple], select) -> Board:
     runs = results.runs
     diverged = pd.DataFrame(results.diverged, columns=["model", "strategy", "task", "seed"])
@@ -104,7 +93,7 @@ def _score_board(results: Results, title: str, index: list[str], rows: list[tupl
         metric = results.tasks[task]["primary"]
         groups = [select(runs, row, task) for row in rows]
         cells = [_cell(g.score) for g in groups]
-        _place(cells)
+        place(cells)
         for cell, seeds in zip(cells, _outlier_seeds(groups)):
             cell.outliers = seeds
         for cell, row in zip(cells, rows):
@@ -112,8 +101,8 @@ def _score_board(results: Results, title: str, index: list[str], rows: list[tupl
         column = Column(task, f"{task} ({metric})", "score", cells)
         _mark_best_set(results, column, groups, metric)
         columns.append(column)
-    table = _task_scores(results, rows, select)
-    columns.append(Column("average", "average", "score", _averages(table)))
+    table = task_scores(results, rows, select)
+    columns.append(Column("average", "average", "score", averages(table)))
     if len(results.task_names) > 1:
         rank = stats.ranks(table).mean(axis=1) if table.size else np.full(len(rows), np.nan)
         rate = stats.win_rates(table) if table.size else np.full(len(rows), np.nan)
@@ -160,21 +149,6 @@ def _mark_best_set(results: Results, column: Column, groups, metric_name: str) -
         cells[i].best_set, cells[i].p_value, cells[i].test = member, p, name
 
 
-def _task_scores(results: Results, rows: list[tuple], select) -> np.ndarray:
-    """rows x tasks: the mean over seeds of each task's combined score (its card's `average` metrics)."""
-    runs = results.runs
-    table = [[stats.summarize(list(select(runs, row, task).task_score)).mean for task in results.task_names]
-             for row in rows]
-    return np.array(table, dtype=float).reshape(len(rows), len(results.task_names))
-
-
-def _averages(table: np.ndarray) -> list[Cell]:
-    """The average over tasks of each row that has every task, placed best and second best."""
-    cells = [Cell(mean=float(row.mean()), n=1) if row.size and not np.isnan(row).any() else Cell() for row in table]
-    _place(cells)
-    return cells
-
-
 def _task_board(results: Results, task: str) -> Board:
     rows = results.pairs()
     runs = results.runs[results.runs.task == task]
@@ -184,56 +158,11 @@ def _task_board(results: Results, task: str) -> Board:
         for model, strategy in rows:
             group = runs[(runs.model == model) & (runs.strategy == strategy)]
             cells.append(_cell([m.get(metric, math.nan) for m in group.metrics]))
-        _place(cells)
+        place(cells)
         columns.append(Column(metric, metric, "score", cells))
     board = Board(f"{results.name} · {task}: all metrics", ["model", "strategy"], rows, columns)
     board.notes = _notes(results, board)
     return board
-
-
-COSTS = [("trainable_params", "trainable params", "count", "trainable_params"),
-         ("trainable_share", "trainable", "share", "trainable_share"),
-         ("peak_memory_mb", "peak memory", "megabytes", "peak_memory_mb"),
-         ("train_seconds", "train time", "seconds", "train_seconds"),
-         ("train_flops", "train compute", "flops", "train_flops"),
-         ("train_kwh", "train energy", "kwh", "train_kwh"),
-         ("kwh", "energy", "kwh", "kwh"),
-         ("co2e_grams", "CO2e", "grams", "co2e_grams"),
-         ("latency_ms", "latency", "milliseconds", "latency_ms"),
-         ("merged_latency_ms", "latency merged", "milliseconds", "merged_latency_ms"),
-         ("shipped_bytes", "ships", "bytes", "shipped_bytes")]
-
-
-def _cost_board(results: Results) -> Board:
-    rows = results.pairs()
-    runs = results.runs.assign(co2e_grams=results.runs.kwh.astype(float) * results.carbon_intensity)
-    average = Column("average", "average score", "score", _averages(_task_scores(results, rows, _by("model", "strategy"))))
-    columns = [average]  # no paired tests here: the cost view only needs the averages
-    for key, title, kind, field_name in COSTS:
-        cells = []
-        for model, strategy in rows:
-            values = runs[(runs.model == model) & (runs.strategy == strategy)][field_name].dropna()
-            cells.append(Cell(mean=float(values.median()), n=1) if len(values) else Cell())
-        on = frontier([(c.mean, a.mean) for c, a in zip(cells, average.cells)])
-        for cell, marked in zip(cells, on):
-            cell.frontier = marked and key != "trainable_share"  # the share is the params column again
-        columns.append(Column(key, title, kind, cells))
-    if len(results.trials):  # a sweep's cost: every trial's train time, over the row's tasks
-        spent = results.trials.groupby(["model", "strategy"]).seconds.sum()
-        columns.append(Column("tuning_seconds", "tuning train time", "seconds",
-                              [Cell(mean=float(spent[row]), n=1) if row in spent.index else Cell() for row in rows]))
-    kinds = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "peak resident set (CPU)"}
-    memory = ", ".join(sorted({kinds.get(k, str(k)) for k in runs.memory_kind.dropna()})) or "n/a"
-    methods = " | ".join(sorted(set(runs.energy_method.dropna()))) or "not recorded"
-    return Board(f"{results.name}: cost (median over cells)", ["model", "strategy"], rows, columns,
-                 [f"peak memory: {memory}; train time: wall seconds of Trainer.train; train compute: FLOPs counted "
-                  f"by torch on training steps; train energy, energy: kWh of training and of the whole cell "
-                  f"(codecarbon: {methods}); CO2e: grams at {results.carbon_intensity:g} g/kWh (the suite's "
-                  f"carbon_intensity); latency: median per example at batch 1 on the device the cell "
-                  f"trained on, as trained (an adapter unmerged) and merged into the weights; ships: the bytes "
-                  f"save_model writes (beside the public backbone)",
-                  f"{FRONTIER}: on the Pareto frontier of average score against that column (no other row scores "
-                  f"at least as well for no more)", *diverged_note(results)])
 
 
 def _tuning_board(results: Results, task: str | None) -> Board:
@@ -291,21 +220,14 @@ def _at_edge(choice) -> str | None:
 
 def _order(results: Results, model: str, task: str, strategy: str) -> tuple[int, int, int]:
     """Where a (model, task, strategy) goes among the rows: the suite's order of models, strategies, tasks."""
-    def place(names: list[str], name: str) -> int:
+    def at(names: list[str], name: str) -> int:
         return names.index(name) if name in names else len(names)
-    return place(results.models, model), place(results.strategies, strategy), place(list(results.tasks), task)
+    return at(results.models, model), at(results.strategies, strategy), at(list(results.tasks), task)
 
 
 def _cell(values) -> Cell:
     summary = stats.summarize(list(values))
     return Cell(summary.mean, summary.std, summary.low, summary.high, summary.n)
-
-
-def _place(cells: list[Cell]) -> None:
-    means = sorted({c.mean for c in cells if c.n and not math.isnan(c.mean)}, reverse=True)
-    for cell in cells:
-        if cell.n and not math.isnan(cell.mean):
-            cell.place = 1 if cell.mean == means[0] else 2 if len(means) > 1 and cell.mean == means[1] else 0
 
 
 def _best(cells: list[Cell]) -> int | None:
@@ -322,17 +244,6 @@ def _runs_of(results: Results, group) -> list | None:
             return None
         found.append((row.seed, kept[0], kept[1]))
     return found
-
-
-def diverged_note(results: Results, task: str | None = None) -> list[str]:
-    """One line naming the runs that diverged (left out of every mean), for every view."""
-    runs = [r for r in results.diverged if task in (None, r["task"])]
-    if not runs:
-        return []
-    named = ", ".join(f"{r['model']} · {r['strategy']} · {r['task']} · seed {r['seed']} (step {r['step']}, "
-                      f"{r['signal']})" for r in runs)
-    return [f"⚠ {len(runs)} run(s) diverged (a non-finite loss, gradient norm or weight) and are left out of the "
-            f"means: {named}"]
 
 
 def _set_notes(board: Board) -> list[str]:

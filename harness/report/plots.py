@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -77,16 +78,28 @@ def score_against(results: Results, x: str, label: str, task: str | None = None,
     if len(front) > 1:
         ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="grey", linestyle="--",
                 linewidth=1, zorder=2, label="Pareto frontier")
+    if log and pts and max(p["x"] for p in pts) < 3 * min(p["x"] for p in pts):
+        log = False  # a range within a factor of 3: a linear axis reads better, and gets its ticks
+        ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+    ax.margins(x=0.08)
     if log:
         ax.set_xscale("log")
-        # plain numbers: math text is off (names print literally), and log ticks are math text by default
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        # ticks at 1, 2 and 5 of each decade over a short range (so that one within a decade is labelled
+        # too), at each decade over a long one; engineering prefixes (2k, 30µ, 1M): math text is off
+        # (names print literally), and log ticks are math text by default
+        decades = math.log10(max(p["x"] for p in pts) / min(p["x"] for p in pts)) if pts else 0
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2 else (1.0,)))
+        ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    if pts:  # the scores' range: a wide seed interval (two seeds: t = 12.7) runs off the axis, not the points
+        low, high = min(p["y"] for p in pts), max(p["y"] for p in pts)
+        pad = max(5.0, 0.15 * (high - low))
+        ax.set_ylim(low - pad, high + pad)
     what = f"{task} ({results.tasks[task]['primary']})" if task else "average over tasks"
     ax.set_xlabel(label)
-    ax.set_ylabel(f"score: {what}" + (" (bars: 95% interval over seeds)" if any(
-        not math.isnan(p["low"]) for p in pts) else ""))
-    ax.set_title(shown(f"{results.name}: {what} against {label}"), fontsize=10)
+    ax.set_ylabel(f"score: {what}")
+    bars = "\nbars: 95% Student-t interval of the mean over seeds" if any(not math.isnan(p["low"]) for p in pts) else ""
+    ax.set_title(shown(f"{results.name}: {what} against {label}") + bars, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if pts:
         ax.legend(fontsize=7, loc="best")
@@ -180,35 +193,37 @@ def budget_curves(results: Results, task: str):
 
 
 def write(results: Results, folder: Path) -> list[Path]:
-    """Every plot as a PNG in `folder`; returns their paths (plots with nothing to show are left out)."""
+    """Every plot as a PNG in `folder`; returns their paths (plots with nothing to show are left out).
+    Each figure is drawn, written and closed in turn."""
     folder.mkdir(parents=True, exist_ok=True)
-    figures = {"score_vs_params": score_against(results, "trainable_params", "trainable parameters")}
+    figures = {"score_vs_params": partial(score_against, results, "trainable_params", "trainable parameters")}
     if len(results.task_names) > 1:
         for task in results.task_names:
-            figures[f"score_vs_params_{task}"] = score_against(results, "trainable_params", "trainable parameters", task)
-    figures["score_vs_memory"] = score_against(results, "peak_memory_mb", "peak memory (MB)")
-    figures["score_vs_time"] = score_against(results, "train_seconds", "train time (s)")
-    # what the result costs beyond training (harness.run.serving): absent for records from before it
-    for key, x, label in (("score_vs_compute", "train_flops", "training compute (FLOPs)"),
+            figures[f"score_vs_params_{task}"] = partial(score_against, results, "trainable_params",
+                                                         "trainable parameters", task)
+    # costs beyond the parameters: records from before one was measured lack it
+    for key, x, label in (("score_vs_memory", "peak_memory_mb", "peak memory (MB)"),
+                          ("score_vs_time", "train_seconds", "train time (s)"),
+                          ("score_vs_compute", "train_flops", "training compute (FLOPs)"),
                           ("score_vs_energy", "train_kwh", "training energy (kWh)"),
                           ("score_vs_latency", "latency_ms", "latency per example at batch 1 (ms)"),
                           ("score_vs_shipped", "shipped_bytes", "bytes shipped")):
         if not results.runs[x].notna().any():
             continue
         if points(results, x, None):  # the average over tasks, where rows share their tasks; else each task
-            figures[key] = score_against(results, x, label)
+            figures[key] = partial(score_against, results, x, label)
         else:
             for task in results.task_names:
-                figures[f"{key}_{task}"] = score_against(results, x, label, task)
-    figures["task_bars"] = task_bars(results)
-    logged = eval_curves(results)
-    if logged is not None:
-        figures["eval_curves"] = logged
+                figures[f"{key}_{task}"] = partial(score_against, results, x, label, task)
+    figures["task_bars"] = partial(task_bars, results)
+    figures["eval_curves"] = partial(eval_curves, results)
     for task in sorted(set(results.trials.task)):
-        if (budget := budget_curves(results, task)) is not None:
-            figures[f"budget_{task}"] = budget
+        figures[f"budget_{task}"] = partial(budget_curves, results, task)
     paths = []
-    for name, fig in figures.items():
+    for name, draw in figures.items():
+        fig = draw()
+        if fig is None:  # nothing to show
+            continue
         path = folder / f"{name}.png"
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=110)

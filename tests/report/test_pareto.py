@@ -72,3 +72,11 @@ def test_the_cost_view_marks_its_frontier_rows_in_every_export(small_suite, tmp_
     assert "4 Wh◆" in markdown and "RAPL (measured)" in markdown and "100 g/kWh" in markdown
     assert r"1 Wh$^{\diamond}$" in (out / "leaderboard-cost.tex").read_text()
     assert "score_vs_energy.png" in {p.name for p in (out / "plots").iterdir()}
+    with Store(loaded.store_path) as store:  # one task's cost board: that task's score and cells
+        from harness.report.leaderboard import boards
+        from harness.report.results import Results
+
+        results = Results.from_suite(loaded, expand(loaded), store)
+        (board,) = boards(results, "cost", task=results.task_names[0])
+    assert board.title.endswith(": cost") and board.columns[0].title.endswith(" score")
+    assert [c.frontier for c in board.column("kwh").cells] == [tuple(r) in expected["kwh"] for r in board.rows]
