@@ -182,8 +182,14 @@ def step_flops(model: nn.Module, batch: dict, train: bool = True) -> int:
     inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     counter = FlopCounterMode(display=False, custom_mapping=_cpu_attention())
     was_training = model.training
+    # a forward pass counts with no parameter wanting a gradient: the counter's module tracker hooks
+    # the gradient of every input that wants one, and a parameter passed as a module's input (DeBERTa's
+    # relative position embeddings) has no gradient function under no_grad, which fails its hook
+    frozen = [] if train else [p for p in model.parameters() if p.requires_grad]
     model.train(train)
     try:
+        for param in frozen:
+            param.requires_grad_(False)
         with counter:
             if train:
                 out = model(**inputs)
@@ -193,6 +199,8 @@ def step_flops(model: nn.Module, batch: dict, train: bool = True) -> int:
                 with torch.no_grad():
                     model(**inputs)
     finally:
+        for param in frozen:
+            param.requires_grad_(True)
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return int(counter.get_total_flops())

@@ -109,3 +109,22 @@ def test_a_measurement_that_fails_is_recorded_and_the_result_kept(small_suite, m
         record = store.frame().iloc[0]
     assert record.status == "done" and record.metrics["accuracy"] >= 0
     assert record.cost["measure_error"] == "RuntimeError: no clock" and record.cost["flops"]["train"] > 0
+
+
+def test_a_forward_pass_of_deberta_counts_and_leaves_every_parameter_as_it_was():
+    """DeBERTa-v2 passes its relative position embeddings (a parameter) as a module's input, which
+    torch's counter could not hook under no_grad ("Expected gradient function to be set")."""
+    from transformers import DebertaV2Config
+
+    torch.manual_seed(0)
+    config = DebertaV2Config(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=64, num_labels=2, relative_attention=True, pos_att_type=["p2c", "c2p"],
+                             max_relative_positions=16, position_buckets=8)
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.classifier.weight.requires_grad_(False)  # a frozen parameter stays frozen, a trained one trainable
+    wanted = {n: p.requires_grad for n, p in model.named_parameters()}
+    batch = {"input_ids": torch.randint(5, 100, (2, 8)), "attention_mask": torch.ones(2, 8, dtype=torch.long),
+             "labels": torch.tensor([0, 1])}
+    forward = step_flops(model, batch, train=False)
+    assert 0 < forward < step_flops(model, batch)
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == wanted
