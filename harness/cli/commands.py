@@ -15,6 +15,7 @@ from rich.text import Text
 from harness.base.errors import HarnessError, literal, refusal_summary, shown, unknown
 from harness.base.files import write_output
 from harness.cli.hub import cmd_check_catalogue, cmd_lock
+from harness.cli.measure import cmd_measure
 from harness.cli.parser import parser
 from harness.config import consent
 from harness.report.leaderboard import VIEWS
@@ -72,7 +73,7 @@ def _suite(args, counted_out: set[str] | frozenset = frozenset(), target=None):
     store = Store.for_reading(path) if args.command in REPORTING else Store(path)
     if target is None and getattr(args, "on", None):
         target = parse_target(args.on)
-    if target is None and args.command in REPORTING:
+    if target is None and args.command in (*REPORTING, "measure"):  # the cells as they trained, wherever
         target = stored_target(store, loaded.name)
     loaded.target = target
     return loaded, grid(loaded, store, counted_out), store
@@ -218,16 +219,19 @@ def cmd_leaderboard(args) -> int:
         stored = sorted({describe(c or CPU_COMPUTE) for c, _ in store.computes(loaded.name)})
         raise HarnessError(f"{loaded.name}: no completed runs on {describe(loaded.target.compute('auto'))} in "
                            f"{store.path}" + (f"; its runs trained on {', '.join(stored)}" if stored else ""))
-    _print_board(loaded, grid, store, Path(args.out) if args.out else None, args.view, args.task)
+    _print_board(loaded, grid, store, Path(args.out) if args.out else None, args.view, args.task, args.measured_on)
     return 0
 
 
-def _print_board(loaded, grid, store, out: Path | None, view: str = "overall", task: str | None = None) -> None:
+def _print_board(loaded, grid, store, out: Path | None, view: str = "overall", task: str | None = None,
+                 measured_on: str | None = None) -> None:
     from harness.report import export
     from harness.report.leaderboard import boards
     from harness.report.results import Results
 
     results = Results.from_suite(loaded, grid.reported, store, grid.trials)
+    if measured_on:
+        results = results.measured_on(measured_on)
     tables = boards(results, view, task)
     if not tables:
         raise HarnessError(f"{loaded.name}: nothing to show in the {view} view (the suite has no sweep, or none of "
@@ -257,6 +261,8 @@ def cmd_report(args) -> int:
     results = Results.from_suite(loaded, grid.reported, store, grid.trials)
     if results.runs.empty:
         raise HarnessError(f"{loaded.name}: no completed runs in {store.path}; run the suite first")
+    if args.measured_on:
+        results = results.measured_on(args.measured_on)
     folder = Path(args.out) if args.out else store.path.parent / loaded.name
     sections = [(view, boards(results, view.name)) for view in VIEWS.values()]
     sections = [(view, tables) for view, tables in sections if tables]  # a suite without a sweep has no tuning
@@ -383,7 +389,8 @@ def cmd_list(args) -> int:
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "report": cmd_report, "compare": cmd_compare,
             "check": cmd_check, "export": cmd_export, "list": cmd_list, "check-catalogue": lambda args: cmd_check_catalogue(args, console),
-            "lock": lambda args: cmd_lock(args, console, _suite_path(args.suite))}
+            "lock": lambda args: cmd_lock(args, console, _suite_path(args.suite)),
+            "measure": lambda args: cmd_measure(console, *_suite(args))}
 
 if __name__ == "__main__":
     sys.exit(main())

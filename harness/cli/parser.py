@@ -93,6 +93,10 @@ def _running(sub) -> None:
                               "machine, and the grid's")
 
 
+MEASURED_ON_HELP = ("latency as measured on DEVICE by `harness measure` (a device name as the cost view shows it, or "
+                    "a part naming one, such as 'cpu'), instead of where each run trained")
+
+
 def _reporting(sub) -> None:
     """leaderboard, report, export, compare."""
     board = _with_suite(sub, "leaderboard", "print a leaderboard view and write it as Markdown, CSV, JSON and LaTeX")
@@ -102,9 +106,13 @@ def _reporting(sub) -> None:
     board.add_argument("--task", help="with --view task: only this task")
     board.add_argument("--on", help=ON_HELP.format("where most of the suite's stored runs trained"))
     board.add_argument("--out", help="output folder (default: results/<suite name>/)")
+    board.add_argument("--measured-on", metavar="DEVICE", help=MEASURED_ON_HELP)
     reporter = _with_suite(sub, "report", "every leaderboard view in every format, the plots, and one HTML report")
     reporter.add_argument("--out", help="output folder (default: results/<suite name>/)")
     reporter.add_argument("--on", help=ON_HELP.format("where most of the suite's stored runs trained"))
+    reporter.add_argument("--measured-on", metavar="DEVICE", help=MEASURED_ON_HELP)
+    _with_suite(sub, "measure", "measure the serving latency of the suite's kept runs (train.save_model) again on "
+                                "this machine, and keep it beside their records (report with --measured-on)")
     comparer = sub.add_parser("compare", help="diff two result sets: suites, stores (.sqlite) or exports (.json)")
     comparer.add_argument("a")
     comparer.add_argument("b")

@@ -57,14 +57,15 @@ def cost_board(results: Results, task: str | None) -> Board:
                               [Cell(mean=float(spent[row]), n=1) if row in spent.index else Cell() for row in rows]))
     kinds = {"cuda_max_allocated": "CUDA max allocated", "cpu_peak_rss": "peak resident set (CPU)"}
     memory = ", ".join(sorted({kinds.get(k, str(k)) for k in runs.memory_kind.dropna()})) or "n/a"
+    served_on = " | ".join(sorted(set(runs.serving_device.dropna()))) or "the device each cell trained on"
     methods = " | ".join(sorted(set(runs.energy_method.dropna()))) or "not recorded"
     title = f"{results.name}: cost (median over cells)" if task is None else f"{results.name} · {task}: cost"
     return Board(title, ["model", "strategy"], rows, columns,
                  [f"peak memory: {memory}; train time: wall seconds of Trainer.train; train compute: FLOPs counted "
                   f"by torch on training steps; train energy, cell energy: kWh of training and of the whole cell "
                   f"(codecarbon: {methods}); CO2e: grams at {results.carbon_intensity:g} g/kWh (the suite's "
-                  f"carbon_intensity); latency: median per example at batch 1 on the device the cell "
-                  f"trained on, as trained (an adapter unmerged) and merged into the weights; ships: the bytes "
+                  f"carbon_intensity); latency: median per example at batch 1 on {served_on}, as trained (an "
+                  f"adapter unmerged) and merged into the weights; ships: the bytes "
                   f"save_model writes (beside the public backbone)",
                   f"{FRONTIER}: on the Pareto frontier of {average.title} against that column (no other row scores "
                   f"at least as well for no more)", *diverged_note(results)])

@@ -8,7 +8,7 @@ per-example predictions), so a baseline can be kept in a repository and checked 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from harness.sweep.space import key_of
 
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
-           "latency_ms", "merged_latency_ms", "shipped_bytes", "train_flops", "train_kwh", "kwh", "energy_method",
+           "latency_ms", "merged_latency_ms", "shipped_bytes", "train_flops", "train_kwh", "kwh", "energy_method", "serving_device",
            "selected_on", "reported_on", "environment", "compute", "report_time_metrics"]
 # What of a run's environment can change its result: what `harness compare` holds side by side.
 ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
@@ -49,6 +49,30 @@ class Results:
     # out of every mean, and listed by the reports: {run_id, model, strategy, task, seed, step, signal}
     diverged: list[dict] = field(default_factory=list)
     carbon_intensity: float = CARBON_INTENSITY  # grams CO2e per kWh: the suite's `carbon_intensity`
+    # run id -> device -> serving cost measured there again (harness measure; Store.measurements)
+    measurements: dict[str, dict[str, dict]] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ views
+
+    def measured_on(self, device: str) -> Results:
+        """A copy whose latency is the one measured on `device` (a device name, or a part of exactly
+        one): a run's record where it trained there, else what `harness measure` kept; a run
+        measured on neither has none."""
+        runs = self.runs.copy()
+        known = sorted({d for d in runs.serving_device.dropna()} | {d for m in self.measurements.values() for d in m})
+        matches = [d for d in known if d == device] or [d for d in known if device.lower() in d.lower()]
+        if len(matches) != 1:
+            said = "names more than one" if matches else "is not"
+            raise HarnessError(f"--measured-on {device!r} {said} a device these runs were measured on "
+                               f"({', '.join(known) or 'none'})")
+        (device,) = matches
+        for i, row in runs.iterrows():
+            if row.serving_device != device:
+                kept = self.measurements.get(row.run_id, {}).get(device)
+                shown = served({"serving": kept}) if kept else {k: None for k in ("latency_ms", "merged_latency_ms")}
+                runs.loc[i, ["latency_ms", "merged_latency_ms", "serving_device"]] = [
+                    shown["latency_ms"], shown["merged_latency_ms"], device if kept else None]
+        return replace(self, runs=runs)
 
     # ------------------------------------------------------------------ constructors
 
@@ -61,6 +85,7 @@ class Results:
         labels = {i: (s.model, s.strategy, s.task, s.seed) for i, s in by_id.items()}
         cards = {name: card.model_dump(mode="json") for name, card in loaded.cards.items()}
         results = cls._build(frame, labels, cards, loaded.name, store)
+        results.measurements = store.measurements(list(by_id))
         results.carbon_intensity = loaded.suite.carbon_intensity
         results.planned = {(s.model, s.strategy) for s in specs}  # pairs a suite's `exclude` removed are not rows
         results.order = {"model": [m for m in loaded.suite.models if any(m == p[0] for p in results.planned)],
@@ -251,7 +276,7 @@ def served(cost: dict) -> dict:
     as_trained = serving.get("unmerged") or serving.get("as_trained") or {}
     energy = cost.get("energy") or {}
     methods = energy.get("method") or {}
-    return {"latency_ms": as_trained.get("latency_ms", {}).get("median"),
+    return {"serving_device": serving.get("device"), "latency_ms": as_trained.get("latency_ms", {}).get("median"),
             "merged_latency_ms": (serving.get("merged") or {}).get("latency_ms", {}).get("median"),
             "shipped_bytes": (cost.get("shipped_bytes") or {}).get("files"),
             "train_flops": _number((cost.get("flops") or {}).get("train")),

@@ -248,22 +248,29 @@ def measured(call: Callable[[], dict]) -> dict:
         return {"measure_error": f"{type(exc).__name__}: {first_line(exc)}"}
 
 
-def measure_trained(model: nn.Module, strategy, task, tokenizer, spec) -> dict:
-    """A trained task model's serving cost, shipped bytes and evaluation FLOPs (key `eval_flops`)."""
+def serving_of(model: nn.Module, task, tokenizer, spec) -> dict:
+    """A trained task model's serving cost where it is now: its device, and the latency (and
+    throughput, or generation's figures) as trained and, where the method merges, merged."""
     cfg, task_type, features = spec.train, task.task_type, task.eval_set
     model.eval()
     if task_type.generates:
         def measure(served):
             return generation_cost(served, task_type, tokenizer, features, cfg, spec.seed)
-        eval_flops = None  # a generation's forward passes depend on what it generates: not counted
     else:
         collator = task_type.collator(tokenizer)
 
         def measure(served):
             return forward_cost(served, features, collator, cfg.eval_batch_size, spec.seed)
-        eval_flops = evaluation_flops(model, features, collator, cfg.eval_batch_size)
     device = next(model.parameters()).device
-    return {"serving": {"device": device_name(device)} | served_both_ways(model, measure),
+    return {"device": device_name(device)} | served_both_ways(model, measure)
+
+
+def measure_trained(model: nn.Module, strategy, task, tokenizer, spec) -> dict:
+    """A trained task model's serving cost, shipped bytes and evaluation FLOPs (key `eval_flops`;
+    a generation's forward passes depend on what it generates: not counted)."""
+    eval_flops = None if task.task_type.generates else evaluation_flops(
+        model, task.eval_set, task.task_type.collator(tokenizer), spec.train.eval_batch_size)
+    return {"serving": serving_of(model, task, tokenizer, spec),
             "shipped_bytes": shipped_bytes(model, strategy.trained(model)), "eval_flops": eval_flops}
 
 

@@ -343,6 +343,31 @@ class Store:
         row = self.db.execute("SELECT predictions, refs FROM predictions WHERE run_id = ?", (run_id,)).fetchone()
         return (json.loads(row[0]), json.loads(row[1])) if row else None
 
+    def add_measurement(self, run_id: str, device: str, serving: dict, environment: dict) -> None:
+        """Keep a run's serving cost measured on `device` (harness measure): one per run and device,
+        a new one replacing the last; the run's record is never touched."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("INSERT OR REPLACE INTO measurements (run_id, device, serving, environment, measured_at) "
+                            "VALUES (?, ?, ?, ?, ?)", (run_id, device, json.dumps(serving, sort_keys=True),
+                                                      json.dumps(environment, sort_keys=True), time.time()))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def measurements(self, ids: list[str] | None = None) -> dict[str, dict[str, dict]]:
+        """run id -> device -> the serving cost measured there by `harness measure` (with
+        `measured_at`); empty for a store from before measurements were kept."""
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'measurements'").fetchone():
+            return {}
+        sql = "SELECT run_id, device, serving, measured_at FROM measurements"
+        rows = self.db.execute(sql).fetchall() if ids is None else self._in(sql + " WHERE run_id IN ({})", ids)
+        found: dict[str, dict[str, dict]] = {}
+        for run_id, device, serving, when in rows:
+            found.setdefault(run_id, {})[device] = json.loads(serving) | {"measured_at": when}
+        return found
+
     def _select(self, columns: str, ids: list[str] | None) -> list[tuple]:
         if ids is None:
             return self.db.execute(f"SELECT {columns} FROM runs").fetchall()

@@ -34,9 +34,19 @@ CREATE TABLE IF NOT EXISTS predictions (
     predictions TEXT NOT NULL,
     refs TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS measurements (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    device TEXT NOT NULL,
+    serving TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    measured_at REAL NOT NULL,
+    PRIMARY KEY (run_id, device)
+);
 """
 
-SCHEMA_VERSION = 3
+# 4: measurements, a kept run's serving cost measured again on another machine (`harness measure`),
+# one per (run, device), beside the record, which keeps what was measured where the run trained
+SCHEMA_VERSION = 4
 
 
 def rekey(db: sqlite3.Connection) -> None:
@@ -88,4 +98,4 @@ def model_kind(spec: dict) -> str:
 # The schema's version, and what brings a store from the version before each one up to it (SQL
 # statements, or a function of the connection). Version 0 is a store written before versions were
 # kept: its tables are version 1's.
-MIGRATIONS: dict[int, list] = {1: [], 2: [rekey], 3: [rekey]}
+MIGRATIONS: dict[int, list] = {1: [], 2: [rekey], 3: [rekey], 4: []}  # 4's table: SCHEMA, IF NOT EXISTS
