@@ -9,7 +9,11 @@
    tokens per second, model FLOP utilisation (FLOPs of one step counted by torch's FlopCounterMode,
    against the measured peak), and the peak memory of a step (the allocator's, via
    harness.testing.measured_peak) against harness's estimate (harness.plan.estimate.cell_memory).
-4. Grid throughput: 16 small cells (a tiny BERT on a generated task) one after another in this
+4. Serving: the BERT-base-sized classifier fine-tuned fully and with LoRA r=8 (its adapter
+   unmerged and merged), timed as every cell's serving is (harness.run.serving: latency per example
+   at batch 1, median and 95th percentile over 32 rows after 2 warm-up calls, and throughput at
+   batch 64), on rows of 128 tokens in the cell's precision.
+5. Grid throughput: 16 small cells (a tiny BERT on a generated task) one after another in this
    process, then packed onto the GPU by their memory estimates with --executor ray.
 
     python benchmarks/gpu.py            # measures, prints a table, appends it to benchmarks/results.md
@@ -111,6 +115,27 @@ def train_speed(backbone, task_type, strategy, train, device: str, precision: st
     return tokens * steps / seconds, counter.get_total_flops() * steps / seconds
 
 
+def serving(backbone, task_type, strategy, device: str, precision: str, length: int) -> dict:
+    """The serving figures of a cell's model as harness.run.serving measures them (both ways for a
+    merging adapter), on 32 rows of `length` tokens."""
+    import datasets
+
+    from harness.base.device import autocast
+    from harness.run.serving import forward_cost, served_both_ways
+    from harness.testing import trainable_model
+
+    model, _ = trainable_model(backbone, task_type, strategy, device)
+    model.eval()
+    rows = datasets.Dataset.from_dict({"input_ids": [[5 + i % 400 for i in range(length)]] * 32,  # any vocabulary
+                                       "attention_mask": [[1] * length] * 32})
+
+    def collate(batch: list[dict]) -> dict:
+        return {k: torch.tensor([row[k] for row in batch]) for k in ("input_ids", "attention_mask")}
+
+    with autocast({"device": device, "precision": precision}):
+        return served_both_ways(model, lambda served: forward_cost(served, rows, collate, 64, seed=0))
+
+
 def grid(cells: int, packed: bool, smoke: bool) -> float:
     """Seconds for `cells` small cells, one after another here, or packed on Ray by their estimates."""
     from rich.console import Console
@@ -183,6 +208,15 @@ def main() -> None:
             real = measured_peak(backbone, task_type, strategy, train, device)
             lines.append(f"{name:22} {strategy_name:8} {speed:>10.0f} {utilisation:>6.1%} {gib(real):>10} "
                          f"{gib(estimate):>10} {estimate / real:>6.2f}")
+            print(lines[-1], flush=True)
+    lines.append(f"{'serving (batch 1)':31} {'median ms':>10} {'p95 ms':>8} {'rows/s @64':>11}")
+    size = SMOKE_SIZE if args.smoke else BERT_BASE
+    for strategy_name in ("full", "lora"):
+        backbone, task_type, strategy, _ = parts("bert", size, "gen_sentiment", strategy_name, {})
+        for way, figures in serving(backbone, task_type, strategy, device, precision, seq).items():
+            latency = figures["latency_ms"]
+            lines.append(f"{'BERT-base-sized ' + strategy_name + ' ' + way.replace('_', ' '):31} "
+                         f"{latency['median']:>10.2f} {latency['p95']:>8.2f} {figures['throughput']:>11.0f}")
             print(lines[-1], flush=True)
     cells = 2 if args.smoke else 16
     one_by_one, packed = grid(cells, False, args.smoke), grid(cells, True, args.smoke)
