@@ -20,5 +20,9 @@ def test_gpu_benchmark_smoke():
     out = done.stdout
     assert "matmul peak (measured)" in out
     rows = [line for line in out.splitlines() if line.startswith(("BERT-base-sized", "T5-small-sized"))]
-    assert len(rows) >= 4 and all(len(row.split()) >= 7 for row in rows)
+    trained = {row for row in rows if "%" in row}  # training: tokens/s, MFU, peak, estimate, ratio
+    assert len(trained) == 4 and all(len(row.split()) >= 7 for row in trained)
+    served = {" ".join(row.split()[1:-3]): [float(v) for v in row.split()[-3:]] for row in rows if "%" not in row}
+    assert set(served) == {"full as trained", "lora unmerged", "lora merged"}  # median ms, p95 ms, rows/s
+    assert all(0 < median <= p95 and rows_per_second > 0 for median, p95, rows_per_second in served.values())
     assert "grid of 2 small cells: one at a time" in out and "packed by memory on Ray" in out
