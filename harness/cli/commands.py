@@ -177,6 +177,10 @@ def cmd_run(args) -> int:
     ray = RayOptions(address=args.address, workers=args.workers, max_retries=args.max_retries,
                      gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell)
     executor = Executor.start(ray if args.executor == "ray" else None)
+    if executor.local:  # the cells meter their energy in this process: its hardware probed during preflight
+        from harness.run.energy import warm
+
+        warm()
     plan, grid = _plan(args, limit=executor.local, target=executor.target)
     refused = plan.refused
     reasons = [f"[yellow]cannot run[/] {literal(line)}" for line in refusal_summary(list(refused.values()), args.suite)]

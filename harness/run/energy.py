@@ -27,6 +27,7 @@ CPU_METHODS = {"intel_rapl": "RAPL (measured)", "cpu_load": "TDP x load (estimat
                "constant": "TDP constant (estimated)", "windows_emi": "Windows EMI (measured)",
                "apple_powermetrics": "powermetrics (measured)", "intel_power_gadget": "Power Gadget (measured)"}
 _lock = threading.Lock()
+_probing = threading.Lock()  # held while warm() probes the hardware: a cell's metering waits for it
 _tracker = None
 
 
@@ -44,6 +45,21 @@ def tracker():
             _tracker = OfflineEmissionsTracker(country_iso_code="USA", save_to_file=False, log_level="error",
                                                allow_multiple_runs=True, tracking_mode="machine")
         return _tracker
+
+
+def warm() -> None:
+    """Probe this machine's hardware for the tracker in the background (a second or two, once per
+    process), while the command does other work (preflight): the first cell then does not wait."""
+    def probe() -> None:
+        with _probing:
+            try:
+                meter = tracker()
+                meter.start_task()
+                meter.stop_task()
+            except Exception:  # noqa: BLE001, S110 - the cell's own metering records what fails
+                pass
+
+    threading.Thread(target=probe, name="energy-probe", daemon=True).start()
 
 
 def forget() -> None:
@@ -78,7 +94,8 @@ class Metered:
 
     def __enter__(self) -> Metered:
         try:
-            meter = tracker()
+            with _probing:  # a probe under way finishes first
+                meter = tracker()
             if meter._active_task:  # noqa: SLF001 - left by a cell whose metering failed: not this one's
                 meter.stop_task()
             meter.start_task()

@@ -91,3 +91,13 @@ def test_a_failing_meter_costs_nothing_but_its_figure(small_suite, monkeypatch):
         assert not run_local(jobs(expand(loaded)), store, Console(quiet=True)).failed
         record = store.frame().iloc[0]
     assert record.status == "done" and record.cost["energy"] == {"measure_error": "OSError: no counters"}
+
+
+def test_a_cell_metered_while_the_hardware_probe_runs_waits_for_it_and_is_measured():
+    energy.forget()
+    energy.warm()  # `harness run` starts it before preflight; here the cell comes at once
+    with energy.Metered() as meter:
+        time.sleep(0.1)
+        meter.split("train")
+    assert meter.record["kwh"] > 0 and set(meter.record["phases"]) == {"train", "other"}
+    energy.forget()
