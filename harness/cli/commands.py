@@ -14,6 +14,7 @@ from rich.text import Text
 
 from harness.base.errors import HarnessError, literal, refusal_summary, shown, unknown
 from harness.base.files import write_output
+from harness.cli.examples import cmd_examples
 from harness.cli.hub import cmd_check_catalogue, cmd_lock
 from harness.cli.measure import cmd_measure
 from harness.cli.parser import parser
@@ -80,7 +81,7 @@ def _suite(args, counted_out: set[str] | frozenset = frozenset(), target=None):
 
 
 PLAN_ROWS = 24  # cells that cannot run listed one a row; more are summed up by reason (plan --all lists them)
-REPORTING = ("leaderboard", "report", "export", "compare", "check")  # they show stored runs, wherever those trained
+REPORTING = ("leaderboard", "report", "export", "compare", "check", "examples")  # they show stored runs, wherever those trained
 
 
 def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset(), target=None):
@@ -173,13 +174,12 @@ def cmd_plan(args) -> int:
 def cmd_run(args) -> int:
     from harness.executors import Executor, RayOptions
     from harness.plan.rounds import run_rounds
+    from harness.run.energy import warm
 
     ray = RayOptions(address=args.address, workers=args.workers, max_retries=args.max_retries,
                      gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell)
     executor = Executor.start(ray if args.executor == "ray" else None)
     if executor.local:  # the cells meter their energy in this process: its hardware probed during preflight
-        from harness.run.energy import warm
-
         warm()
     plan, grid = _plan(args, limit=executor.local, target=executor.target)
     refused = plan.refused
@@ -394,7 +394,7 @@ def cmd_list(args) -> int:
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "leaderboard": cmd_leaderboard, "report": cmd_report, "compare": cmd_compare,
             "check": cmd_check, "export": cmd_export, "list": cmd_list, "check-catalogue": lambda args: cmd_check_catalogue(args, console),
             "lock": lambda args: cmd_lock(args, console, _suite_path(args.suite)),
-            "measure": lambda args: cmd_measure(console, *_suite(args))}
+            "measure": lambda a: cmd_measure(console, *_suite(a)), "examples": lambda a: cmd_examples(a, console, *_suite(a))}
 
 if __name__ == "__main__":
     sys.exit(main())

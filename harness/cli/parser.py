@@ -111,6 +111,14 @@ def _reporting(sub) -> None:
     reporter.add_argument("--out", help="output folder (default: results/<suite name>/)")
     reporter.add_argument("--on", help=ON_HELP.format("where most of the suite's stored runs trained"))
     reporter.add_argument("--measured-on", metavar="DEVICE", help=MEASURED_ON_HELP)
+    examples = _with_suite(sub, "examples", "which eval examples two rows disagree on in every seed, which every row "
+                                            "gets wrong, the rows' confusion matrices; or the eval examples that "
+                                            "overlap training rows (--overlap); with their text")
+    examples.add_argument("--task", help="the task (needed when the suite has several)")
+    examples.add_argument("--rows", nargs=2, metavar=("A", "B"), help="two rows of the board: model:strategy, or a "
+                                                                     "strategy (or model) that names one row")
+    examples.add_argument("--overlap", action="store_true", help="list the eval examples that overlap training rows")
+    examples.add_argument("--limit", type=number(int, 1), default=20, help="examples listed per list (default 20)")
     _with_suite(sub, "measure", "measure the serving latency of the suite's kept runs (train.save_model) again on "
                                 "this machine, and keep it beside their records (report with --measured-on)")
     comparer = sub.add_parser("compare", help="diff two result sets: suites, stores (.sqlite) or exports (.json)")

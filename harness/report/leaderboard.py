@@ -280,6 +280,11 @@ def _set_notes(board: Board) -> list[str]:
 
 def _notes(results: Results, board: Board) -> list[str]:
     notes = diverged_note(results)
+    if flagged := {t: found for t, found in results.overlaps.items() if found[0] and t in results.task_names}:
+        notes.append("⚠ eval overlaps train: " + "; ".join(
+            f"{t}: {n} of {rows} eval examples ({n / rows:.0%}) overlap train" for t, (n, rows) in flagged.items())
+            + " (a shared 13-gram, or the whole normalised text under 13 words; `harness examples SUITE --task T "
+              "--overlap` lists them)")
     if any(c.kind == "score" and any(cell.n > 1 for cell in c.cells) for c in board.columns):
         notes.append(f"mean ± std over seeds; {board.interval} (mean ± t·s/√n) in the CSV / JSON")
     notes += _set_notes(board)

@@ -49,6 +49,8 @@ class Results:
     # out of every mean, and listed by the reports: {run_id, model, strategy, task, seed, step, signal}
     diverged: list[dict] = field(default_factory=list)
     carbon_intensity: float = CARBON_INTENSITY  # grams CO2e per kWh: the suite's `carbon_intensity`
+    # task -> (eval examples that overlap train, eval examples): harness.tasks.overlap, from the suite's cards
+    overlaps: dict[str, tuple[int, int]] = field(default_factory=dict)
     # run id -> device -> serving cost measured there again (harness measure; Store.measurements)
     measurements: dict[str, dict[str, dict]] = field(default_factory=dict, repr=False)
 
@@ -86,6 +88,7 @@ class Results:
         cards = {name: card.model_dump(mode="json") for name, card in loaded.cards.items()}
         results = cls._build(frame, labels, cards, loaded.name, store)
         results.measurements = store.measurements(list(by_id))
+        results.overlaps = _overlaps(loaded.cards)
         results.carbon_intensity = loaded.suite.carbon_intensity
         results.planned = {(s.model, s.strategy) for s in specs}  # pairs a suite's `exclude` removed are not rows
         results.order = {"model": [m for m in loaded.suite.models if any(m == p[0] for p in results.planned)],
@@ -220,6 +223,21 @@ class Results:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_output(path, json.dumps(data))
         return path
+
+
+def _overlaps(cards: dict) -> dict[str, tuple[int, int]]:
+    """Each task's eval examples that overlap its train rows, of its eval examples; a task whose data
+    cannot be read here is left out (the runs' records are what the boards show)."""
+    from harness.tasks.overlap import task_overlap
+
+    found = {}
+    for name, card in cards.items():
+        try:
+            counted = task_overlap(card)
+        except Exception:  # noqa: BLE001 - data gone since the runs: no flag, nothing else lost
+            continue
+        found[name] = (len(counted.found), counted.rows)
+    return found
 
 
 def _trial_frame(scores: list[TrialScore]) -> pd.DataFrame:

@@ -61,6 +61,18 @@ class TaskType:
         """Every text of a split, for building a tiny backbone's tokenizer."""
         raise NotImplementedError
 
+    def row_texts(self, split: datasets.Dataset) -> list[str]:
+        """Each row's input as one text (its input columns joined; words of a token task joined by
+        spaces): what overlap between splits is counted on (harness.tasks.overlap)."""
+        def one(value) -> str:
+            return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else "" if value is None else str(value)
+        columns = [split[c] for c in self.card.inputs if c in split.column_names]
+        return [" ".join(one(v) for v in values) for values in zip(*columns)] if columns else [""] * len(split)
+
+    def right(self, prediction, reference) -> bool:
+        """Whether one example's prediction is right (harness.report.examples): equal to the reference."""
+        return prediction == reference
+
     def preprocess(self, split: datasets.Dataset, name: str, tokenizer, train: TrainConfig) -> tuple[datasets.Dataset, dict]:
         """(model-ready rows, counts of what preprocessing did, e.g. truncated rows)."""
         raise NotImplementedError

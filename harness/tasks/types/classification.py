@@ -133,6 +133,16 @@ class ClassificationType(TaskType):
     def references(self, features: datasets.Dataset) -> list:
         return list(features["labels"])
 
+    def right(self, prediction, reference) -> bool:
+        if self.regression:
+            raise NotImplementedError("a regression task's examples are not right or wrong (no threshold is "
+                                      "everyone's); compare its rows' scores instead")
+        return prediction == reference
+
+    def confusion_labels(self) -> list[str] | None:
+        """The class names a confusion matrix is laid out by (None for regression)."""
+        return None if self.regression else list(self.card.labels)
+
     def references_of(self, rows: datasets.Dataset, name: str) -> list:
         """References straight from raw rows (strategies that predict without preprocessing)."""
         return [self._label(v, name, r) for v, r in zip(list(rows[self.card.label]), source_rows(rows))]

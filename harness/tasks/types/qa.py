@@ -183,6 +183,12 @@ class QuestionAnsweringType(TaskType):
     def references_of(self, rows: datasets.Dataset, name: str) -> list:
         return [texts for texts, _ in self.answers(rows, name)]
 
+    def right(self, prediction, reference) -> bool:
+        """SQuAD's exact match: the answer, normalised, is one of the references (or, with none, empty)."""
+        from harness.metrics.squad import exact_v2
+
+        return exact_v2(prediction, list(reference)) == 1.0
+
     def breakdown(self, predictions, references) -> dict:
         if not self.options.version_2:
             return {}

@@ -28,6 +28,7 @@ from transformers.models.auto.modeling_auto import (
 from harness.base.errors import DataError
 from harness.config.card import TaskCard
 from harness.config.parsing import Strict
+from harness.config.registry import METRICS
 from harness.config.schemas import TrainConfig
 from harness.run.backbones import GenerationModel
 from harness.tasks.types import TaskType, source_rows
@@ -192,6 +193,13 @@ class Seq2SeqType(TaskType):
 
     def references(self, features: datasets.Dataset) -> list:
         return list(features["target"])
+
+    def row_texts(self, split: datasets.Dataset) -> list[str]:
+        return list(self.pairs(split, "overlap")[0])  # the sources
+
+    def right(self, prediction, reference) -> bool:
+        """A generated text is right when its own score on the card's primary metric reaches 50."""
+        return METRICS.get(self.card.primary)([prediction], [reference]) >= 50
 
     def references_of(self, rows: datasets.Dataset, name: str) -> list:
         return self.pairs(rows, name)[1]
