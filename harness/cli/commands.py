@@ -238,8 +238,8 @@ def _print_board(loaded, grid, store, out: Path | None, view: str = "overall", t
         results = results.measured_on(measured_on)
     tables = boards(results, view, task)
     if not tables:
-        raise HarnessError(f"{loaded.name}: nothing to show in the {view} view (the suite has no sweep, or none of "
-                           f"its trials is done)")
+        raise HarnessError(f"{loaded.name}: nothing to show in the {view} view (" + (
+            "the suite has no sweep, or none of its trials is done)" if view == "tuning" else "no run kept what it shows)"))
     for table in tables:
         console.print(export.rich_table(table))
     folder = out or store.path.parent / loaded.name

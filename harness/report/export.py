@@ -56,6 +56,8 @@ def _value(cell: Cell, kind: str) -> str:
         return next(f"{cell.mean / size:.3g} {unit}" for unit, size in units if cell.mean >= size or size == units[-1][1])
     if kind == "rank":
         return f"{cell.mean:.2f}"
+    if kind == "fraction":
+        return f"{cell.mean:.3f}"
     if kind == "rate":
         return f"{100 * cell.mean:.0f}%"
     return f"{cell.mean:g}"

@@ -29,6 +29,7 @@ from harness.config.registry import METRICS
 from harness.report import stats
 from harness.report.best import ALPHA, METHOD, best_set
 from harness.report.board import Board, Cell, Column
+from harness.report.calibration import calibration_board
 from harness.report.cells import averages, by, diverged_note, place, task_scores
 from harness.report.costs import cost_boards
 from harness.report.results import Results
@@ -74,6 +75,8 @@ VIEWS: dict[str, View] = {view.name: view for view in (
     View("cost", "what each row costs to train and serve next to its score, Pareto rows marked (--task: that "
                  "task's cells; one board per task where rows do not share their tasks)", "Cost", cost_boards),
     View("task", "every metric of a task (--task: only that one)", "Every metric, per task", _tasks),
+    View("calibration", "expected calibration error and Brier score of each classification task (runs that kept "
+                        "class probabilities)", "Calibration", calibration_board),
     View("tuning", "a sweep's chosen setting per cell, its trials, tuning time and expected best score for a budget",
          "Tuning", lambda results, task: [_tuning_board(results, task)] if len(results.trials) else []),
 )}

@@ -208,6 +208,10 @@ class Results:
                 self._predictions[run_id] = found
         return self._predictions.get(run_id)
 
+    def probabilities(self, run_id: str) -> list | None:
+        """Per-example class probabilities of a run, where it kept them (harness.report.calibration)."""
+        return self._store.probabilities(run_id) if self._store is not None else None
+
     def to_json(self, path: str | Path, predictions: bool = True) -> Path:
         data: dict[str, Any] = {"harness_results": EXPORT_VERSION, "name": self.name, "tasks": self.tasks,
                                 "runs": json.loads(self.runs.to_json(orient="records")),

@@ -71,6 +71,7 @@ def run_cells(specs: list[RunSpec], progress: Progress | None = None, artifacts:
         measured["flops"] = {"train": done.train_flops, "evaluate": measured.pop("eval_flops", None)}
         records.append(record_of(spec, task.task_type, task.data, done.predictions[spec.task],
                                  done.references[spec.task], dict(cost) | measured, info, done.scores.get(spec.task)))
+        records[-1].probabilities = done.probabilities.get(spec.task)
     return records
 
 
@@ -101,6 +102,7 @@ class Done:
     tokens: int = 0
     train_metrics: dict = field(default_factory=dict)
     predictions: dict[str, list] = field(default_factory=dict)
+    probabilities: dict[str, list | None] = field(default_factory=dict)  # eval class probabilities, per task
     references: dict[str, list] = field(default_factory=dict)
     info: dict[str, dict] = field(default_factory=dict)
     scores: dict[str, dict] = field(default_factory=dict)  # eval scores already computed (for the trackers)
@@ -186,6 +188,7 @@ def _evaluate(job: Job, spec: RunSpec, trainer, joint, timer: PhaseTimer, workdi
             scorer = build_trainer(spec, strategy, TrainerInputs(job.models[spec.task], job.tokenizer, task.task_type),
                                    workdir, track=False)
         done.predictions[spec.task] = scorer.predictions(task.eval_set)
+        done.probabilities[spec.task] = scorer.probabilities
     with timer("measure"), autocast(spec.compute):  # in the precision the cell evaluates in
         done.measured[spec.task] = measured(lambda: measure_trained(job.models[spec.task], strategy, task,
                                                                     job.tokenizer, spec))

@@ -114,12 +114,15 @@ class HarnessTrainer(Trainer):
     def predictions(self, features) -> list:
         """Per-example predictions on preprocessed `features` (the scores are the caller's: the
         Trainer's compute_metrics reads the dev set)."""
+        self.probabilities = None  # per-example class probabilities of these features, where the task has classes
         if self.task_type.generates:
             self.model.eval()
             return self.task_type.generate(self.model, self.processing_class, features, self.train_config)
         scorer, self.compute_metrics = self.compute_metrics, None
         try:
-            return self.task_type.decode(self.predict(features).predictions, features)
+            raw = self.predict(features).predictions
+            self.probabilities = self.task_type.probabilities(raw, features)
+            return self.task_type.decode(raw, features)
         finally:
             self.compute_metrics = scorer
 

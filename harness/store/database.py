@@ -52,6 +52,7 @@ class RunRecord:
     error: str | None = None
     predictions: list | None = None
     references: list | None = None
+    probabilities: list | None = None  # per-example class probabilities (classification), for calibration
     finished_at: float = field(default_factory=time.time)
 
 
@@ -216,8 +217,9 @@ class Store:
             )
             if cur.rowcount and record.predictions is not None:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO predictions (run_id, predictions, refs) VALUES (?, ?, ?)",
-                    (record.id, json.dumps(record.predictions), json.dumps(record.references)),
+                    "INSERT OR REPLACE INTO predictions (run_id, predictions, refs, probabilities) VALUES (?, ?, ?, ?)",
+                    (record.id, json.dumps(record.predictions), json.dumps(record.references),
+                     None if record.probabilities is None else json.dumps(record.probabilities)),
                 )
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:  # a full disk, a store gone read-only: this record is not kept, the rest is
@@ -367,6 +369,15 @@ class Store:
         for run_id, device, serving, when in rows:
             found.setdefault(run_id, {})[device] = json.loads(serving) | {"measured_at": when}
         return found
+
+    def probabilities(self, run_id: str) -> list | None:
+        """A run's per-example class probabilities; None where it kept none (not classification, or
+        recorded before harness kept them)."""
+        try:
+            row = self.db.execute("SELECT probabilities FROM predictions WHERE run_id = ?", (run_id,)).fetchone()
+        except sqlite3.OperationalError:  # an older store opened read-only: no such column
+            return None
+        return json.loads(row[0]) if row and row[0] else None
 
     def _select(self, columns: str, ids: list[str] | None) -> list[tuple]:
         if ids is None:

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS claims (
 CREATE TABLE IF NOT EXISTS predictions (
     run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
     predictions TEXT NOT NULL,
-    refs TEXT NOT NULL
+    refs TEXT NOT NULL,
+    probabilities TEXT
 );
 CREATE TABLE IF NOT EXISTS measurements (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS measurements (
 
 # 4: measurements, a kept run's serving cost measured again on another machine (`harness measure`),
 # one per (run, device), beside the record, which keeps what was measured where the run trained
-SCHEMA_VERSION = 4
+# 5: predictions.probabilities, each example's class probabilities (calibration)
+SCHEMA_VERSION = 5
 
 
 def rekey(db: sqlite3.Connection) -> None:
@@ -95,7 +97,14 @@ def model_kind(spec: dict) -> str:
     return "hub" if spec.get("model_fingerprint") == hub_fingerprint(source, model.get("revision")) else "local"
 
 
+def probabilities_column(db: sqlite3.Connection) -> None:
+    """Version 5: the predictions table keeps each example's class probabilities (absent before)."""
+    if "probabilities" not in {row[1] for row in db.execute("PRAGMA table_info(predictions)")}:
+        db.execute("ALTER TABLE predictions ADD COLUMN probabilities TEXT")
+
+
 # The schema's version, and what brings a store from the version before each one up to it (SQL
 # statements, or a function of the connection). Version 0 is a store written before versions were
 # kept: its tables are version 1's.
-MIGRATIONS: dict[int, list] = {1: [], 2: [rekey], 3: [rekey], 4: []}  # 4's table: SCHEMA, IF NOT EXISTS
+MIGRATIONS: dict[int, list] = {1: [], 2: [rekey], 3: [rekey], 4: [],  # 4's table: SCHEMA, IF NOT EXISTS
+                                5: [probabilities_column]}

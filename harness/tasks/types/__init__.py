@@ -99,6 +99,11 @@ class TaskType:
         """Per-example predictions from the model's raw outputs on preprocessed `features`."""
         raise NotImplementedError
 
+    def probabilities(self, predictions: Any, features: datasets.Dataset) -> list[list[float]] | None:
+        """Per-example class probabilities from the model's raw outputs, where the task has classes
+        (what calibration reads: harness.report.calibration); None otherwise."""
+        return None
+
     def generate(self, model, tokenizer, features: datasets.Dataset, train: TrainConfig) -> list:
         """Per-example predictions by generation (task types with `generates`)."""
         raise NotImplementedError

@@ -133,6 +133,13 @@ class ClassificationType(TaskType):
     def references(self, features: datasets.Dataset) -> list:
         return list(features["labels"])
 
+    def probabilities(self, predictions: Any, features: datasets.Dataset) -> list[list[float]] | None:
+        if self.regression:
+            return None
+        logits = np.asarray(predictions[0] if isinstance(predictions, tuple) else predictions, dtype=np.float64)
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return np.round(shifted / shifted.sum(axis=-1, keepdims=True), 6).tolist()
+
     def right(self, prediction, reference) -> bool:
         if self.regression:
             raise NotImplementedError("a regression task's examples are not right or wrong (no threshold is "
