@@ -243,6 +243,26 @@ class Sweep(Strict):
         return values
 
 
+class Retention(Strict):
+    """Forgetting: each backbone's own pretraining objective (masked-LM loss, or a decoder's
+    perplexity) on held-out text, before and after a cell fine-tunes it (harness.run.retention)."""
+
+    file: str | None = Field(None, description="a text file, relative to the suite: one text per line (.txt), or "
+                                               ".jsonl / .json / .csv / .parquet rows with the text in `column`")
+    task: str | None = Field(None, description="a task (a suite task or any card): the texts of its `split`")
+    split: Literal["train", "dev", "eval"] = Field("eval", description="with task: which of its splits")
+    column: str = Field("text", description="with a file of rows: the column holding the text")
+    rows: StrictInt = Field(200, ge=1, le=100_000, description="the first N non-empty texts")
+    max_length: StrictInt = Field(128, ge=8, le=4096, description="tokens per text; longer texts are truncated")
+    seed: StrictInt = Field(0, description="seed of the masked-LM objective's masks (the same masks before and after)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Retention:
+        if (self.file is None) == (self.task is None):
+            raise ValueError("give exactly one of 'file' or 'task'")
+        return self
+
+
 class Suite(Strict):
     """A suite file: the grid of models x tasks x strategies x seeds and how each cell trains."""
 
@@ -263,6 +283,9 @@ class Suite(Strict):
     store: str | None = Field(None, description="SQLite store path; results/harness.sqlite if unset")
     sweep: Sweep | None = Field(None, description="tune each cell's settings on dev with an equal budget "
                                                   "(see harness.sweep.grid)")
+    retention: Retention | None = Field(
+        None, description="measure forgetting: the backbone's pretraining loss on this held-out text before and after "
+                          "each cell (hashed into the cells' ids only when set)")
     carbon_intensity: float = Field(
         CARBON_INTENSITY, gt=0, le=2000, allow_inf_nan=False,
         description="grams of CO2-equivalent per kWh of the electricity the cells ran on, for the cost view's CO2e "

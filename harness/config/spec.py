@@ -20,7 +20,7 @@ from harness.base.digest import json_digest
 from harness.config.card import TaskCard
 from harness.config.parsing import Strict
 from harness.config.registry import METRICS, TASK_TYPES
-from harness.config.schemas import ModelSpec, TrainConfig, train_fields
+from harness.config.schemas import ModelSpec, Retention, TrainConfig, train_fields
 from harness.strategies import Strategy
 from harness.strategies.recipe import build
 from harness.sweep.space import shown
@@ -47,6 +47,23 @@ def card_identity(card: TaskCard) -> dict[str, Any]:
     if identity["source"].get("data_files") is None:  # hashed only when set: ids from before it stay
         identity["source"].pop("data_files", None)
     return identity
+
+
+class HeldOut(Strict):
+    """The suite's `retention` resolved for a worker: the settings, the file's absolute path or the
+    task's card, and a digest of the text's content (what the id hashes, never the path)."""
+
+    settings: Retention
+    path: str | None = None  # a file
+    card: TaskCard | None = None  # a task
+    card_path: str | None = None
+    fingerprint: str
+
+    def identity(self) -> dict[str, Any]:
+        return {"settings": self.settings.model_dump(mode="json", exclude={"file", "task"}), "text": self.fingerprint}
+
+    def task_card(self) -> TaskCard | None:
+        return self.card.model_copy(update={"path": Path(self.card_path) if self.card_path else None}) if self.card else None
 
 
 class Trial(Strict):
@@ -93,6 +110,7 @@ class RunSpec(Strict):
     after: list[str] = Field(default_factory=list)
     # what it trains on and in: {"device": cpu | cuda, "precision": fp32 | bf16 | fp16, "devices": n}
     compute: dict[str, Any] = Field(default_factory=lambda: dict(CPU_COMPUTE))
+    retention: HeldOut | None = None  # forgetting measured on this text (the suite's `retention`)
     results_version: int = RESULTS_VERSION
 
     def identity(self) -> dict[str, Any]:
@@ -119,6 +137,8 @@ class RunSpec(Strict):
                                  for name, p in sorted(self.partners.items())}
         if self.sweep is not None:
             identity["sweep"] = self.sweep.identity()
+        if self.retention is not None:  # measuring forgetting: hashed only when asked for
+            identity["retention"] = self.retention.identity()
         if self.compute != CPU_COMPUTE:  # a GPU run is its own result; CPU fp32 ids predate this key
             identity["compute"] = self.compute
         return identity

@@ -9,13 +9,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.base.device import Target
+from harness.base.digest import file_digest
 from harness.base.errors import ConfigError, did_you_mean, unknown
 from harness.config import consent
 from harness.config.card import TaskCard
 from harness.config.parsing import format_error, parse
 from harness.config.registry import TASK_TYPES, TaskCatalogue, task_type_of
 from harness.config.schemas import Suite, TrainConfig, deep_merge
-from harness.config.spec import Partner, RunSpec, Trial
+from harness.config.spec import HeldOut, Partner, RunSpec, Trial
 from harness.config.upstream import check_upstream, upstream_cells, with_runs
 from harness.config.yamlfile import read_yaml
 from harness.hub.lock import apply_lock, lock_path, read_lock
@@ -37,6 +38,7 @@ class LoadedSuite:
     backbones: dict[str, Backbone | str] = field(default_factory=dict)  # alias -> backbone, or why not
     target: Target | None = None  # where the cells train (their compute is in their ids); None: this machine
     code: list[str] = field(default_factory=list)  # what it names that runs code, one line each (harness.config.consent)
+    held_out: HeldOut | None = None  # the suite's `retention`, resolved
 
     @property
     def name(self) -> str:
@@ -95,10 +97,29 @@ def load_suite(path: str | Path, catalogue: TaskCatalogue | None = None, locked:
         suite, cards = apply_lock(suite, kinds, cards, commits)
         backbones = {alias: resolve(alias, suite.models[alias]) if kinds.get(alias) == "hub" else b
                      for alias, b in backbones.items()}
-    loaded = LoadedSuite(suite, path, cards, strategies, backbones, code=code)
+    loaded = LoadedSuite(suite, path, cards, strategies, backbones, code=code,
+                         held_out=_held_out(suite, path, cards, catalogue))
     _check_cells(loaded)
     check_upstream(loaded, where)
     return loaded
+
+
+def _held_out(suite: Suite, path: Path, cards: dict[str, TaskCard], catalogue: TaskCatalogue) -> HeldOut | None:
+    """The suite's `retention` resolved: a file (relative to the suite) by its content, or a task's card."""
+    settings, where = suite.retention, str(path)
+    if settings is None:
+        return None
+    if settings.file is not None:
+        file = (path.parent / Path(settings.file).expanduser()).resolve()
+        if not file.is_file():
+            raise ConfigError(f"{where}: retention.file: no such file: {file}")
+        return HeldOut(settings=settings, path=str(file), fingerprint=file_digest(file))
+    try:
+        card = cards.get(settings.task) or catalogue.get(settings.task, base=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: retention.task: {exc}") from None
+    return HeldOut(settings=settings, card=card, card_path=str(card.path) if card.path else None,
+                   fingerprint=fingerprint(card))
 
 
 def _check_cells(loaded: LoadedSuite) -> None:
@@ -278,7 +299,7 @@ def _expand(loaded: LoadedSuite, finals: dict | None, labels: list[str], kept: s
                             data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
                             strategy_args=args, strategy_resolved=resolved, train=train, seed=seed, metrics=metrics,
                             partners=partners, sweep=trial, after=sorted(runs.values()),
-                            compute=target.compute(train.precision))
+                            compute=target.compute(train.precision), retention=loaded.held_out)
 
                     if space is None:
                         specs += [cell(seed) for seed in suite.seeds]

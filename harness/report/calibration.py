@@ -57,11 +57,7 @@ def calibration_board(results: Results, task: str | None) -> list[Board]:
                 cells[key].append(Cell(mean=float(np.mean(values[key])), n=len(values[key])) if values[key] else Cell())
         if any(c.n for c in cells["ece"]):
             for key, title in (("ece", "ECE"), ("brier", "Brier")):
-                for cell in cells[key]:
-                    cell.mean = -cell.mean  # placed as scores are: lower is better
-                place(cells[key])
-                for cell in cells[key]:
-                    cell.mean = -cell.mean
+                place(cells[key], lowest=True)
                 columns.append(Column(f"{name}_{key}", f"{name} {title}", "fraction", cells[key]))
     if not columns:
         return []

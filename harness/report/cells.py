@@ -40,8 +40,9 @@ def averages(table: np.ndarray) -> list[Cell]:
     return cells
 
 
-def place(cells: list[Cell]) -> None:
-    means = sorted({c.mean for c in cells if c.n and not math.isnan(c.mean)}, reverse=True)
+def place(cells: list[Cell], lowest: bool = False) -> None:
+    """Mark the best and second best of a column (the highest, or with `lowest` the lowest)."""
+    means = sorted({c.mean for c in cells if c.n and not math.isnan(c.mean)}, reverse=not lowest)
     for cell in cells:
         if cell.n and not math.isnan(cell.mean):
             cell.place = 1 if cell.mean == means[0] else 2 if len(means) > 1 and cell.mean == means[1] else 0

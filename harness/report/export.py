@@ -58,6 +58,8 @@ def _value(cell: Cell, kind: str) -> str:
         return f"{cell.mean:.2f}"
     if kind == "fraction":
         return f"{cell.mean:.3f}"
+    if kind == "change":
+        return f"{cell.mean:+.3f}" if abs(cell.mean) < 1000 else f"{cell.mean:+.3g}"
     if kind == "rate":
         return f"{100 * cell.mean:.0f}%"
     return f"{cell.mean:g}"

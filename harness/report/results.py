@@ -25,7 +25,7 @@ from harness.sweep.space import key_of
 COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "task_score", "metrics",
            "trainable_params", "total_params", "trainable_share", "peak_memory_mb", "memory_kind", "train_seconds",
            "latency_ms", "merged_latency_ms", "shipped_bytes", "train_flops", "train_kwh", "kwh", "energy_method", "serving_device",
-           "selected_on", "reported_on", "environment", "compute", "report_time_metrics"]
+           "selected_on", "reported_on", "environment", "compute", "report_time_metrics", "retention"]
 # What of a run's environment can change its result: what `harness compare` holds side by side.
 ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
 # A sweep's trial runs (harness.sweep.selection.TrialScore), one row each: what tuning reports read.
@@ -166,6 +166,7 @@ class Results:
                 "environment": _environment(record.environment),
                 "compute": record.spec.get("compute") or dict(CPU_COMPUTE),  # records from before it: CPU fp32
                 "report_time_metrics": info.get("report_time_metrics", []),
+                "retention": info.get("retention"),  # forgetting (harness.run.retention), when the suite measured it
             })
             histories[record.id] = info.get("log_history", [])
         return cls(pd.DataFrame(rows, columns=COLUMNS), tasks, name, _store=store, histories=histories,

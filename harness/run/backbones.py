@@ -160,7 +160,7 @@ class Backbone:
             special = dict(pad_token_id=ids["[PAD]"], bos_token_id=ids["[CLS]"], eos_token_id=ids["[SEP]"],
                            decoder_start_token_id=ids["[PAD]"])
             return self.tiny.config(self.spec.size, self.spec.size.get("vocab_size", 2000), **special, **head)
-        return transformers.AutoConfig.from_pretrained(self.location, **self._common(), **head)
+        return transformers.AutoConfig.from_pretrained(self.location, **self.loading_args(), **head)
 
     def build(self, model_class: type, head: dict[str, Any], device: str = "meta"):
         """A `model_class` model with `head` built from the config, with no weights loaded: on the
@@ -175,7 +175,7 @@ class Backbone:
         the task's text at its vocabulary size; any other's is its own (a digest of its vocabulary)."""
         if self.tiny:
             return json.dumps(["tiny", self.spec.size.get("vocab_size", 2000), list(self.tiny.inputs)])
-        tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **self._common())
+        tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **self.loading_args())
         return text_digest(json.dumps(sorted(tokenizer.get_vocab().items())))
 
     def position_limit(self, config) -> int | None:
@@ -190,7 +190,7 @@ class Backbone:
             limit -= (config.pad_token_id or 0) + 1  # their positions start after the padding index
         return limit
 
-    def _common(self) -> dict[str, Any]:
+    def loading_args(self) -> dict[str, Any]:
         if self.spec.trust_remote_code:
             consent.require(f"model {self.alias!r} ({self.spec.source}) with trust_remote_code")
         common: dict[str, Any] = dict(revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
@@ -212,7 +212,7 @@ class Backbone:
             config = self.tiny.config(self.spec.size, len(tokenizer), **special, **head)
             model = model_class.from_config(config)
             return (model if base == "fp32" else held(model, model_class, base)), tokenizer
-        common = self._common()
+        common = self.loading_args()
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
         # fp32 master weights whatever dtype the checkpoint was saved in: bf16 / fp16 training is
         # autocast over them (Trainer's bf16 / fp16), as the optimizer's updates need fp32 to land

@@ -31,6 +31,7 @@ from harness.run.energy import Metered
 from harness.run.environment import environment
 from harness.run.finetuned import load_start, save_finetuned, start_body
 from harness.run.joint import joint_training
+from harness.run.retention import Retention
 from harness.run.serving import first_batches, measure_prompted, measure_trained, measured, training_flops
 from harness.run.tracking import finish, hold_ends, tracking
 from harness.run.training import (
@@ -92,6 +93,8 @@ class Job:
     tasks: dict[str, PreparedTask]
     models: dict[str, Any]
     tokenizer: Any
+    retention: Retention | None = None  # forgetting, when the suite measures it
+    retained: dict | None = None  # the objective before training
 
 
 @dataclass
@@ -124,7 +127,21 @@ def _load(specs: list[RunSpec], strategy, artifacts: Path | None) -> Job:
                                              tokenizer=tokenizer, base=strategy.base)
         if start is not None:
             load_start(models[n], start)
-    return Job(specs, strategy, backbone, tasks, models, tokenizer)
+    job = Job(specs, strategy, backbone, tasks, models, tokenizer)
+    if first.retention is not None:
+        job.retention = Retention(first.retention, backbone, tokenizer)
+        if job.retention.head is not None:  # the body before anything trains it (the start body, if any)
+            job.retained = job.retention.measure(models[names[0]])
+    return job
+
+
+def _retained(job: Job, model) -> dict:
+    """A record's forgetting (harness.run.retention): the objective before training and with `model`'s
+    body now ({} when the suite does not measure it)."""
+    if job.retention is None:
+        return {}
+    after = job.retention.measure(model) if job.retention.head is not None else None
+    return {"retention": job.retention.record(job.retained, after)}
 
 
 def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: Path | None) -> Done:
@@ -160,11 +177,13 @@ def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: 
                                                                 trainer.state.global_step,
                                                                 cfg.gradient_accumulation_steps)})
             done.train_flops = counted.get("flops", counted.get("measure_error"))
+            retained = _retained(job, job.models[first.task])
         for spec in job.specs:
             _evaluate(job, spec, trainer, joint, timer, workdir, done)
             task = job.tasks[spec.task]
             saved = save_if_asked(job.models[spec.task], job.tokenizer, artifacts, strategy, spec)
-            done.info[spec.task] |= task.info(trainer, result, cfg, saved) | recipe_info(strategy, job.models[spec.task])
+            done.info[spec.task] |= (task.info(trainer, result, cfg, saved) | recipe_info(strategy, job.models[spec.task])
+                                     | retained)
             if joint:
                 done.info[spec.task]["joint"] = shared
         if held:  # scored once: the trackers' last step and the record (a joint model is not tracked)
@@ -220,7 +239,7 @@ def _prompted(job: Job, timer: PhaseTimer) -> Done:
         cost = {spec.task: measured(lambda: measure_prompted(model, strategy, task, job.tokenizer, spec))}
     return Done(parameter_counts(model, set()), predictions={spec.task: predictions}, measured=cost,
                 references={spec.task: task.task_type.references_of(task.eval_rows, task.data.eval_source)},
-                info={spec.task: info | recipe_info(strategy, model)})
+                info={spec.task: info | recipe_info(strategy, model) | _retained(job, model)})
 
 
 @dataclass
