@@ -58,12 +58,17 @@ class Splits(Strict):
     dev_fraction: float = Field(0.1, gt=0, lt=1, description="share of train carved off as dev when dev is absent")
     group: str | None = Field(None, description="carve whole groups by this column (SQuAD's title: no article "
                                                 "in both splits)")
+    extra: list[str] = Field(default_factory=list, description="more evaluation sets, each scored as its own: splits "
+                                                               "of the source (an out-of-domain file in source.files)")
 
     @model_validator(mode="after")
     def _nothing_selects_on_eval(self):
         if self.dev is not None and self.dev in (self.eval, self.train):
             role = "eval (what the leaderboard reports)" if self.dev == self.eval else "train"
             raise ValueError(f"dev is the {role} split {self.dev!r}: selection must look at a split of its own")
+        for name in self.extra:
+            if name in (self.train, self.eval, self.dev) or self.extra.count(name) > 1:
+                raise ValueError(f"extra: {name!r} is listed twice, or is the train, eval or dev split")
         return self
 
 

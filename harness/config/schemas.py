@@ -263,6 +263,22 @@ class Retention(Strict):
         return self
 
 
+class Robustness(Strict):
+    """Perturbed copies of every task's eval set, each scored as its own set (harness.tasks.perturb)."""
+
+    perturbations: dict[Literal["typos", "case", "contractions"], float] = Field(
+        min_length=1, description="perturbation -> the share of its sites (words, or contractible phrases) changed")
+    seed: StrictInt = Field(0, description="seed of the perturbations' draws (the same text every run)")
+
+    @field_validator("perturbations")
+    @classmethod
+    def _shares(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, share in v.items():
+            if not 0 < share <= 1:
+                raise ValueError(f"{name}: the share changed must be in (0, 1], got {share}")
+        return v
+
+
 class Suite(Strict):
     """A suite file: the grid of models x tasks x strategies x seeds and how each cell trains."""
 
@@ -286,6 +302,8 @@ class Suite(Strict):
     retention: Retention | None = Field(
         None, description="measure forgetting: the backbone's pretraining loss on this held-out text before and after "
                           "each cell (hashed into the cells' ids only when set)")
+    robustness: Robustness | None = Field(
+        None, description="score every cell on perturbed copies of eval too (hashed into the ids only when set)")
     carbon_intensity: float = Field(
         CARBON_INTENSITY, gt=0, le=2000, allow_inf_nan=False,
         description="grams of CO2-equivalent per kWh of the electricity the cells ran on, for the cost view's CO2e "

@@ -20,7 +20,7 @@ from harness.base.digest import json_digest
 from harness.config.card import TaskCard
 from harness.config.parsing import Strict
 from harness.config.registry import METRICS, TASK_TYPES
-from harness.config.schemas import ModelSpec, Retention, TrainConfig, train_fields
+from harness.config.schemas import ModelSpec, Retention, Robustness, TrainConfig, train_fields
 from harness.strategies import Strategy
 from harness.strategies.recipe import build
 from harness.sweep.space import shown
@@ -46,6 +46,8 @@ def card_identity(card: TaskCard) -> dict[str, Any]:
     identity = card.model_dump(mode="json", exclude=REPORT_ONLY | ({"options"} if not card.options else set()))
     if identity["source"].get("data_files") is None:  # hashed only when set: ids from before it stay
         identity["source"].pop("data_files", None)
+    if not identity["splits"].get("extra"):
+        identity["splits"].pop("extra", None)
     return identity
 
 
@@ -111,6 +113,7 @@ class RunSpec(Strict):
     # what it trains on and in: {"device": cpu | cuda, "precision": fp32 | bf16 | fp16, "devices": n}
     compute: dict[str, Any] = Field(default_factory=lambda: dict(CPU_COMPUTE))
     retention: HeldOut | None = None  # forgetting measured on this text (the suite's `retention`)
+    robustness: Robustness | None = None  # perturbed copies of eval scored too (the suite's `robustness`)
     results_version: int = RESULTS_VERSION
 
     def identity(self) -> dict[str, Any]:
@@ -139,6 +142,8 @@ class RunSpec(Strict):
             identity["sweep"] = self.sweep.identity()
         if self.retention is not None:  # measuring forgetting: hashed only when asked for
             identity["retention"] = self.retention.identity()
+        if self.robustness is not None:
+            identity["robustness"] = self.robustness.model_dump(mode="json")
         if self.compute != CPU_COMPUTE:  # a GPU run is its own result; CPU fp32 ids predate this key
             identity["compute"] = self.compute
         return identity

@@ -299,7 +299,8 @@ def _expand(loaded: LoadedSuite, finals: dict | None, labels: list[str], kept: s
                             data_fingerprint=data_prints[task], strategy=shown, strategy_key=label, strategy_name=name,
                             strategy_args=args, strategy_resolved=resolved, train=train, seed=seed, metrics=metrics,
                             partners=partners, sweep=trial, after=sorted(runs.values()),
-                            compute=target.compute(train.precision), retention=loaded.held_out)
+                            compute=target.compute(train.precision), retention=loaded.held_out,
+                            robustness=suite.robustness)
 
                     if space is None:
                         specs += [cell(seed) for seed in suite.seeds]

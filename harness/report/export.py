@@ -58,6 +58,8 @@ def _value(cell: Cell, kind: str) -> str:
         return f"{cell.mean:.2f}"
     if kind == "fraction":
         return f"{cell.mean:.3f}"
+    if kind == "p":
+        return f"{cell.mean:.3f}" if cell.mean >= 0.001 else "<0.001"
     if kind == "change":
         return f"{cell.mean:+.3f}" if abs(cell.mean) < 1000 else f"{cell.mean:+.3g}"
     if kind == "rate":

@@ -34,6 +34,7 @@ from harness.report.cells import averages, by, diverged_note, place, task_scores
 from harness.report.costs import cost_boards
 from harness.report.forgetting import forgetting_board
 from harness.report.results import Results
+from harness.report.robustness import robustness_boards
 from harness.report.tuning import curve
 
 
@@ -78,6 +79,8 @@ VIEWS: dict[str, View] = {view.name: view for view in (
     View("task", "every metric of a task (--task: only that one)", "Every metric, per task", _tasks),
     View("calibration", "expected calibration error and Brier score of each classification task (runs that kept "
                         "class probabilities)", "Calibration", calibration_board),
+    View("robustness", "each task's score on its more evaluation sets (extra splits, the suite's perturbations of "
+                       "eval) and the drop from eval, with the paired test", "Robustness", robustness_boards),
     View("forgetting", "the backbone's pretraining loss on the suite's held-out text after each row, and its change "
                        "(suites with `retention`)", "Forgetting", forgetting_board),
     View("tuning", "a sweep's chosen setting per cell, its trials, tuning time and expected best score for a budget",

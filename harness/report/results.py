@@ -209,6 +209,11 @@ class Results:
                 self._predictions[run_id] = found
         return self._predictions.get(run_id)
 
+    def eval_sets(self, run_id: str) -> dict[str, dict]:
+        """A run's more evaluation sets ({name: predictions, references, probabilities, info}; see
+        harness.run.eval_sets), where the store kept them."""
+        return self._store.eval_sets(run_id) if self._store is not None else {}
+
     def probabilities(self, run_id: str) -> list | None:
         """Per-example class probabilities of a run, where it kept them (harness.report.calibration)."""
         return self._store.probabilities(run_id) if self._store is not None else None

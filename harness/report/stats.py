@@ -202,6 +202,44 @@ def paired_test(a: list[Run], b: list[Run], metric: Metric, noise: SeedNoise | N
     return PairedTest(name, diff, p, k, n, math.sqrt(variance), seed_variance, example_variance, dropped)
 
 
+def drop_test(clean: list[Run], changed: list[Run], metric: Metric, resamples: int = RESAMPLES,
+              seed: int = 0) -> PairedTest | None:
+    """Do these trained models score lower on a changed copy of eval (a perturbation: the same examples,
+    the same references) than on eval itself? The runs of each seed are paired, and the examples are
+    the unit: the models are held fixed, so seed noise has no part (whether another training run would
+    drop as much is the seed spread of each set's own score). A mean-over-examples metric: McNemar's
+    exact test with one seed of 0/1 scores, else a t-test over the examples' seed-averaged
+    differences; any other metric: a normal test on the paired bootstrap standard error of the drop
+    (the same resampled examples for both sets and every seed). None when no seed has both."""
+    seeds = {s for s, _, _ in clean} & {s for s, _, _ in changed}
+    a = sorted((run for run in clean if run[0] in seeds), key=lambda run: run[0])
+    b = sorted((run for run in changed if run[0] in seeds), key=lambda run: run[0])
+    if not a or any(list(x[2]) != list(y[2]) for x, y in zip(a, b)):
+        return None
+    refs, n = a[0][2], len(a[0][2])
+    diff = float(np.mean([metric(x[1], refs) - metric(y[1], refs) for x, y in zip(a, b)]))
+    if metric.per_example is not None:
+        per = np.array([[metric.per_example(p, r) - metric.per_example(q, r) for p, q, r in zip(x[1], y[1], refs)]
+                        for x, y in zip(a, b)]) * metric.scale
+        if len(a) == 1 and np.isin(np.abs(per) / metric.scale, (0.0, 1.0)).all():
+            wins, losses = int((per > 0).sum()), int((per < 0).sum())
+            p = 1.0 if wins + losses == 0 else stats.binomtest(wins, wins + losses, 0.5).pvalue
+            return PairedTest("McNemar (exact)", diff, float(p), 2 * len(a), n)
+        averaged = per.mean(axis=0)
+        error = float(averaged.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        test, tail = "paired t (examples)", (lambda z: 2 * stats.t.sf(z, n - 1))
+    else:
+        resampled = resampler(metric, refs, np.random.default_rng(seed).integers(0, n, (resamples, n)))
+        deltas = np.mean([resampled(x[1]) - resampled(y[1]) for x, y in zip(a, b)], axis=0)
+        deltas = deltas[~np.isnan(deltas)]
+        error = float(deltas.std(ddof=1)) if len(deltas) > 1 else math.nan
+        test, tail = "bootstrap SE (normal)", (lambda z: 2 * stats.norm.sf(z))
+    if math.isnan(error):
+        return PairedTest(test, diff, math.nan, 2 * len(a), n)
+    p = (1.0 if diff == 0 else 0.0) if error == 0 else float(tail(abs(diff) / error))
+    return PairedTest(test, diff, p, 2 * len(a), n, error, 0.0, error ** 2)
+
+
 # the share of α spent bounding a pooled seed variance (Berger & Boos 1994): harness.report.best's too
 GAMMA = 0.005
 

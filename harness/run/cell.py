@@ -29,6 +29,7 @@ from harness.run.backbones import resolve
 from harness.run.cost import PeakMemory, PhaseTimer, parameter_counts
 from harness.run.energy import Metered
 from harness.run.environment import environment
+from harness.run.eval_sets import EvalSet, eval_sets, kept
 from harness.run.finetuned import load_start, save_finetuned, start_body
 from harness.run.joint import joint_training
 from harness.run.retention import Retention
@@ -73,6 +74,7 @@ def run_cells(specs: list[RunSpec], progress: Progress | None = None, artifacts:
         records.append(record_of(spec, task.task_type, task.data, done.predictions[spec.task],
                                  done.references[spec.task], dict(cost) | measured, info, done.scores.get(spec.task)))
         records[-1].probabilities = done.probabilities.get(spec.task)
+        records[-1].eval_sets = kept(task.sets)
     return records
 
 
@@ -117,7 +119,7 @@ def _load(specs: list[RunSpec], strategy, artifacts: Path | None) -> Job:
     first = specs[0]
     cards = {n: partner.task_card() for n, partner in first.partners.items()} or {first.task: first.task_card()}
     names = sorted(cards, key=lambda n: not TASK_TYPES.get(cards[n].type).pooled)
-    tasks = {n: load_task(cards[n], strategy, first.train, first.seed) for n in names}
+    tasks = {n: load_task(cards[n], strategy, first.train, first.seed, first.robustness) for n in names}
     backbone = resolve(first.model, first.model_spec)
     start, tokenizer = start_body(strategy, artifacts)  # (None, None): the pretrained backbone
     texts = [t for task in tasks.values() for t in task.task_type.texts(task.train_rows)]
@@ -208,6 +210,9 @@ def _evaluate(job: Job, spec: RunSpec, trainer, joint, timer: PhaseTimer, workdi
                                    workdir, track=False)
         done.predictions[spec.task] = scorer.predictions(task.eval_set)
         done.probabilities[spec.task] = scorer.probabilities
+        for one in task.sets.values():
+            one.found = {"predictions": scorer.predictions(one.features), "probabilities": scorer.probabilities,
+                         "references": task.task_type.references(one.features)}
     with timer("measure"), autocast(spec.compute):  # in the precision the cell evaluates in
         done.measured[spec.task] = measured(lambda: measure_trained(job.models[spec.task], strategy, task,
                                                                     job.tokenizer, spec))
@@ -228,6 +233,10 @@ def _prompted(job: Job, timer: PhaseTimer) -> Done:
     with timer("evaluate"), autocast(spec.compute):
         predictions, info = strategy.predict(model, job.tokenizer, task.task_type, task.eval_rows, task.train_rows,
                                              spec.seed, spec.train)
+        for name, one in task.sets.items():
+            found, _ = strategy.predict(model, job.tokenizer, task.task_type, one.rows, task.train_rows, spec.seed,
+                                        spec.train)
+            one.found = {"predictions": found, "references": task.task_type.references_of(one.rows, name)}
     info["weights_dtype"] = weights_dtype(model)
     if spec.sweep is not None:
         with timer("dev"), autocast(spec.compute):
@@ -256,6 +265,7 @@ class PreparedTask:
     dev_set: datasets.Dataset | None = None  # only when training selects on it or a sweep scores it
     eval_set: datasets.Dataset | None = None
     counts: tuple[dict, dict] = ({}, {})  # what preprocessing did to train and eval
+    sets: dict[str, EvalSet] = field(default_factory=dict)  # more evaluation sets (harness.run.eval_sets)
 
     def info(self, trainer, result, cfg, saved) -> dict:
         """What training did, for this task's record (training.training_info, and augmentation)."""
@@ -263,7 +273,7 @@ class PreparedTask:
         return info | ({"augmentation": self.augmented} if self.augmented else {})
 
 
-def load_task(card, strategy, cfg, seed: int) -> PreparedTask:
+def load_task(card, strategy, cfg, seed: int, robustness=None) -> PreparedTask:
     """A task's rows for one cell: the first N rows if asked, the few-shot draw (of dev as well, so
     that selection sees no more labelled rows than training), the strategy's data augmentation."""
     task_type = task_type_of(card)
@@ -273,7 +283,9 @@ def load_task(card, strategy, cfg, seed: int) -> PreparedTask:
         train_rows = task_type.few_shot(train_rows, cfg.shots, seed)
         dev_rows = task_type.few_shot(dev_rows, cfg.shots, seed) if cfg.few_shot_dev else dev_rows
     train_rows, augmented = strategy.augment(train_rows, task_type, seed)
-    return PreparedTask(task_type, data, train_rows, dev_rows, _head(data.eval, cfg.max_eval_samples), augmented)
+    eval_rows = _head(data.eval, cfg.max_eval_samples)
+    return PreparedTask(task_type, data, train_rows, dev_rows, eval_rows, augmented,
+                        sets=eval_sets(task_type, data, eval_rows, cfg, robustness))
 
 
 def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path | None, dev: bool = False) -> None:
@@ -290,6 +302,8 @@ def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path |
     dev_set, _ = preprocessed(task.task_type, task.dev_rows, task.data.dev_source, tokenizer, cfg, model, cache)
     if dev or cfg.early_stopping or cfg.eval_every_steps:  # what training evaluates on: never eval
         task.dev_set = dev_set
+    for name, one in task.sets.items():
+        one.features, _ = preprocessed(task.task_type, one.rows, name, tokenizer, cfg, model, cache)
     task.counts = (train_info, eval_info)
 
 

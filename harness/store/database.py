@@ -53,6 +53,8 @@ class RunRecord:
     predictions: list | None = None
     references: list | None = None
     probabilities: list | None = None  # per-example class probabilities (classification), for calibration
+    # more evaluation sets: {name: {predictions, references, probabilities, info}} (harness.run.eval_sets)
+    eval_sets: dict[str, dict] | None = None
     finished_at: float = field(default_factory=time.time)
 
 
@@ -221,6 +223,12 @@ class Store:
                     (record.id, json.dumps(record.predictions), json.dumps(record.references),
                      None if record.probabilities is None else json.dumps(record.probabilities)),
                 )
+            self.db.executemany(  # its more evaluation sets (harness.run.eval_sets)
+                "INSERT OR REPLACE INTO eval_sets (run_id, name, predictions, refs, probabilities, info) VALUES "
+                "(?, ?, ?, ?, ?, ?)", [(record.id, name, *map(json.dumps, (f["predictions"], f["references"])),
+                                        None if f.get("probabilities") is None else json.dumps(f["probabilities"]),
+                                        json.dumps(f.get("info", {}), sort_keys=True))
+                                       for name, f in (record.eval_sets or {}).items() if cur.rowcount])
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:  # a full disk, a store gone read-only: this record is not kept, the rest is
             self._rollback()
@@ -303,8 +311,7 @@ class Store:
 
     def statuses(self, ids: list[str] | None = None) -> dict[str, tuple[str, str | None]]:
         """{run id: (status, error)} for the given ids (all runs if None)."""
-        rows = self._select("id, status, error", ids)
-        return {r[0]: (r[1], r[2]) for r in rows}
+        return {r[0]: (r[1], r[2]) for r in self._select("id, status, error", ids)}
 
     def done(self, ids: list[str] | None = None) -> set[str]:
         return {i for i, (status, _) in self.statuses(ids).items() if status == "done"}
@@ -312,8 +319,7 @@ class Store:
     def frame(self, ids: list[str] | None = None) -> pd.DataFrame:
         """Runs as a DataFrame, JSON columns decoded into dicts."""
         columns = ["id", "suite", "model", "task", "strategy", "seed", "status", *JSON_COLUMNS, "error", "finished_at"]
-        rows = self._select(", ".join(columns), ids)
-        frame = pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(self._select(", ".join(columns), ids), columns=columns)
         for column in JSON_COLUMNS:
             frame[column] = frame[column].map(lambda v: json.loads(v) if v else {})
         return frame
@@ -378,6 +384,15 @@ class Store:
         except sqlite3.OperationalError:  # an older store opened read-only: no such column
             return None
         return json.loads(row[0]) if row and row[0] else None
+
+    def eval_sets(self, run_id: str) -> dict[str, dict]:
+        """A run's more evaluation sets, {name: {predictions, references, probabilities, info}}; none
+        where it had none (or the store is from before they were kept)."""
+        exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'eval_sets'").fetchone()
+        rows = self.db.execute("SELECT name, predictions, refs, probabilities, info FROM eval_sets WHERE run_id = ? "
+                               "ORDER BY rowid", (run_id,)).fetchall() if exists else []
+        return {name: {"predictions": json.loads(p), "references": json.loads(r), "probabilities": json.loads(q)
+                       if q else None, "info": json.loads(i)} for name, p, r, q, i in rows}
 
     def _select(self, columns: str, ids: list[str] | None) -> list[tuple]:
         if ids is None:

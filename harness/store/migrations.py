@@ -43,12 +43,22 @@ CREATE TABLE IF NOT EXISTS measurements (
     measured_at REAL NOT NULL,
     PRIMARY KEY (run_id, device)
 );
+CREATE TABLE IF NOT EXISTS eval_sets (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    predictions TEXT NOT NULL,
+    refs TEXT NOT NULL,
+    probabilities TEXT,
+    info TEXT NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
 """
 
 # 4: measurements, a kept run's serving cost measured again on another machine (`harness measure`),
 # one per (run, device), beside the record, which keeps what was measured where the run trained
 # 5: predictions.probabilities, each example's class probabilities (calibration)
-SCHEMA_VERSION = 5
+# 6: eval_sets, a run's predictions on its task's more evaluation sets (an extra split, a perturbed eval)
+SCHEMA_VERSION = 6
 
 
 def rekey(db: sqlite3.Connection) -> None:
@@ -107,4 +117,4 @@ def probabilities_column(db: sqlite3.Connection) -> None:
 # statements, or a function of the connection). Version 0 is a store written before versions were
 # kept: its tables are version 1's.
 MIGRATIONS: dict[int, list] = {1: [], 2: [rekey], 3: [rekey], 4: [],  # 4's table: SCHEMA, IF NOT EXISTS
-                                5: [probabilities_column]}
+                                5: [probabilities_column], 6: []}  # 6's table: SCHEMA, IF NOT EXISTS

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
@@ -38,6 +38,7 @@ class TaskData:
     train_source: str
     dev_source: str  # e.g. 'train (carved dev)'
     eval_source: str  # e.g. 'validation', or 'train (carved)'
+    extra: dict[str, datasets.Dataset] = field(default_factory=dict)  # the card's more evaluation sets (splits.extra)
 
 
 def load_splits(card: TaskCard) -> TaskData:
@@ -66,6 +67,10 @@ def _load_splits(card: TaskCard) -> TaskData:
         name = getattr(splits, role)
         if name is not None and name not in raw and not (role == "eval" and name == "validation" and len(raw) == 1):
             raise DataError(f"{where}: no split {name!r} for {role}{did_you_mean(name, raw)}")
+    for name in splits.extra:
+        if name not in raw:
+            raise DataError(f"{where}: no split {name!r} for splits.extra{did_you_mean(name, raw)}")
+    extra = {name: raw[name] for name in splits.extra}
     train, train_source = raw[splits.train], splits.train
     if splits.eval is None or splits.eval not in raw:
         train, evaluation = _carve(card, train, splits.validation_fraction, card.source.seed, where, "eval")
@@ -73,9 +78,9 @@ def _load_splits(card: TaskCard) -> TaskData:
     else:
         evaluation, eval_source = raw[splits.eval], splits.eval
     if splits.dev is not None:
-        return TaskData(train, raw[splits.dev], evaluation, train_source, splits.dev, eval_source)
+        return TaskData(train, raw[splits.dev], evaluation, train_source, splits.dev, eval_source, extra)
     train, dev = _carve(card, train, splits.dev_fraction, card.source.seed + 1, where, "dev")
-    return TaskData(train, dev, evaluation, train_source, f"{splits.train} (carved dev)", eval_source)
+    return TaskData(train, dev, evaluation, train_source, f"{splits.train} (carved dev)", eval_source, extra)
 
 
 CARVE_VERSION = 2  # bump when carving picks other rows; in the fingerprint of every card that carves
@@ -257,7 +262,7 @@ def fingerprint(card: TaskCard) -> str:
         basis = {"hub": source.hub, "config": source.config, "revision": source.revision or "unpinned"}
         if source.data_files:
             basis["data_files"] = source.data_files
-    basis["splits"] = card.splits.model_dump()
+    basis["splits"] = card.splits.model_dump(exclude=set() if card.splits.extra else {"extra"})
     if card.splits.eval is None or card.splits.dev is None:  # a split is carved, or may be
         basis["carve"] = CARVE_VERSION
     return json_digest(basis)

@@ -111,12 +111,12 @@ def test_every_view_of_the_table_is_offered_printed_and_written(two_task_suite, 
         main(["leaderboard", str(path), "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert set(VIEWS) == {"overall", "strategies", "backbones", "task", "cost", "calibration", "forgetting",
-                          "tuning"}
+                          "robustness", "tuning"}
     for view in VIEWS.values():
         assert f"{view.name}{' (default)' if view.name == 'overall' else ''}: {view.shows}" in shown
-        if view.name in ("tuning", "calibration", "forgetting"):  # this suite has no sweep (tests/sweep/test_sweep.py
+        if view.name in ("tuning", "calibration", "forgetting", "robustness"):  # this suite has no sweep (tests/sweep/test_sweep.py
             # has), its fake records keep no class probabilities (tests/report/test_calibration.py's cells do) and
-            # measure no forgetting (tests/run/test_retention.py's do)
+            # measure no forgetting (tests/run/test_retention.py's do) and have no more eval sets (test_robustness.py)
             assert main(["leaderboard", str(path), "--view", view.name]) == 2
             assert f"nothing to show in the {view.name} view" in capsys.readouterr().out
             continue

@@ -69,6 +69,10 @@ class TaskType:
         columns = [split[c] for c in self.card.inputs if c in split.column_names]
         return [" ".join(one(v) for v in values) for values in zip(*columns)] if columns else [""] * len(split)
 
+    def perturbed_columns(self) -> list[str]:
+        """The input columns a perturbation may change without changing a label (harness.tasks.perturb)."""
+        return list(self.card.inputs)
+
     def right(self, prediction, reference) -> bool:
         """Whether one example's prediction is right (harness.report.examples): equal to the reference."""
         return prediction == reference

@@ -183,6 +183,10 @@ class QuestionAnsweringType(TaskType):
     def references_of(self, rows: datasets.Dataset, name: str) -> list:
         return [texts for texts, _ in self.answers(rows, name)]
 
+    def perturbed_columns(self) -> list[str]:
+        """The question alone: the answers are character spans of the context."""
+        return [self.card.inputs[0]]
+
     def right(self, prediction, reference) -> bool:
         """SQuAD's exact match: the answer, normalised, is one of the references (or, with none, empty)."""
         from harness.metrics.squad import exact_v2

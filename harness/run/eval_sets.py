@@ -1,0 +1,44 @@
+"""A cell's evaluation sets beyond eval: the card's extra splits (`splits.extra`, an out-of-domain
+set) and, with the suite's `robustness`, seeded perturbations of eval (harness.tasks.perturb).
+Each is predicted by the cell's final model as eval is, and kept with the record (its predictions,
+references and class probabilities: the store's eval_sets table), so that every score on it is
+computed at report time, as eval's are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import datasets
+
+from harness.tasks.perturb import perturbed
+
+
+@dataclass
+class EvalSet:
+    """One more evaluation set of a task: its rows, what it is, and once preprocessed its features."""
+
+    rows: datasets.Dataset
+    info: dict
+    features: datasets.Dataset | None = None
+    found: dict = field(default_factory=dict)  # predictions, references, probabilities
+
+
+def eval_sets(task_type, data, eval_rows: datasets.Dataset, cfg, robustness) -> dict[str, EvalSet]:
+    """The card's extra splits (the first max_eval_samples rows, as eval) and, with the suite's
+    `robustness`, eval's perturbed copies."""
+    sets, n = {}, cfg.max_eval_samples
+    for name, rows in data.extra.items():
+        rows = rows.select(range(min(n, len(rows)))) if n else rows
+        sets[name] = EvalSet(rows, {"kind": "split", "split": name, "rows": len(rows)})
+    for kind, share in (robustness.perturbations.items() if robustness else ()):
+        rows, changed = perturbed(eval_rows, task_type.perturbed_columns(), kind, share, robustness.seed)
+        name = kind if kind not in sets else f"eval+{kind}"
+        sets[name] = EvalSet(rows, {"kind": "perturbation", "perturbation": kind, "share": share,
+                                    "seed": robustness.seed, "of": data.eval_source, "rows": len(rows),
+                                    "changed_rows": changed, "columns": task_type.perturbed_columns()})
+    return sets
+
+
+def kept(sets: dict[str, EvalSet]) -> dict[str, dict] | None:
+    """What a record keeps of its task's sets: {name: {predictions, references, probabilities, info}}."""
+    return {name: {**one.found, "info": one.info} for name, one in sets.items()} or None
