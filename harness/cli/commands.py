@@ -258,6 +258,7 @@ def _say_unsaved(store) -> None:
 
 def cmd_report(args) -> int:
     from harness.report import export, html, plots
+    from harness.report.examples import example_blocks
     from harness.report.leaderboard import boards
     from harness.report.results import Results
 
@@ -268,15 +269,13 @@ def cmd_report(args) -> int:
     if args.measured_on:
         results = results.measured_on(args.measured_on)
     folder = Path(args.out) if args.out else store.path.parent / loaded.name
-    sections = [(view, boards(results, view.name)) for view in VIEWS.values()]
-    sections = [(view, tables) for view, tables in sections if tables]  # a suite without a sweep has no tuning
-    written = []
-    for view, tables in sections:
-        written += export.write(tables, folder, view.stem)
+    sections = [(view, tables) for view in VIEWS.values() if (tables := boards(results, view.name))]  # no sweep: no tuning
+    written = [path for view, tables in sections for path in export.write(tables, folder, view.stem)]
     console.print(export.rich_table(sections[0][1][0]))
     pictures = plots.write(results, folder / "plots")
     page = folder / "report.html"
-    write_output(page, html.render(f"harness report: {loaded.name}", [(v.heading, t) for v, t in sections], pictures))
+    shown_sections = [(v.heading, t) for v, t in sections] + [("Examples", example_blocks(results, loaded.cards))]
+    write_output(page, html.render(f"harness report: {loaded.name}", shown_sections, pictures))
     console.print(Text(shown(f"wrote {page}, {len(pictures)} plots in {folder / 'plots'} and {len(written)} tables in {folder}")))
     _say_unsaved(store)
     return 0

@@ -56,7 +56,7 @@ def cmd_examples(args, console: Console, loaded, grid, store) -> int:
             say(f"... and {len(listed) - args.limit} more (--limit)", "dim")
         console.print()
     if labels := getattr(task_type, "confusion_labels", None):
-        _confusions(results, (a, b), task, labels(), say)
+        _confusions(results, (a, b), task, labels(), console)
     return 0
 
 
@@ -66,23 +66,14 @@ def _flips(results, a, b, task, right):
     return flips(results, a, b, task, right)
 
 
-def _confusions(results, rows, task, labels: list[str], say) -> None:
-    from harness.report.examples import confusion
+def _confusions(results, rows, task, labels: list[str], console) -> None:
+    from harness.report.examples import confusion_board
+    from harness.report.export import rich_table
 
-    runs = results.runs
     for row in rows:
-        counts = None
-        for run_id in runs[(runs.model == row[0]) & (runs.strategy == row[1]) & (runs.task == task)].run_id:
-            if (kept := results.predictions(run_id)) is not None:
-                one = confusion(kept[0], kept[1], list(range(len(labels))))
-                counts = one if counts is None else counts + one
-        if counts is None:
-            continue
-        say(f"{' · '.join(row)}: confusion over its seeds (rows: the reference, columns: the prediction)", "bold")
-        width = max(len(n) for n in labels) + 2
-        say(" " * width + "".join(f"{n:>{width}}" for n in labels))
-        for name, line in zip(labels, counts):
-            say(f"{name:>{width}}" + "".join(f"{int(v):>{width}}" for v in line))
+        board = confusion_board(results, task, row, labels)
+        if any(cell.mean for column in board.columns for cell in column.cells):
+            console.print(rich_table(board))
 
 
 def _task(name: str | None, loaded) -> str:

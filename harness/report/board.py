@@ -54,3 +54,14 @@ class Board:
 
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
+
+
+@dataclass
+class Listing:
+    """Examples listed with their text (harness.report.examples): each item a label and a text; `more`
+    items were left out."""
+
+    title: str
+    items: list[tuple[str, str]]
+    more: int = 0
+    notes: list[str] = field(default_factory=list)

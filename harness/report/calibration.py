@@ -65,6 +65,6 @@ def calibration_board(results: Results, task: str | None) -> list[Board]:
              f"HELM); Brier: mean squared distance of the probabilities from the one-hot reference; lower is better "
              f"for both; mean over seeds"]
     if missing:
-        notes.append(f"{missing} run(s) kept no class probabilities (not classification, a prompting method, or "
-                     f"recorded before harness kept them): not shown, not guessed")
+        notes.append(f"{missing} run(s) kept no class probabilities (not classification, or recorded before "
+                     f"harness kept them): not shown, not guessed")
     return [Board(f"{results.name}: calibration", ["model", "strategy"], rows, columns, notes + diverged_note(results))]

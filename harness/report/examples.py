@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.base.errors import HarnessError
+from harness.report.board import Board, Cell, Column, Listing
 from harness.report.results import Results
 
 Right = Callable[[object, object], bool]
@@ -79,3 +80,67 @@ def confusion(predictions: list, references: list, labels: list) -> np.ndarray:
     from sklearn.metrics import confusion_matrix
 
     return confusion_matrix(references, predictions, labels=labels)
+
+
+LIMIT = 10  # examples listed per list in the HTML report
+
+
+def example_blocks(results: Results, cards: dict, limit: int = LIMIT) -> list:
+    """The HTML report's examples, per task: what its two best rows (by mean score) disagree on in
+    every seed, what every row gets wrong, their confusion matrices (classification), and the eval
+    examples that overlap train, each with its text."""
+    from harness.config.registry import task_type_of
+    from harness.tasks.data import load_splits
+    from harness.tasks.overlap import overlap
+
+    blocks: list = []
+    for task in results.task_names:
+        if task not in cards:
+            continue
+        task_type, data = task_type_of(cards[task]), load_splits(cards[task])
+        texts = task_type.row_texts(data.eval)
+        runs = results.runs[results.runs.task == task]
+        means = runs.groupby(["model", "strategy"]).score.mean().sort_values(ascending=False)
+        ranked = [row for row in means.index if row in results.pairs()]
+        if len(ranked) >= 2:
+            blocks += _flip_listings(results, task, ranked[0], ranked[1], task_type, texts, limit)
+        if labels := getattr(task_type, "confusion_labels", lambda: None)():
+            blocks += [confusion_board(results, task, row, labels) for row in ranked[:2]]
+        train = task_type.row_texts(data.train)
+        found = overlap(train, texts)
+        items = [(f"eval #{j}", f"{texts[j]}  ⟵  train #{i}: {train[i]}") for j, i in list(found.found.items())[:limit]]
+        blocks.append(Listing(f"{task}: {len(found.found)} of {found.rows} eval examples overlap train", items,
+                              max(0, len(found.found) - limit),
+                              ["a shared 13-gram, or the whole normalised text under 13 words (harness.tasks.overlap)"]))
+    return blocks
+
+
+def _flip_listings(results: Results, task: str, a, b, task_type, texts: list[str], limit: int) -> list:
+    try:
+        found = flips(results, a, b, task, task_type.right)
+    except (NotImplementedError, HarnessError) as exc:
+        return [Listing(f"{task}: which examples flip", [], notes=[str(exc)])]
+    out = []
+    for title, listed in ((f"right in every seed of {' · '.join(a)}, wrong in every seed of {' · '.join(b)}",
+                           found.a_not_b),
+                          (f"right in every seed of {' · '.join(b)}, wrong in every seed of {' · '.join(a)}",
+                           found.b_not_a),
+                          ("wrong in every seed of every row", found.all_wrong)):
+        items = [(f"eval #{j}", texts[j] if j < len(texts) else "(text not found)") for j in listed[:limit]]
+        out.append(Listing(f"{task}: {len(listed)} of {found.examples} eval examples {title}", items,
+                           max(0, len(listed) - limit)))
+    out[0].notes.append(f"the task's two best rows by mean score; harness examples SUITE --task {task} --rows A B "
+                        f"compares any two")
+    return out
+
+
+def confusion_board(results: Results, task: str, row, labels: list[str]) -> Board:
+    runs = results.runs
+    counts = np.zeros((len(labels), len(labels)))
+    for run_id in runs[(runs.model == row[0]) & (runs.strategy == row[1]) & (runs.task == task)].run_id:
+        if (kept := results.predictions(run_id)) is not None:
+            counts += confusion(kept[0], kept[1], list(range(len(labels))))
+    columns = [Column(f"predicted_{i}", f"predicted {name}", "count", [Cell(mean=float(v), n=1) for v in counts[:, i]])
+               for i, name in enumerate(labels)]
+    return Board(f"{task} · {' · '.join(row)}: confusion over its seeds", ["reference"], [(n,) for n in labels], columns,
+                 ["rows: the reference class; columns: the predicted class; summed over the row's seeds"])

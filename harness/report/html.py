@@ -13,7 +13,7 @@ import html
 import math
 from pathlib import Path
 
-from harness.report.board import Board
+from harness.report.board import Board, Listing
 from harness.report.export import text
 
 STYLE = """
@@ -27,6 +27,8 @@ td.best { font-weight: bold; }
 td.second { text-decoration: underline; }
 p.note { color: #555; font-size: 90%; margin: 0.1em 0; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+ul.examples { font-size: 90%; margin: 0.3em 0; padding-left: 1.2em; }
+ul.examples .label { color: #777; font-variant-numeric: tabular-nums; }
 """
 
 SCRIPT = """
@@ -50,7 +52,7 @@ if (m) { const t = document.getElementById(decodeURIComponent(m[1])); if (t) sor
 """
 
 
-def render(title: str, sections: list[tuple[str, list[Board]]], plots: list[Path]) -> str:
+def render(title: str, sections: list[tuple[str, list[Board | Listing]]], plots: list[Path]) -> str:
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
     number = 0
@@ -58,7 +60,7 @@ def render(title: str, sections: list[tuple[str, list[Board]]], plots: list[Path
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         for board in boards:
             number += 1
-            parts.append(_table(board, f"t{number}"))
+            parts.append(_listing(board) if isinstance(board, Listing) else _table(board, f"t{number}"))
     if plots:
         parts.append("<h2>Plots</h2>")
         for path in plots:
@@ -84,3 +86,11 @@ def _table(board: Board, table_id: str) -> str:
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in board.notes)
     return (f"<h3>{html.escape(board.title)}</h3><table class='board' id='{table_id}'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>{notes}")
+
+
+def _listing(listing: Listing) -> str:
+    items = "".join(f"<li><span class='label'>{html.escape(label)}</span> {html.escape(said)}</li>"
+                    for label, said in listing.items)
+    more = f"<p class='note'>... and {listing.more} more</p>" if listing.more else ""
+    notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in listing.notes)
+    return f"<h3>{html.escape(listing.title)}</h3><ul class='examples'>{items}</ul>{more}{notes}"

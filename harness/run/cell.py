@@ -233,10 +233,12 @@ def _prompted(job: Job, timer: PhaseTimer) -> Done:
     with timer("evaluate"), autocast(spec.compute):
         predictions, info = strategy.predict(model, job.tokenizer, task.task_type, task.eval_rows, task.train_rows,
                                              spec.seed, spec.train)
+        probabilities = strategy.probabilities
         for name, one in task.sets.items():
             found, _ = strategy.predict(model, job.tokenizer, task.task_type, one.rows, task.train_rows, spec.seed,
                                         spec.train)
-            one.found = {"predictions": found, "references": task.task_type.references_of(one.rows, name)}
+            one.found = {"predictions": found, "references": task.task_type.references_of(one.rows, name),
+                         "probabilities": strategy.probabilities}
     info["weights_dtype"] = weights_dtype(model)
     if spec.sweep is not None:
         with timer("dev"), autocast(spec.compute):
@@ -247,6 +249,7 @@ def _prompted(job: Job, timer: PhaseTimer) -> Done:
     with timer("measure"), autocast(spec.compute):
         cost = {spec.task: measured(lambda: measure_prompted(model, strategy, task, job.tokenizer, spec))}
     return Done(parameter_counts(model, set()), predictions={spec.task: predictions}, measured=cost,
+                probabilities={spec.task: probabilities},
                 references={spec.task: task.task_type.references_of(task.eval_rows, task.data.eval_source)},
                 info={spec.task: info | recipe_info(strategy, model) | _retained(job, model)})
 

@@ -123,8 +123,11 @@ class Strategy(Configured):
 
     def predict(self, model: nn.Module, tokenizer, task_type, rows, train_rows, seed: int, train) -> tuple[list, dict]:
         """(per-example predictions on `rows`, what was done) for a strategy that does not train
-        (`trains` False): it predicts in place of the Trainer."""
+        (`trains` False): it predicts in place of the Trainer, and leaves each row's class
+        probabilities in `self.probabilities` where the task has classes (calibration reads them)."""
         raise NotImplementedError
+
+    probabilities: list | None = None  # of the rows `predict` last predicted
 
     def save_trained(self, model: nn.Module, folder: Path) -> None:
         """Write what this strategy trained in `model` into `folder`: the parameters it trains

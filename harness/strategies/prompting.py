@@ -57,6 +57,9 @@ class ZeroShot(Strategy):
         return None
 
     def predict(self, model, tokenizer, task_type, rows, train_rows, seed: int, train):
+        """(per-row predictions, info); `self.probabilities` is then each row's class probabilities:
+        the verbalizers' log-probabilities renormalised over the classes (None for generation)."""
+        self.probabilities = None
         if task_type.generates:
             return self._generate(model, tokenizer, task_type, rows, train_rows, seed, train)
         labels = task_type.card.labels
@@ -67,6 +70,8 @@ class ZeroShot(Strategy):
         prompts = [prefix + self._query(task_type, row) for row in rows]
         scores = continuation_logprobs(model, tokenizer, prompts, [" " + w for w in words], self.args.batch_size)
         predictions = [int(torch.tensor(s).argmax()) for s in scores]
+        self.probabilities = [[round(p, 6) for p in torch.tensor(s, dtype=torch.float64).softmax(-1).tolist()]
+                              for s in scores]
         return predictions, {"prompt_example": prompts[0] if prompts else "", "verbalizers": dict(zip(labels, words)),
                              "demonstrations": self.demonstrations}
 

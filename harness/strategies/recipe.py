@@ -180,6 +180,10 @@ class Recipe(Strategy):
     def predict(self, *args, **kwargs):
         return self.method.predict(*args, **kwargs)
 
+    @property
+    def probabilities(self):
+        return self.method.probabilities
+
     def mixing(self, sizes):
         return self.together.mixing(sizes)
 

@@ -70,3 +70,32 @@ def test_each_task_type_says_what_right_is():
     assert entities.right(["B-PER", "O"], ["B-PER", "O"]) and not entities.right(["B-PER", "O"], ["B-PER", "B-LOC"])
     with pytest.raises(NotImplementedError, match="regression"):
         task_type_of(catalogue.get("stsb")).right(2.5, 2.4)
+
+
+def test_the_html_report_lists_the_two_best_rows_flips_with_their_text_and_the_overlap(small_suite, tmp_path):
+    import html
+
+    from harness.config.registry import task_type_of
+    from harness.tasks.data import load_splits
+
+    path = small_suite(strategies={"full": {}, "lora": {}, "bitfit": {}}, seeds=[0, 1])
+    loaded = load_suite(path)
+    with Store(loaded.store_path) as store:
+        for spec in expand(loaded):
+            wrong = WRONG[(spec.strategy, spec.seed)]
+            record = fake_record(spec, 200 - len(wrong))  # scores as the predictions: bitfit best, then full
+            record.predictions = [1 - r if i in wrong else r for i, r in enumerate(REFS)]
+            store.write(record)
+    out = tmp_path / "out"
+    assert main(["report", str(path), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    examples = page[page.index("<h2>Examples</h2>"):]
+    card = loaded.cards[next(iter(loaded.cards))]
+    texts = task_type_of(card).row_texts(load_splits(card).eval)
+    first = examples.index("right in every seed of tiny · bitfit, wrong in every seed of tiny · full")
+    listed = examples[first:examples.index("</ul>", first)]
+    assert re.findall(r"eval #(\d+)", listed) == [str(i) for i in range(10, 20)]
+    assert html.escape(texts[10]) in listed
+    assert "3 of 200 eval examples wrong in every seed of every row" in examples
+    assert "confusion over its seeds" in examples and "predicted" in examples
+    assert "eval examples overlap train" in examples

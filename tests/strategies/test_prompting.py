@@ -28,6 +28,10 @@ def test_prompted_cells_run_without_training_and_encoders_are_refused(small_suit
         assert len(record.predictions) == 20 and set(record.predictions) <= {0, 1}
         prompt = record.info["prompt_example"]
         assert prompt.endswith("Answer:") and prompt.count("Answer:") == 1 + record.info["demonstrations"]
+        # class probabilities for calibration: the verbalizers' scores renormalised, their argmax the prediction
+        assert len(record.probabilities) == 20
+        for row, predicted in zip(record.probabilities, record.predictions):
+            assert sum(row) == pytest.approx(1, abs=1e-5) and max(range(2), key=row.__getitem__) == predicted
 
 
 def test_continuation_scores_equal_a_manual_computation():
