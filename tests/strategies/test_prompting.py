@@ -53,6 +53,37 @@ def test_continuation_scores_equal_a_manual_computation():
             assert got[i][j] == pytest.approx(expected, abs=1e-4)
 
 
+def test_the_demonstrations_key_value_cache_gives_the_scores_computed_without_it():
+    """In-context prompts share their demonstrations: computed once and reused, the scores are those of
+    the whole prompt to 1e-4 (a prompt whose tokens merge across the seam is scored whole)."""
+    import transformers
+
+    from harness.config.schemas import ModelSpec
+    from harness.run.backbones import resolve
+
+    model, tokenizer = resolve("t", ModelSpec(source="tiny:llama")).load(
+        transformers.AutoModelForCausalLM, {}, ["review the film was good great", "the film was bad awful"], 0)
+    prefix = "review the film was good answer good review the film was bad answer bad review the fil"
+    prompts = [prefix + end for end in ["m was good answer", "m was awful answer", " great answer"] * 4]
+    shapes = []
+    forward = model.forward
+
+    def spy(*args, **kwargs):
+        shapes.append((tuple(kwargs["input_ids"].shape), kwargs.get("cache") is not None))
+        return forward(*args, **kwargs)
+
+    model.forward = spy
+    cached = continuation_logprobs(model, tokenizer, prompts, [" good", " bad"], 4, prefix)
+    model.forward = forward
+    whole = continuation_logprobs(model, tokenizer, prompts, [" good", " bad"], 4)
+    assert [max(range(2), key=s.__getitem__) for s in cached] == [max(range(2), key=s.__getitem__) for s in whole]
+    assert max(abs(a - b) for x, y in zip(cached, whole) for a, b in zip(x, y)) < 1e-4
+    assert shapes[0][0][0] == 1 and not shapes[0][1]  # the prefix, once
+    # 'fil' + 'm...' tokenizes as 'film': those 16 pairs are scored whole; the 8 ' great' ones from the cache
+    assert sum(n for (n, _), used in shapes[1:] if used) == 8
+    assert sum(n for (n, _), used in shapes[1:] if not used) == 16
+
+
 def test_regression_tasks_are_refused_at_run_time(small_suite, tmp_path):
     card = write_yaml(tmp_path / "tasks" / "sim.yaml", {
         "name": "sim", "type": "classification", "source": {"generate": "similarity"},
