@@ -24,6 +24,7 @@ from harness.config.schemas import ModelSpec, Retention, Robustness, TrainConfig
 from harness.strategies import Strategy
 from harness.strategies.recipe import build
 from harness.sweep.space import shown
+from harness.tasks.perturb import PERTURB_VERSION
 
 # Card fields no result depends on: what a report reads. Metrics are computed from the stored
 # predictions at report time (harness.report.results), unless they need the model (RunSpec.identity).
@@ -143,7 +144,7 @@ class RunSpec(Strict):
         if self.retention is not None:  # measuring forgetting: hashed only when asked for
             identity["retention"] = self.retention.identity()
         if self.robustness is not None:
-            identity["robustness"] = self.robustness.model_dump(mode="json")
+            identity["robustness"] = self.robustness.model_dump(mode="json") | {"version": PERTURB_VERSION}
         if self.compute != CPU_COMPUTE:  # a GPU run is its own result; CPU fp32 ids predate this key
             identity["compute"] = self.compute
         return identity

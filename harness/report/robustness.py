@@ -86,8 +86,7 @@ def _said(infos: list[dict]) -> str:
     info = infos[0]
     if info["kind"] == "split":
         return f"the card's split {info['split']!r}, {info['rows']} rows"
-    changed = sorted({i["changed_rows"] for i in infos})
-    rows = f"{changed[0]}" if len(changed) == 1 else f"{changed[0]}-{changed[-1]}"
+    changed = sorted({(i["rows"], i["changed_rows"]) for i in infos}, reverse=True)  # by the eval rows scored
     site = "contractible phrases" if info["perturbation"] == "contractions" else "words"
     return (f"{info['perturbation']} on {info['share']:.0%} of the {site} of {', '.join(info['columns'])} in eval "
-            f"({info['of']}), seed {info['seed']}: {rows} of {info['rows']} rows changed")
+            f"({info['of']}), seed {info['seed']}: " + "; ".join(f"{c} of {n} rows changed" for n, c in changed))

@@ -288,7 +288,7 @@ def load_task(card, strategy, cfg, seed: int, robustness=None) -> PreparedTask:
     train_rows, augmented = strategy.augment(train_rows, task_type, seed)
     eval_rows = _head(data.eval, cfg.max_eval_samples)
     return PreparedTask(task_type, data, train_rows, dev_rows, eval_rows, augmented,
-                        sets=eval_sets(task_type, data, eval_rows, cfg, robustness))
+                        sets=eval_sets(task_type, data, cfg, robustness))
 
 
 def preprocess_task(task: PreparedTask, tokenizer, cfg, model, artifacts: Path | None, dev: bool = False) -> None:

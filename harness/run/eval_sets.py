@@ -23,19 +23,25 @@ class EvalSet:
     found: dict = field(default_factory=dict)  # predictions, references, probabilities
 
 
-def eval_sets(task_type, data, eval_rows: datasets.Dataset, cfg, robustness) -> dict[str, EvalSet]:
-    """The card's extra splits (the first max_eval_samples rows, as eval) and, with the suite's
-    `robustness`, eval's perturbed copies."""
+def eval_sets(task_type, data, cfg, robustness) -> dict[str, EvalSet]:
+    """The card's extra splits and, with the suite's `robustness`, eval's perturbed copies (drawn on the
+    whole eval split, so that a cell scored on its first N rows sees the same text as one scored on
+    all), each cut to the first max_eval_samples rows, as eval is."""
     sets, n = {}, cfg.max_eval_samples
+
+    def head(rows):
+        return rows.select(range(min(n, len(rows)))) if n else rows
+
     for name, rows in data.extra.items():
-        rows = rows.select(range(min(n, len(rows)))) if n else rows
-        sets[name] = EvalSet(rows, {"kind": "split", "split": name, "rows": len(rows)})
+        sets[name] = EvalSet(head(rows), {"kind": "split", "split": name, "rows": len(head(rows))})
     for kind, share in (robustness.perturbations.items() if robustness else ()):
-        rows, changed = perturbed(eval_rows, task_type.perturbed_columns(), kind, share, robustness.seed)
+        rows, changed = perturbed(data.eval, task_type.perturbed_columns(), kind, share, robustness.seed)
+        rows = head(rows)
         name = kind if kind not in sets else f"eval+{kind}"
         sets[name] = EvalSet(rows, {"kind": "perturbation", "perturbation": kind, "share": share,
                                     "seed": robustness.seed, "of": data.eval_source, "rows": len(rows),
-                                    "changed_rows": changed, "columns": task_type.perturbed_columns()})
+                                    "changed_rows": sum(c > 0 for c in changed[:len(rows)]),
+                                    "columns": task_type.perturbed_columns()})
     return sets
 
 

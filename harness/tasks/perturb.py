@@ -37,8 +37,17 @@ CONTRACTIONS = {"do not": "don't", "does not": "doesn't", "did not": "didn't", "
                 "i am": "i'm", "you are": "you're", "we are": "we're", "they are": "they're", "i have": "i've",
                 "you have": "you've", "i will": "i'll", "you will": "you'll", "let us": "let's", "what is": "what's"}
 EXPANSIONS = {short: long for long, short in CONTRACTIONS.items() if long != "cannot"}
-_PHRASE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, [*CONTRACTIONS, *EXPANSIONS]), key=len, reverse=True))
-                     + r")\b", re.IGNORECASE)
+PERTURB_VERSION = 2  # bump when a perturbation changes other text: it is hashed into the run ids
+
+
+def _spaced(short: str) -> str:
+    """A contraction's pattern, also as tokenized text writes it (SST-2's 'does n't', 'it 's', 'ca n't')."""
+    cut = len(short) - 3 if short.endswith("n't") else short.index("'")
+    return re.escape(short[:cut]) + " ?" + re.escape(short[cut:])
+
+
+_PHRASE = re.compile(r"\b(" + "|".join(sorted([*map(re.escape, CONTRACTIONS), *map(_spaced, EXPANSIONS)], key=len,
+                                              reverse=True)) + r")(?!\w)", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 PERTURBATIONS = ("typos", "case", "contractions")
 
@@ -53,7 +62,7 @@ def _typo(word: str, rng: random.Random) -> str:
 
 
 def _other_form(phrase: str, rng: random.Random) -> str:
-    lower = phrase.lower()
+    lower = re.sub(r" (?=n't|')", "", phrase.lower())  # a tokenized contraction: 'does n't' is "doesn't"
     new = CONTRACTIONS.get(lower) or EXPANSIONS[lower]
     return new[0].upper() + new[1:] if phrase[0].isupper() else new
 
@@ -97,9 +106,10 @@ def perturb_texts(values: list, kind: str, share: float, seed: int) -> tuple[lis
     return out, changed
 
 
-def perturbed(rows: datasets.Dataset, columns: list[str], kind: str, share: float, seed: int) -> tuple[datasets.Dataset, int]:
+def perturbed(rows: datasets.Dataset, columns: list[str], kind: str, share: float,
+              seed: int) -> tuple[datasets.Dataset, list[int]]:
     """`rows` with `columns` perturbed (each column drawn on its own, from the same seed); and how many
-    rows changed."""
+    sites changed in each row."""
     changed = [0] * len(rows)
     for n, column in enumerate(columns):
         values, counts = perturb_texts(list(rows[column]), kind, share, seed + n)
@@ -107,4 +117,4 @@ def perturbed(rows: datasets.Dataset, columns: list[str], kind: str, share: floa
         order = rows.column_names
         rows = rows.remove_columns(column).add_column(column, values, feature=feature).select_columns(order)
         changed = [a + b for a, b in zip(changed, counts)]
-    return rows, sum(c > 0 for c in changed)
+    return rows, changed
