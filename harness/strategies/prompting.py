@@ -69,8 +69,7 @@ class ZeroShot(Strategy):
         words = [(self.args.verbalizers or {}).get(label, label) for label in labels]
         prefix = self.args.instruction + self._demonstrations(task_type, train_rows, words, seed)
         prompts = [prefix + self._query(task_type, row) for row in rows]
-        scores = continuation_logprobs(model, tokenizer, prompts, [" " + w for w in words], self.args.batch_size,
-                                       prefix)
+        scores = continuation_logprobs(model, tokenizer, prompts, [" " + w for w in words], self.args.batch_size)
         predictions = [int(torch.tensor(s).argmax()) for s in scores]
         self.probabilities = [[round(p, 6) for p in torch.tensor(s, dtype=torch.float64).softmax(-1).tolist()]
                               for s in scores]
@@ -111,56 +110,51 @@ class InContext(ZeroShot):
 
 @torch.no_grad()
 def continuation_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int,
-                          prefix: str = ""):
-    """For each prompt, the summed log-probability of each continuation's tokens. Prompts that start
-    with `prefix` (the instruction and demonstrations every row shares) reuse its key/value cache,
-    computed once: a pair whose tokens begin with the prefix's own tokens is run from the cache on,
-    any other (a tokenizer that merges across the seam) from its first token, as without a prefix."""
+                          reuse: bool = True):
+    """For each prompt, the summed log-probability of each continuation's tokens. With `reuse`, the
+    tokens every pair begins with (an in-context prompt's instruction and demonstrations, as the
+    tokenizer splits them in context) are run once and their key/value cache serves every pair."""
     model.eval()
     device = next(model.parameters()).device
     pairs = []  # (position in the output, full token ids, index of the continuation's first token)
     for n, (p, c) in enumerate((p, c) for p in prompts for c in continuations):
         prompt_ids, full_ids = tokenizer(p)["input_ids"], tokenizer(p + c)["input_ids"]
         pairs.append((n, full_ids, min(len(prompt_ids), len(full_ids) - 1)))  # tokens may merge at the seam
-    shared = _prefix_ids(tokenizer, prefix)
-    cache = None
-    if len(shared) > 1 and any(f[:len(shared)] == shared and first > len(shared) for _, f, first in pairs):
-        cache = model(input_ids=torch.tensor([shared], device=device), use_cache=True).cache
-    cached = [pair for pair in pairs if cache is not None and pair[1][:len(shared)] == shared and pair[2] > len(shared)]
-    taken = {n for n, _, _ in cached}
-    whole = [pair for pair in pairs if pair[0] not in taken]
+    start = _shared(pairs) if reuse and pairs else 0
+    cache = model(input_ids=torch.tensor([pairs[0][1][:start]], device=device), use_cache=True).cache if start else None
     out = [0.0] * len(pairs)
-    for group, start in ((cached, len(shared)), (whole, 0)):
-        for b in range(0, len(group), batch_size):
-            batch = group[b:b + batch_size]
-            rest = [f[start:] for _, f, _ in batch]
-            width = max(len(r) for r in rest)
-            ids = torch.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=torch.long)
-            mask = torch.zeros((len(batch), start + width), dtype=torch.long)
-            mask[:, :start] = 1
-            for i, r in enumerate(rest):
-                ids[i, : len(r)] = torch.tensor(r)
-                mask[i, start: start + len(r)] = 1
-            past = None
-            if start:  # the prefix's cache, one copy per row of the batch (a forward pass extends it)
-                past = copy.deepcopy(cache)
-                past.batch_repeat_interleave(len(batch))
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), cache=past,
-                           use_cache=start > 0).logits
-            logprobs = torch.log_softmax(logits.float(), -1)
-            for i, (n, f, first) in enumerate(batch):
-                targets = torch.tensor(f[first:], device=device)
-                out[n] = float(logprobs[i, first - 1 - start: len(f) - 1 - start].gather(-1, targets[:, None]).sum())
+    for b in range(0, len(pairs), batch_size):
+        batch = pairs[b:b + batch_size]
+        rest = [f[start:] for _, f, _ in batch]
+        width = max(len(r) for r in rest)
+        ids = torch.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((len(batch), start + width), dtype=torch.long)
+        mask[:, :start] = 1
+        for i, r in enumerate(rest):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, start: start + len(r)] = 1
+        past = None
+        if cache is not None:  # one copy of the shared tokens' cache per row of the batch (a forward pass extends it)
+            past = copy.deepcopy(cache)
+            past.batch_repeat_interleave(len(batch))
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), cache=past,
+                       use_cache=past is not None).logits
+        logprobs = torch.log_softmax(logits.float(), -1)
+        for i, (n, f, first) in enumerate(batch):
+            targets = torch.tensor(f[first:], device=device)
+            out[n] = float(logprobs[i, first - 1 - start: len(f) - 1 - start].gather(-1, targets[:, None]).sum())
     k = len(continuations)
     return [out[i:i + k] for i in range(0, len(out), k)]
 
 
-def _prefix_ids(tokenizer, prefix: str) -> list[int]:
-    """The prefix's tokens as they begin a longer text: special tokens a tokenizer appends at the end
-    of a text (a [SEP]) are not part of it."""
-    if not prefix:
-        return []
-    ids = tokenizer(prefix)["input_ids"]
-    while ids and ids[-1] in tokenizer.all_special_ids:
-        ids = ids[:-1]
-    return ids
+MIN_SHARED = 8  # fewer shared tokens than this are not worth a cache
+
+
+def _shared(pairs: list[tuple[int, list[int], int]]) -> int:
+    """How many first tokens every pair shares, short of the token before any continuation (whose
+    logits score it); 0 when fewer than MIN_SHARED."""
+    first = pairs[0][1]
+    length = min(min(first_token - 1 for _, _, first_token in pairs), len(first))
+    for _, ids, _ in pairs[1:]:
+        length = next((i for i in range(min(length, len(ids))) if ids[i] != first[i]), min(length, len(ids)))
+    return length if length >= MIN_SHARED else 0

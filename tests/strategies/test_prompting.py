@@ -54,8 +54,8 @@ def test_continuation_scores_equal_a_manual_computation():
 
 
 def test_the_demonstrations_key_value_cache_gives_the_scores_computed_without_it():
-    """In-context prompts share their demonstrations: computed once and reused, the scores are those of
-    the whole prompt to 1e-4 (a prompt whose tokens merge across the seam is scored whole)."""
+    """In-context prompts share their demonstrations: the tokens every prompt begins with are run once
+    and reused; the scores are those of each whole prompt to 1e-4, and short prompts share no cache."""
     import transformers
 
     from harness.config.schemas import ModelSpec
@@ -73,15 +73,23 @@ def test_the_demonstrations_key_value_cache_gives_the_scores_computed_without_it
         return forward(*args, **kwargs)
 
     model.forward = spy
-    cached = continuation_logprobs(model, tokenizer, prompts, [" good", " bad"], 4, prefix)
+    cached = continuation_logprobs(model, tokenizer, prompts, [" good", " bad"], 5)
     model.forward = forward
-    whole = continuation_logprobs(model, tokenizer, prompts, [" good", " bad"], 4)
+    whole = continuation_logprobs(model, tokenizer, prompts, [" good", " bad"], 5, reuse=False)
     assert [max(range(2), key=s.__getitem__) for s in cached] == [max(range(2), key=s.__getitem__) for s in whole]
     assert max(abs(a - b) for x, y in zip(cached, whole) for a, b in zip(x, y)) < 1e-4
-    assert shapes[0][0][0] == 1 and not shapes[0][1]  # the prefix, once
-    # 'fil' + 'm...' tokenizes as 'film': those 16 pairs are scored whole; the 8 ' great' ones from the cache
-    assert sum(n for (n, _), used in shapes[1:] if used) == 8
-    assert sum(n for (n, _), used in shapes[1:] if not used) == 16
+    # the tokens every prompt + verbalizer begins with: 'fil' merges into 'film' in two of the three endings
+    texts = [tokenizer(p + c)["input_ids"] for p in prompts for c in (" good", " bad")]
+    shared = next(i for i in range(min(map(len, texts))) if len({t[i] for t in texts}) > 1)
+    assert shared < len(tokenizer(prefix)["input_ids"]) - 1
+    assert shapes[0] == ((1, shared), False)  # the shared tokens, once
+    assert all(used for _, used in shapes[1:]) and sum(n for (n, _), _ in shapes[1:]) == 24  # every pair from them
+    assert max(width for (_, width), _ in shapes[1:]) <= 8  # only what follows them is run per pair
+    model.forward = spy
+    shapes.clear()
+    continuation_logprobs(model, tokenizer, ["good", "the film"], [" good", " bad"], 4)
+    model.forward = forward
+    assert all(not used for _, used in shapes)  # under MIN_SHARED tokens in common: no cache
 
 
 def test_regression_tasks_are_refused_at_run_time(small_suite, tmp_path):
