@@ -3,6 +3,7 @@ into the test's temporary folder)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
@@ -22,8 +23,25 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one of several test processes on th
 
 from harness.testing import write_suite  # noqa: E402
 
+# bitsandbytes (imported by peft) warns on import that an optional CPU kernel package is missing, as the CLI silences
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
 
 @pytest.fixture
 def small_suite(tmp_path):
     """Write a suite (and the small sentiment card beside it); returns a function of overrides."""
     return lambda **changes: write_suite(tmp_path, **changes)
+
+
+# The longest checks first: the test processes take tests in this order, and a long one taken last would
+# keep one process busy after the others are done. (Ordered by where the time went in a --durations run.)
+SLOWEST_FIRST = ("tests/executors/test_cluster.py", "tests/executors/test_ray.py", "tests/test_benchmarks.py",
+                 "tests/executors/test_packing.py", "tests/executors/", "tests/tasks/types/",
+                 "tests/report/test_stats_simulation.py", "tests/strategies/test_strategies.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return next((i for i, prefix in enumerate(SLOWEST_FIRST) if item.nodeid.startswith(prefix)), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the order within each group is pytest's

@@ -13,6 +13,7 @@ pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.system  # the whole script, Ray included, on tiny models: .ci/run runs it
 def test_gpu_benchmark_smoke():
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--smoke"], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats as sp
 
 from harness.metrics import Metric
-from harness.report.stats import GAMMA, RESAMPLES, Run, SeedNoise, covariance_from, resampler
+from harness.report.stats import GAMMA, RESAMPLES, Run, SeedNoise, covariance_from, resampler, scores
 
 ALPHA = 0.05
 DRAWS = 4000  # simulated draws of the column under the least favourable case
@@ -58,7 +58,7 @@ def best_set(rows: list[list[Run]], metric: Metric, noise: SeedNoise, alpha: flo
              seed: int = 0) -> BestSet:
     """The best set of a column whose rows all hold runs on the same references (one per seed,
     each with a finite score; stats.comparable checks both)."""
-    means = np.array([np.mean([metric(p, r) for _, p, r in runs]) for runs in rows])
+    means = np.array([np.mean(scores(runs, metric)) for runs in rows])
     seeds = np.array([len(runs) for runs in rows], dtype=float)
     return best_set_of(means, seeds, example_covariance(rows, metric, seed=seed), noise, alpha, draws, seed)
 

@@ -24,6 +24,7 @@ import pytest
 from harness.config.suite import expand, load_suite
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.system  # two Ray nodes and a driver, each a process tree of its own: .ci/run runs it
 RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
 
 

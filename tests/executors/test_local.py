@@ -85,7 +85,7 @@ def test_ctrl_c_keeps_completed_records_and_leaves_no_partial_one(small_suite):
 
 
 def test_kill_9_leaves_only_complete_records(small_suite):
-    path = small_suite(seeds=[0, 1, 2, 3, 4, 5], train={"epochs": 2})
+    path = small_suite(seeds=[0, 1, 2, 3], train={"epochs": 1})
     store_path = load_suite(path).store_path
     process = subprocess.Popen([sys.executable, "-m", "harness", "run", str(path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -106,7 +106,7 @@ def test_kill_9_leaves_only_complete_records(small_suite):
     assert count >= 1
     with Store(store_path) as store:
         frame = store.frame()
-        assert 1 <= len(frame) < 6
+        assert 1 <= len(frame) < 4
         assert (frame.status == "done").all()
         for record in frame.itertuples():
             assert record.metrics["accuracy"] > 0
@@ -115,4 +115,4 @@ def test_kill_9_leaves_only_complete_records(small_suite):
     kept = len(frame)
     out = subprocess.run([sys.executable, "-m", "harness", "run", str(path)], capture_output=True, text=True)
     assert out.returncode == 0
-    assert f"{6 - kept} ran, {kept} already done" in out.stdout
+    assert f"{4 - kept} ran, {kept} already done" in out.stdout

@@ -17,13 +17,14 @@ from harness.store.database import Store
 from harness.testing import fake_record
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("packing")  # one test process runs this module: one local Ray for its tests
 GiB = 2**30
 
 
 @pytest.fixture(scope="module")
 def gpu_ray():
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -60,7 +61,7 @@ def test_small_cells_share_a_gpu_and_a_large_one_gets_it_whole(small_suite, tmp_
     small, large = specs[:4], specs[4]
     estimates = {s.id: 2 * GiB for s in small} | {large.id: 70 * GiB}
     with Store(tmp_path / "s.sqlite") as store:
-        summary = run_ray(jobs(specs), store, Console(quiet=True), RayOptions(cpus_per_cell=0.5, gpu_memory=80 * GiB),
+        summary = run_ray(jobs(specs), store, Console(quiet=True), RayOptions(gpu_memory=80 * GiB),
                           estimates, work=_timed)
         assert len(summary.done) == 5
         info = store.frame().set_index("id")["info"]
@@ -85,7 +86,7 @@ def test_a_cell_out_of_memory_when_packed_runs_again_alone(small_suite, tmp_path
 
 
 def test_packed_cells_give_the_records_of_one_at_a_time(small_suite, tmp_path, gpu_ray):
-    """Real cells (a tiny BERT), packed four to a fake GPU by their estimates, against the local
+    """Real cells (a tiny BERT), packed onto one fake GPU by their estimates (two side by side), against the local
     executor: the same scores and predictions (training is seeded; on a CPU the kernels are
     deterministic)."""
     from harness.base.device import training_device
@@ -103,7 +104,7 @@ def test_packed_cells_give_the_records_of_one_at_a_time(small_suite, tmp_path, g
         estimates = {c.spec.id: c.memory.peak for c in plan.cells if c.memory}
         assert len(estimates) == 4
         run_local(jobs(specs), local, Console(quiet=True))
-        summary = run_ray(jobs(specs), packed, Console(quiet=True), RayOptions(cpus_per_cell=0.5, gpu_memory=80 * GiB),
+        summary = run_ray(jobs(specs), packed, Console(quiet=True), RayOptions(gpu_memory=80 * GiB),
                           estimates)
         assert len(summary.done) == 4
         for spec in specs:
