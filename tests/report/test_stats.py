@@ -127,3 +127,33 @@ def test_ranks_and_win_rates_by_hand():
     # row 0 beats both on task 1, loses to row 1 on task 2: 2 of 3 games
     # row 1: loses to row 0 and ties row 2 on task 1, beats row 0 on task 2
     assert stats.win_rates(table).tolist() == pytest.approx([2 / 3, (0 + 0.5 + 1) / 3, (0 + 0.5) / 2])
+
+
+@pytest.mark.parametrize("name", ["accuracy", "f1_macro", "mcc", "pearson", "seqeval_f1"])
+def test_scores_of_many_runs_at_once_are_each_runs_own(name):
+    """stats.scores takes the metric's batch form for runs on the same references; each value is the
+    library's own for that run, NaN included (a constant prediction has no correlation), and runs on
+    other references, of other lengths or of a metric without a batch form are scored one by one."""
+    metric = METRICS.get(name)
+    rng = np.random.default_rng(3)
+    if name == "seqeval_f1":
+        refs = [["B-PER", "O"], ["O", "B-LOC", "I-LOC"]] * 10
+        runs = [(s, [r if rng.random() < 0.8 else ["O"] * len(r) for r in refs], refs) for s in range(3)]
+    elif name == "pearson":
+        refs = list(rng.normal(size=50))
+        runs = [(s, list(np.asarray(refs) + rng.normal(size=50)), refs) for s in range(3)] + [(3, [0.5] * 50, refs)]
+    else:
+        refs = list(rng.integers(0, 3, 60))
+        runs = [(s, [r if rng.random() < 0.7 else int(rng.integers(0, 3)) for r in refs], refs) for s in range(4)]
+    expected = [metric(p, r) for _, p, r in runs]
+    got = stats.scores(runs, metric)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-9)
+    if name == "pearson":
+        assert math.isnan(got[-1])
+        kept, dropped = stats.comparable([runs], metric)
+        assert dropped == 1 and len(kept[0]) == 3
+    if metric.batch is not None:  # other references, and a run shorter than its references: one by one
+        other = [(0, runs[0][1], runs[0][2]), (1, runs[1][1][:-1], runs[1][2][:-1])]
+        assert stats.scores(other, metric) == pytest.approx([metric(p, r) for _, p, r in other], abs=1e-9)
