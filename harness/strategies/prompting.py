@@ -9,6 +9,7 @@ probable class is the prediction.
 from __future__ import annotations
 
 import copy
+import os
 import random
 
 import torch
@@ -153,8 +154,6 @@ MIN_SHARED = 8  # fewer shared tokens than this are not worth a cache
 def _shared(pairs: list[tuple[int, list[int], int]]) -> int:
     """How many first tokens every pair shares, short of the token before any continuation (whose
     logits score it); 0 when fewer than MIN_SHARED."""
-    first = pairs[0][1]
-    length = min(min(first_token - 1 for _, _, first_token in pairs), len(first))
-    for _, ids, _ in pairs[1:]:
-        length = next((i for i in range(min(length, len(ids))) if ids[i] != first[i]), min(length, len(ids)))
+    common = len(os.path.commonprefix([ids for _, ids, _ in pairs]))  # of lists, element by element
+    length = min(common, *(first - 1 for _, _, first in pairs))
     return length if length >= MIN_SHARED else 0
