@@ -32,6 +32,7 @@ import pandas as pd
 
 from harness.base.errors import HarnessError
 from harness.store.migrations import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from harness.store.opening import StoreError, check_file, connect_readonly, existing_parent
 
 JSON_COLUMNS = ("spec", "metrics", "signatures", "cost", "info", "environment")
 
@@ -58,19 +59,6 @@ class RunRecord:
     finished_at: float = field(default_factory=time.time)
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-def _existing_parent(path: Path) -> Path:
-    for parent in path.absolute().parents:
-        if parent.exists():
-            return parent
-    return Path("/")
-
-
-class StoreError(HarnessError):
-    """A store that cannot be opened or written: one line, and the store as it was."""
-
 
 class Store:
     """`readonly`: read a store this process cannot (or must not) write; the reporting commands open
@@ -81,9 +69,9 @@ class Store:
         self.readonly = readonly
         self.unsaved_metrics = 0  # runs whose report-time metrics a read-only store could not keep
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        found = self._check_file()
+        found = check_file(self.path, readonly, SCHEMA_VERSION)
         if readonly:
-            self.db = self._connect_readonly(found)
+            self.db = connect_readonly(self.path, found, SCHEMA_VERSION)
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,64 +90,9 @@ class Store:
         """The store at `path`, read-only where this process cannot write it (or its folder, which
         SQLite needs for its journal), else as usual (report-time metrics are then kept in it)."""
         path = Path(path)
-        folder = path.parent if path.exists() else _existing_parent(path)
+        folder = path.parent if path.exists() else existing_parent(path)
         writable = os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
         return cls(path, readonly=not writable)
-
-    def _check_file(self) -> int:
-        """The schema version of the store at self.path (0 if there is none yet), read without
-        writing anything; a path that is not a harness store is a one-line StoreError."""
-        if not self.path.exists():
-            if self.readonly:
-                raise StoreError(f"{self.path}: no such store")
-            return 0
-        if not self.path.is_file():
-            raise StoreError(f"{self.path}: is {'a folder' if self.path.is_dir() else 'not a regular file'}, "
-                             f"not a store; give a .sqlite file with --store")
-        try:
-            with self.path.open("rb") as f:
-                head = f.read(len(SQLITE_HEADER))
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
-        if head and head != SQLITE_HEADER:
-            raise StoreError(f"{self.path}: is not a harness store (not an SQLite database); give another --store")
-        if not head:
-            return 0  # an empty file: SQLite makes it a database
-        found = self._peek_version()
-        if found > SCHEMA_VERSION:
-            raise StoreError(f"{self.path}: this store was written by a newer harness (store schema {found}; this "
-                             f"harness reads up to {SCHEMA_VERSION}); upgrade harness, or use another --store")
-        return found
-
-    def _peek_version(self) -> int:
-        try:
-            db = self._connect_readonly(None)
-        except StoreError:
-            return 0  # unreadable without writing (a hot journal): opening it for writing will say
-        try:
-            return db.execute("PRAGMA user_version").fetchone()[0]
-        finally:
-            db.close()
-
-    def _connect_readonly(self, found: int | None) -> sqlite3.Connection:
-        """A connection that cannot write: `mode=ro`, or, where SQLite cannot even make its shared
-        memory file (a read-only folder), `immutable=1`."""
-        uri = self.path.resolve().as_uri()
-        for flags in ("mode=ro", "immutable=1"):
-            try:
-                db = sqlite3.connect(f"{uri}?{flags}", uri=True, isolation_level=None)
-                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-            except sqlite3.DatabaseError:
-                continue
-            if found is not None and found < SCHEMA_VERSION and "runs" in tables:
-                db.close()
-                raise StoreError(f"{self.path}: store schema {found} is older than this harness's ({SCHEMA_VERSION}) "
-                                 f"and cannot be upgraded where it cannot be written; open it once with write access")
-            if found is not None and "runs" not in tables:
-                db.close()
-                raise StoreError(f"{self.path}: holds no harness runs")
-            return db
-        raise StoreError(f"{self.path}: cannot be opened for reading")
 
     def _migrate(self) -> None:
         """Create the tables, or bring an older store's schema up to SCHEMA_VERSION; refuse a newer one."""

@@ -93,3 +93,24 @@ def test_a_version_1_store_moves_each_record_to_its_current_id(tmp_path):
             assert store.predictions(spec.id) == ([i], [1])
         assert set(frame.id) - {s.id for s in specs} == {"0123456789abcdef"}  # the older of the two, unread
         assert sum(before[s.label] != s.id for s in specs) == len(specs)  # every id did move
+
+
+def test_opening_the_store_again_in_a_running_process_keeps_its_writes_visible_to_others(tmp_path):
+    """A run opens its store again as it re-plans. Reading the file any other way than through
+    SQLite (an open() of its header) dropped the process's POSIX locks on it, so the next reader in
+    another process (`harness leaderboard` in a second terminal) deleted the WAL under the run, and
+    the run's later records were invisible to everyone else."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.sqlite"
+    count = (f"import sqlite3; db = sqlite3.connect({str(path)!r}); "
+             f"print(db.execute('SELECT COUNT(*) FROM runs').fetchone()[0]); db.close()")
+    with Store(path) as running:
+        running.write(record(0))
+        Store(path).close()  # the re-plan's store, in the same process
+        Store.for_reading(path).close()
+        assert subprocess.run([sys.executable, "-c", count], capture_output=True, text=True).stdout.strip() == "1"
+        running.write(record(1))
+        assert (tmp_path / "s.sqlite-wal").exists()
+        assert subprocess.run([sys.executable, "-c", count], capture_output=True, text=True).stdout.strip() == "2"
