@@ -188,7 +188,7 @@ def cmd_run(args) -> int:
         console.print("\n".join(reasons), soft_wrap=True)
         raise HarnessError(f"{plan.suite.path}: no cell can run ({len(plan.cells)} refused, reasons above); nothing "
                            f"ran and no result was stored")
-    tuned = f", {len(grid.trials)} of them sweep trials" if grid.trials else ""
+    tuned = f", {sum(bool(c.spec.sweep) and c.spec.seed in c.spec.sweep.seeds for c in plan.cells)} of them sweep trials" if grid.trials else ""
     console.print(f"[bold]{literal(plan.suite.name)}[/]: {len(plan.cells)} cells{tuned} ({len(refused)} cannot "
                   f"run); store {literal(plan.store.path)}{literal(executor.describe())}")
     rounds = run_rounds(plan, grid, executor, console,

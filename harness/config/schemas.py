@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from harness.base.errors import did_you_mean
+from harness.config.measures import Retention, Robustness
 from harness.config.parsing import Strict
 
 # --------------------------------------------------------------------------- training settings
@@ -224,6 +225,21 @@ class Space(Strict):
         return v
 
 
+class Prune(Strict):
+    """Trials stopped early on dev by Optuna's successive-halving pruner (harness.sweep.pruning); a
+    group's trials then run one after another, each judged against those before it."""
+
+    pruner: Literal["successive_halving"] = "successive_halving"
+    min_epochs: float = Field(0.25, gt=0, allow_inf_nan=False,
+                              description="epochs a trial trains before its first dev evaluation (the first rung)")
+    reduction_factor: StrictInt = Field(3, ge=2, le=100, description="rungs at min_epochs x factor^k; at each, a trial "
+                                                                     "goes on if in the best 1/factor so far")
+    compute: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                  description="trial-epochs each (model, task, strategy) may spend per trial seed: the "
+                                              "next trial starts only while its whole run fits, the same for every "
+                                              "strategy; epochs a stopped trial did not train leave room for more")
+
+
 class Sweep(Strict):
     """Tuning with equal budgets: trials scored on dev, the best mean dev setting run on every seed."""
 
@@ -234,6 +250,7 @@ class Sweep(Strict):
                                                                  "then runs on every suite seed")
     seed: StrictInt = Field(0, description="seed of random search's draws (hashed into the trials' run ids)")
     spaces: list[Space] = Field(min_length=1)
+    prune: Prune | None = Field(None, description="stop trials early on dev (successive halving through Optuna)")
 
     @field_validator("seeds")
     @classmethod
@@ -241,42 +258,6 @@ class Sweep(Strict):
         if len(set(values)) < len(values):
             raise ValueError("a seed is listed more than once")
         return values
-
-
-class Retention(Strict):
-    """Forgetting: each backbone's own pretraining objective (masked-LM loss, or a decoder's
-    perplexity) on held-out text, before and after a cell fine-tunes it (harness.run.retention)."""
-
-    file: str | None = Field(None, description="a text file, relative to the suite: one text per line (.txt), or "
-                                               ".jsonl / .json / .csv / .parquet rows with the text in `column`")
-    task: str | None = Field(None, description="a task (a suite task or any card): the texts of its `split`")
-    split: Literal["train", "dev", "eval"] = Field("eval", description="with task: which of its splits")
-    column: str = Field("text", description="with a file of rows: the column holding the text")
-    rows: StrictInt = Field(200, ge=1, le=100_000, description="the first N non-empty texts")
-    max_length: StrictInt = Field(128, ge=8, le=4096, description="tokens per text; longer texts are truncated")
-    seed: StrictInt = Field(0, description="seed of the masked-LM objective's masks (the same masks before and after)")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Retention:
-        if (self.file is None) == (self.task is None):
-            raise ValueError("give exactly one of 'file' or 'task'")
-        return self
-
-
-class Robustness(Strict):
-    """Perturbed copies of every task's eval set, each scored as its own set (harness.tasks.perturb)."""
-
-    perturbations: dict[Literal["typos", "case", "contractions"], float] = Field(
-        min_length=1, description="perturbation -> the share of its sites (words, or contractible phrases) changed")
-    seed: StrictInt = Field(0, description="seed of the perturbations' draws (the same text every run)")
-
-    @field_validator("perturbations")
-    @classmethod
-    def _shares(cls, v: dict[str, float]) -> dict[str, float]:
-        for name, share in v.items():
-            if not 0 < share <= 1:
-                raise ValueError(f"{name}: the share changed must be in (0, 1], got {share}")
-        return v
 
 
 class Suite(Strict):

@@ -18,9 +18,10 @@ from harness import RESULTS_VERSION
 from harness.base.device import CPU_COMPUTE
 from harness.base.digest import json_digest
 from harness.config.card import TaskCard
+from harness.config.measures import Retention, Robustness
 from harness.config.parsing import Strict
 from harness.config.registry import METRICS, TASK_TYPES
-from harness.config.schemas import ModelSpec, Retention, Robustness, TrainConfig, train_fields
+from harness.config.schemas import ModelSpec, Prune, TrainConfig, train_fields
 from harness.strategies import Strategy
 from harness.strategies.recipe import build
 from harness.sweep.space import shown
@@ -82,9 +83,16 @@ class Trial(Strict):
     draw_seed: int | None = None  # random search only
     settings: int  # points this cell's space gives (at most budget)
     order: int = 0  # this point's place among them (selection breaks ties by it)
+    # a pruned sweep's trial (harness.sweep.pruning): the pruner, the run id of the group's trial
+    # before it on its seed (its fate depends on those), and their records' pruning info when it runs
+    prune: Prune | None = None
+    follows: str | None = None
+    earlier: list[dict[str, Any]] = Field(default_factory=list)  # filled by the grid; never hashed
 
     def identity(self) -> dict[str, Any]:
-        return {"scored_on": "dev", **({"search": "random", "seed": self.draw_seed} if self.search == "random" else {})}
+        pruned = {"prune": self.prune.model_dump(mode="json"), "follows": self.follows} if self.prune else {}
+        return {"scored_on": "dev", **({"search": "random", "seed": self.draw_seed} if self.search == "random" else {}),
+                **pruned}
 
 
 class RunSpec(Strict):

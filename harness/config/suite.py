@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,8 @@ def _check_sweep(loaded: LoadedSuite, model: str, task: str, label: str) -> None
     if strategy.joint:
         raise ConfigError(f"{where}: {cell}: strategy {name!r} trains several tasks in one model; a sweep tunes "
                           f"one cell at a time and cannot tune it")
+    if sweep.prune and (why := _prune_problem(sweep.prune, loaded.suite.train_for(model, task, label), strategy)):
+        raise ConfigError(f"{where}: {cell}: sweep.prune: {why}")
     if sweep.search == "grid" and size(space) == float("inf"):
         raise ConfigError(f"{where}: {cell}: a range (low / high) can only be drawn from: use search: random, "
                           f"or list the values to try")
@@ -201,6 +204,20 @@ def _check_sweep(loaded: LoadedSuite, model: str, task: str, label: str) -> None
         train, _, _ = _point_settings(loaded, label, base, point, cell)
         if reason := _selection_problem(train, loaded.cards[task]):
             raise ConfigError(f"{where}: {cell}: early_stopping.metric: {reason}")
+
+
+def _prune_problem(prune, train: TrainConfig, strategy: Strategy) -> str | None:
+    """Why a pruned sweep cannot tune this cell, or None."""
+    if not strategy.trains:
+        return "the method does not train, so there is nothing to stop early"
+    if train.early_stopping or train.eval_every_steps:
+        return ("train.early_stopping / eval_every_steps evaluate dev on their own schedule; prune evaluates at "
+                "its rungs")
+    if train.max_steps and prune.compute:
+        return "compute counts trial-epochs, and train.max_steps stops trials by steps"
+    if importlib.util.find_spec("optuna") is None:
+        return "needs optuna (pip install 'optuna>=4', or the harness[tune] extra)"
+    return None
 
 
 def _point_settings(loaded: LoadedSuite, label: str, base: TrainConfig, point: dict,
@@ -326,16 +343,22 @@ def _partners(loaded: LoadedSuite, alias: str, task: str, label: str, data_print
 
 def _sweep_cells(loaded: LoadedSuite, space, label: str, train: TrainConfig, cell, chosen: str | None) -> list[RunSpec]:
     """A swept cell's trials (every point on the sweep's seeds) and, with the key of the `chosen`
-    point, that point on every suite seed (its finals)."""
+    point, that point on every suite seed (its finals). A pruned sweep's trial on a seed names the
+    trial before it there (harness.sweep.pruning); a final on a seed no trial ran is never pruned."""
     sweep = loaded.suite.sweep
     tried = points(space, sweep.search, sweep.budget, sweep.seed)
-    out = []
+    out, before = [], {}
     for order, point in enumerate(tried):
         settings, args, strategy = _point_settings(loaded, label, train, point)
         trial = Trial(point=point, seeds=sweep.seeds, finals=loaded.suite.seeds, budget=sweep.budget, search=sweep.search,
                       draw_seed=sweep.seed if sweep.search == "random" else None, settings=len(tried), order=order)
         seeds = list(sweep.seeds) + (list(loaded.suite.seeds) if chosen == key_of(point) else [])
-        out += [cell(seed, settings, args, strategy.resolved(), trial) for seed in dict.fromkeys(seeds)]
+        for seed in dict.fromkeys(seeds):
+            pruned = sweep.prune is not None and seed in sweep.seeds
+            one = trial.model_copy(update={"prune": sweep.prune, "follows": before.get(seed)}) if pruned else trial
+            out.append(cell(seed, settings, args, strategy.resolved(), one))
+            if pruned:
+                before[seed] = out[-1].id
     return out
 
 

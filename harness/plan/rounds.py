@@ -40,6 +40,8 @@ def run_rounds(plan: Plan, grid, executor: Executor, console,
         why = "the sweep chose" if grid.waiting else "the cells they learn from are done"
         plan, grid = replan(attempted - plan.store.done(list(attempted)))
         jobs = [kept for job in plan.runnable() if (kept := [s for s in job if s.id not in attempted])]
+        if any(s.sweep and s.sweep.prune and s.seed in s.sweep.seeds for job in jobs for s in job):
+            why = "a pruned sweep's next trials follow the ones before them"
         if jobs and chose:
             chose(plan, sum(map(len, jobs)), why)
     return Rounds(total, plan, grid)

@@ -178,7 +178,8 @@ def _tuning_board(results: Results, task: str | None) -> Board:
     """One row per tuned (model, strategy, task): the chosen setting, the trials it was chosen
     from, the expected best dev score (and the eval of that dev-best) at 1 trial and at all of
     them, the finals' eval score and the tuning's train time."""
-    rows, cells = [], {key: [] for key in ("trials", "dev1", "devn", "eval1", "evaln", "final", "seconds")}
+    rows, cells = [], {key: [] for key in ("trials", "pruned", "dev1", "devn", "eval1", "evaln", "final", "epochs",
+                                           "seconds")}
     runs = results.runs
     for (model, name, strategy), choice in sorted(results.choices().items(), key=lambda item: _order(results, *item[0])):
         if task not in (None, name):
@@ -186,25 +187,35 @@ def _tuning_board(results: Results, task: str | None) -> Board:
         found = curve(list(choice.candidates))
         finals = runs[(runs.model == model) & (runs.strategy == strategy) & (runs.task == name)]
         rows.append((model, strategy, name, choice.setting))
-        for key, value in (("trials", choice.tried), ("dev1", found["dev"][0]), ("devn", found["dev"][-1]),
-                           ("eval1", found["eval"][0]), ("evaln", found["eval"][-1]), ("seconds", choice.seconds)):
+        for key, value in (("trials", choice.tried), ("pruned", choice.pruned), ("dev1", found["dev"][0]),
+                           ("devn", found["dev"][-1]), ("eval1", found["eval"][0]), ("evaln", found["eval"][-1]),
+                           ("epochs", choice.epochs), ("seconds", choice.seconds)):
             cells[key].append(Cell(mean=float(value), n=1))
         cells["final"].append(_cell(finals.score))
-    titles = {"trials": ("trials", "count"), "dev1": ("dev @1", "score"), "devn": ("dev @all", "score"),
-              "eval1": ("eval @1", "score"), "evaln": ("eval @all", "score"), "final": ("eval (final)", "score"),
+    titles = {"trials": ("trials", "count"), "pruned": ("stopped early", "count"), "dev1": ("dev @1", "score"),
+              "devn": ("dev @all", "score"), "eval1": ("eval @1", "score"), "evaln": ("eval @all", "score"),
+              "final": ("eval (final)", "score"), "epochs": ("tuning compute", "trial-epochs"),
               "seconds": ("tuning train time", "seconds")}
-    columns = [Column(key, *titles[key], cells[key]) for key in titles]
+    pruning = any(c.pruned for c in results.choices().values()) or bool(results.trials.pruned.any())
+    columns = [Column(key, *titles[key], cells[key]) for key in titles if key not in ("pruned", "epochs") or pruning]
     board = Board(f"{results.name}: tuning (chosen on dev)", ["model", "strategy", "task", "chosen"], rows, columns)
     board.notes = ["each row's setting has the best mean dev score of its trials (primary metric); dev @k: the "
                    "expected best dev score of k trials drawn from them, eval @k: the expected eval score of that "
                    "dev-best (Dodge et al. 2019); eval (final): the chosen setting on the suite's seeds, which the "
                    "leaderboard reports; tuning train time: every trial's, summed"]
+    if pruning:
+        board.notes.append("trials: the settings that ran to the end, the candidates; stopped early: settings "
+                           "Optuna's successive-halving pruner stopped on dev at a rung, behind the trials before them "
+                           "(their dev curves are kept in their records); tuning compute: the epochs every trial "
+                           "trained, summed (what sweep.prune.compute bounds)")
     chosen = sorted(((group, c) for group, c in results.choices().items() if task in (None, group[1])),
                     key=lambda item: _order(results, *item[0]))
-    short = [f"{m} · {s} · {t} ({c.tried} of {c.settings})" for (m, t, s), c in chosen if c.tried < c.settings]
+    short = [f"{m} · {s} · {t} ({c.tried + c.pruned} of {c.settings})" for (m, t, s), c in chosen
+             if c.tried + c.pruned < c.settings and not c.spent]
     if short:
         board.notes.append(f"⚠ chosen before every trial was done (or some cannot run): {', '.join(short)}")
-    failed = [t for t in results.trials.itertuples() if t.dev != t.dev and task in (None, t.task)]
+    failed = [t for t in results.trials.itertuples() if t.dev != t.dev and task in (None, t.task)
+              and not (t.pruned is True or t.pruned == 1)]
     if failed:  # a diverged trial (or one without a dev score) is a failed trial: its setting is no candidate
         board.notes.append(f"⚠ {len(failed)} trial(s) diverged or have no dev score, so their settings were not "
                            f"candidates: " + ", ".join(f"{t.model} · {t.strategy} · {t.task} ({t.setting}, seed {t.seed})"
@@ -301,10 +312,11 @@ def _notes(results: Results, board: Board) -> list[str]:
         choices = results.choices()
         tuned = sorted({s for (_, _, s) in choices})
         trials = sorted({c.tried for c in choices.values()})
+        stopped = " run to the end, others stopped early on dev" if any(c.pruned for c in choices.values()) else ""
         notes.append(f"tuned on dev: {', '.join(tuned)} ({'-'.join(map(str, trials[::len(trials) - 1 or 1]))} "
-                     f"trials per cell; the chosen setting on every seed, scored on eval; settings, trials and "
-                     f"tuning time in the tuning view)")
-        if short := sum(c.tried < c.settings for c in choices.values()):
+                     f"trials per cell{stopped}; the chosen setting on every seed, scored on eval; settings, trials "
+                     f"and tuning time in the tuning view)")
+        if short := sum(c.tried + c.pruned < c.settings and not c.spent for c in choices.values()):
             notes.append(f"⚠ {short} of {len(choices)} tuned cells chose from a sweep not yet done (or with trials "
                          f"that cannot run): their setting may change once it is (see the tuning view)")
     later = Counter(m for names in results.runs.report_time_metrics for m in names)

@@ -30,7 +30,7 @@ COLUMNS = ["run_id", "model", "strategy", "task", "seed", "primary", "score", "t
 ENVIRONMENT_KEYS = ("device", "python", "torch", "transformers", "peft")
 # A sweep's trial runs (harness.sweep.selection.TrialScore), one row each: what tuning reports read.
 TRIAL_COLUMNS = ["run_id", "model", "strategy", "task", "point", "setting", "seed", "seeds", "settings", "order",
-                 "dev", "eval", "seconds"]
+                 "dev", "eval", "seconds", "epochs", "pruned", "planned_epochs", "compute"]
 EXPORT_VERSION = 1
 
 
@@ -194,8 +194,10 @@ class Results:
 
     def trial_scores(self) -> list[TrialScore]:
         return [TrialScore(r.run_id, (r.model, r.task, r.strategy), r.point, r.setting, int(r.seed), tuple(r.seeds),
-                           int(r.settings), int(r.order), float(r.dev), float(r.eval), float(r.seconds))
-                for r in self.trials.itertuples()]
+                           int(r.settings), int(r.order), float(r.dev), float(r.eval), float(r.seconds),
+                           _given(r.epochs, 0.0), r.pruned is True or r.pruned == 1, _given(r.planned_epochs, 0.0),
+                           _given(r.compute, None))
+                for r in self.trials.itertuples()]  # files exported before pruning lack the last four
 
     def choices(self) -> dict[tuple[str, str, str], Choice]:
         """{(model, task, strategy): the setting its sweep chose} (harness.sweep.selection.choose)."""
@@ -253,8 +255,15 @@ def _overlaps(cards: dict) -> dict[str, tuple[int, int]]:
 def _trial_frame(scores: list[TrialScore]) -> pd.DataFrame:
     rows = [{"run_id": t.run_id, "model": t.group[0], "strategy": t.group[2], "task": t.group[1], "point": t.point,
              "setting": t.setting, "seed": t.seed, "seeds": list(t.seeds), "settings": t.settings, "order": t.order,
-             "dev": t.dev, "eval": t.eval, "seconds": t.seconds} for t in scores]
+             "dev": t.dev, "eval": t.eval, "seconds": t.seconds, "epochs": t.epochs, "pruned": t.pruned,
+             "planned_epochs": t.planned_epochs, "compute": t.compute}
+            for t in scores]
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def _given(value, missing):
+    """A trial column's value, or `missing` where an older results file lacks the column."""
+    return float(value) if value is not None and pd.notna(value) else missing
 
 
 def _variant(signature: str | None) -> str | None:

@@ -47,6 +47,7 @@ from harness.run.training import (
 )
 from harness.store.database import RunRecord
 from harness.strategies import Context
+from harness.sweep.pruning import trial_pruning
 from harness.tasks.data import TaskData, load_splits
 from harness.tasks.types import TaskType
 
@@ -171,6 +172,9 @@ def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: 
                                                              None if joint else task.dev_set),
                                 workdir, progress, **(joint.trainer_arguments() if joint else {}))
         held = hold_ends(trainer)
+        pruning = None if joint else trial_pruning(first, task.task_type.card.primary)
+        if pruning:
+            trainer.add_callback(pruning)
         with timer("train"):  # the task mixture batches itself: a joint model has no automatic batch size
             result = train(trainer, cfg.model_copy(update={"auto_batch_size": False}) if joint else cfg)
         shared = joint.info(strategy.together.args.sampling) if joint else None  # before a batch is drawn to count
@@ -185,7 +189,7 @@ def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: 
             task = job.tasks[spec.task]
             saved = save_if_asked(job.models[spec.task], job.tokenizer, artifacts, strategy, spec)
             done.info[spec.task] |= (task.info(trainer, result, cfg, saved) | recipe_info(strategy, job.models[spec.task])
-                                     | retained)
+                                     | retained | ({"pruning": pruning.record()} if pruning else {}))
             if joint:
                 done.info[spec.task]["joint"] = shared
         if held:  # scored once: the trackers' last step and the record (a joint model is not tracked)

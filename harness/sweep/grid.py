@@ -18,6 +18,7 @@ from harness.base.errors import literal
 from harness.config.spec import RunSpec
 from harness.config.suite import LoadedSuite, expand
 from harness.store.database import Store
+from harness.sweep.pruning import earlier_of
 from harness.sweep.selection import Choice, Group, choose, trial_scores
 from harness.sweep.space import key_of, shown
 
@@ -82,8 +83,9 @@ def grid(loaded: LoadedSuite, store: Store, counted_out: set[str] | frozenset = 
     done = set(frame[frame.status == "done"].id)
     left: dict[Group, int] = {}
     for spec in trials:
-        if spec.id not in done and spec.id not in counted_out:
+        if spec.id not in done and spec.id not in counted_out and spec.sweep.prune is None:
             left[group_of(spec)] = left.get(group_of(spec), 0) + 1
+    ready = _next_in_chains([s for s in trials if s.sweep.prune is not None], frame, counted_out, primaries, left)
     with_finals = expand(loaded, {group: choice.point for group, choice in choices.items()})
     seeds = set(loaded.suite.seeds)
 
@@ -91,9 +93,39 @@ def grid(loaded: LoadedSuite, store: Store, counted_out: set[str] | frozenset = 
         chosen = choices.get(group_of(spec))
         return chosen is not None and key_of(spec.sweep.point) == chosen.point and spec.seed in seeds
 
-    cells = [s for s in with_finals if s.sweep is None or is_trial(s) or (final(s) and group_of(s) not in left)]
+    cells = [ready.get(s.id, s) for s in with_finals if s.sweep is None or final(s) and group_of(s) not in left
+             or is_trial(s) and (s.sweep.prune is None or s.id in ready or s.id in done)]
     reported = [s for s in with_finals if s.sweep is None or final(s)]
     return _after_upstream(Grid(cells, reported, trials, choices, left, tuple(loaded.suite.seeds)), store, counted_out)
+
+
+def _next_in_chains(trials: list[RunSpec], frame, counted_out, primaries: dict[str, str],
+                    left: dict[Group, int]) -> dict[str, RunSpec]:
+    """A pruned sweep's trials run one after another per (group, trial seed), in the space's order
+    (harness.sweep.pruning): {run id: the next trial of each chain, given the pruning info of the
+    trials before it}. Adds each chain's trials still to run to `left`. A chain ends when its
+    trials are over or the next would not fit in `prune.compute` trial-epochs."""
+    records = {r.id: r for r in frame.itertuples()}
+    chains: dict[tuple[Group, int], list[RunSpec]] = {}
+    for spec in sorted(trials, key=lambda s: s.sweep.order):
+        chains.setdefault((group_of(spec), spec.seed), []).append(spec)
+    ready = {}
+    for (group, _), chain in chains.items():
+        earlier, used = [], 0.0
+        for at, spec in enumerate(chain):
+            record = records.get(spec.id)
+            if record is not None and record.status == "done":
+                dev = record.info.get("dev_metrics", {}).get(primaries[spec.task])
+                earlier.append(earlier_of(record.info, dev))
+                used += float(record.info.get("epochs") or 0.0)
+                continue
+            compute = spec.sweep.prune.compute
+            if spec.id in counted_out or compute is not None and used + spec.train.epochs > compute + 1e-9:
+                continue  # failed in this invocation, or it would overspend the group's compute
+            ready[spec.id] = spec.model_copy(update={"sweep": spec.sweep.model_copy(update={"earlier": earlier})})
+            left[group] = left.get(group, 0) + sum(s.id not in counted_out for s in chain[at:])
+            break
+    return ready
 
 
 def _after_upstream(found: Grid, store: Store, counted_out: set[str] | frozenset) -> Grid:

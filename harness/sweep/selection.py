@@ -34,6 +34,10 @@ class TrialScore:
     dev: float  # primary metric on dev
     eval: float  # primary metric on eval (reports only)
     seconds: float  # train seconds
+    epochs: float = 0.0  # epochs it trained: its compute in trial-epochs
+    pruned: bool = False  # stopped early on dev by a pruned sweep (harness.sweep.pruning)
+    planned_epochs: float = 0.0  # epochs it would have trained had it not been stopped
+    compute: float | None = None  # a pruned sweep's budget of trial-epochs per group and trial seed
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,9 @@ class Choice:
     settings: int  # settings the space gives
     seconds: float  # train seconds of every trial run of the group
     candidates: tuple[Setting, ...]  # in the space's order
+    epochs: float = 0.0  # trial-epochs every trial run of the group trained: the compute the sweep spent
+    pruned: int = 0  # settings stopped early on dev on some trial seed: no candidates
+    spent: bool = False  # a pruned sweep's compute is spent: its settings not run never will be
 
 
 def trial_scores(frame: pd.DataFrame, primaries: dict[str, str], labels: dict[str, tuple] | None = None) -> list[TrialScore]:
@@ -71,12 +78,17 @@ def trial_scores(frame: pd.DataFrame, primaries: dict[str, str], labels: dict[st
             continue
         model, row, task = (labels or {}).get(record.id, (record.model, record.strategy, record.task))
         primary = primaries[task]
-        # a diverged trial has no score to choose by: its setting is no candidate (a failed trial)
-        dev = math.nan if record.info.get("diverged") else record.info.get("dev_metrics", {}).get(primary, math.nan)
+        # a diverged trial has no score to choose by, and a stopped one no final score: their settings
+        # are no candidates (a failed trial; in Optuna, the best trial is a complete one)
+        pruned = bool((record.info.get("pruning") or {}).get("pruned"))
+        dev = math.nan if record.info.get("diverged") or pruned else \
+            record.info.get("dev_metrics", {}).get(primary, math.nan)
         point = sweep["point"]
         out.append(TrialScore(record.id, (model, task, row), key_of(point), shown(point), record.seed,
                               tuple(sweep["seeds"]), sweep["settings"], sweep.get("order", 0), dev,
-                              record.metrics[primary], record.cost.get("seconds", {}).get("train", 0.0)))
+                              record.metrics[primary], record.cost.get("seconds", {}).get("train", 0.0),
+                              float(record.info.get("epochs") or 0.0), pruned, float(record.spec["train"]["epochs"]),
+                              (sweep.get("prune") or {}).get("compute")))
     return out
 
 
@@ -99,17 +111,34 @@ def settings(scores: list[TrialScore]) -> dict[Group, list[Setting]]:
 def choose(scores: list[TrialScore]) -> dict[Group, Choice]:
     """{group: its choice} for every group with at least one candidate."""
     seconds: dict[Group, float] = {}
+    epochs: dict[Group, float] = {}
+    pruned: dict[Group, set[str]] = {}
     planned: dict[Group, int] = {}
     for score in scores:
         seconds[score.group] = seconds.get(score.group, 0.0) + score.seconds
+        epochs[score.group] = epochs.get(score.group, 0.0) + score.epochs
+        pruned.setdefault(score.group, set()).update([score.point] if score.pruned else [])
         planned[score.group] = score.settings
     choices = {}
     for group, candidates in settings(scores).items():
         if candidates:
             best = max(candidates, key=lambda s: (s.dev, -s.order))
             choices[group] = Choice(best.point, best.setting, best.dev, best.eval, len(candidates), planned[group],
-                                    seconds[group], tuple(candidates))
+                                    seconds[group], tuple(candidates), epochs[group], len(pruned[group]),
+                                    _spent([s for s in scores if s.group == group]))
     return choices
+
+
+def _spent(scores: list[TrialScore]) -> bool:
+    """Whether a pruned sweep's group has no compute left for another trial on some trial seed (its
+    trials on a seed run one after another until the next would not fit: harness.sweep.grid)."""
+    if not scores or scores[0].compute is None:
+        return False
+    used: dict[int, float] = {}
+    for score in scores:
+        used[score.seed] = used.get(score.seed, 0.0) + score.epochs
+    smallest = min(s.planned_epochs for s in scores)
+    return any(total + smallest > scores[0].compute + 1e-9 for total in used.values())
 
 
 def _mean(values) -> float:
