@@ -175,6 +175,7 @@ def _trained(job: Job, timer: PhaseTimer, progress: Progress | None, artifacts: 
         pruning = None if joint else trial_pruning(first, task.task_type.card.primary)
         if pruning:
             trainer.add_callback(pruning)
+            trainer.neutral_evaluation = True
         with timer("train"):  # the task mixture batches itself: a joint model has no automatic batch size
             result = train(trainer, cfg.model_copy(update={"auto_batch_size": False}) if joint else cfg)
         shared = joint.info(strategy.together.args.sampling) if joint else None  # before a batch is drawn to count

@@ -99,7 +99,18 @@ class HarnessTrainer(Trainer):
             return None
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
+    # True: an evaluation during training draws nothing from the global RNG that training reads (a
+    # DataLoader's iterator draws its base seed from it), so a pruned sweep's trial that runs to the
+    # end trains exactly as it would without its rung evaluations (harness.sweep.pruning)
+    neutral_evaluation = False
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        if self.neutral_evaluation:
+            with torch.random.fork_rng(devices=[]):
+                return self._evaluate_on(eval_dataset, ignore_keys, metric_key_prefix)
+        return self._evaluate_on(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def _evaluate_on(self, eval_dataset, ignore_keys, metric_key_prefix):
         """Generation tasks are scored on generated text, not on one forward pass's logits."""
         if not self.task_type.generates:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)

@@ -164,7 +164,8 @@ def test_a_pruned_sweep_trains_stops_a_hopeless_trial_and_resumes(small_suite, c
     assert main(["run", str(path)]) == 0
     assert "a pruned sweep's next trials follow the ones before them" in capsys.readouterr().out
     with Store(load_suite(path).store_path) as store:
-        frame = store.frame().set_index(store.frame().spec.map(lambda s: s["train"]["learning_rate"]))
+        frame = store.frame()
+    frame = frame.set_index(frame.spec.map(lambda s: s["train"]["learning_rate"]))
     good, bad = frame.loc[3.0e-3], frame.loc[1.0e-7]
     assert good["info"]["pruning"]["pruned"] is False and good["info"]["epochs"] == 2.0
     (at, value), = bad["info"]["pruning"]["curve"]
@@ -174,3 +175,24 @@ def test_a_pruned_sweep_trains_stops_a_hopeless_trial_and_resumes(small_suite, c
     assert any(log.get("eval_accuracy") == value for log in bad["info"]["log_history"])  # the Trainer's own evaluation
     assert main(["run", str(path)]) == 0
     assert "0 ran, 2 already done" in capsys.readouterr().out
+
+
+def test_a_trial_that_runs_to_the_end_trains_as_it_would_without_pruning(small_suite):
+    """Its rung evaluations draw nothing from the RNG training reads (a DataLoader's iterator draws
+    its seed from it, which moved every later dropout mask): the first trial of a pruned sweep,
+    evaluated at 0.25, 0.5 and 1 epochs, ends with the same loss and predictions as the same
+    setting in a sweep without pruning."""
+    train = {"epochs": 2, "learning_rate": 3.0e-3, "batch_size": 32, "max_length": 48, "dropout": 0.1}
+    space = [{"space": {"learning_rate": [3.0e-3]}}]
+    found = []
+    for prune in ({"min_epochs": 0.25, "reduction_factor": 2}, None):
+        path = small_suite(seeds=[0], train=train, sweep={"budget": 1, "spaces": space,
+                                                           **({"prune": prune} if prune else {})})
+        assert main(["run", str(path)]) == 0
+        with Store(load_suite(path).store_path) as store:
+            record = store.frame()
+            record = record[~record.id.isin([r[0] for r in found])].iloc[0]
+            found.append((record.id, record["info"], store.predictions(record.id)))
+    (_, pruned, predicted), (_, plain, expected) = found
+    assert [at for at, _ in pruned["pruning"]["curve"]] == pytest.approx([0.29, 0.53, 1.0], abs=0.03)
+    assert "pruning" not in plain and pruned["train_loss"] == plain["train_loss"] and predicted == expected
