@@ -230,7 +230,8 @@ class Prune(Strict):
     group's trials then run one after another, each judged against those before it."""
 
     pruner: Literal["successive_halving"] = "successive_halving"
-    min_epochs: float = Field(0.25, gt=0, allow_inf_nan=False,
+    # Optuna counts progress in thousandths of an epoch (harness.sweep.pruning): no rung below one
+    min_epochs: float = Field(0.25, ge=0.001, allow_inf_nan=False,
                               description="epochs a trial trains before its first dev evaluation (the first rung)")
     reduction_factor: StrictInt = Field(3, ge=2, le=100, description="rungs at min_epochs x factor^k; at each, a trial "
                                                                      "goes on if in the best 1/factor so far")

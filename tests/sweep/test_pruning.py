@@ -152,6 +152,8 @@ def test_prune_settings_that_cannot_work_are_refused_in_one_line(small_suite):
     assert "train.max_steps" in refused(prune={"compute": 3}, train={"epochs": 1, "max_steps": 10})
     assert "sweep.prune.reduction_factor" in refused(prune={"reduction_factor": 1})
     assert "sweep.prune.min_epochs" in refused(prune={"min_epochs": 0})
+    assert "sweep.prune.min_epochs" in refused(prune={"min_epochs": 1e-9})  # below Optuna's step of 1/1000 epoch
+    assert "sweep.prune.compute" in refused(prune={"compute": float("inf")})
 
 
 def test_a_pruned_sweep_trains_stops_a_hopeless_trial_and_resumes(small_suite, capsys):
