@@ -83,7 +83,7 @@ class Pruning(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         key = f"eval_{self.metric}"
-        if self.pruned_at is not None or state.global_step == 0:
+        if self.pruned_at is not None:
             return control
         if key not in (metrics or {}):
             raise ValueError(f"sweep.prune: the dev evaluation gave no {self.metric!r} (it gave {sorted(metrics or {})})")
