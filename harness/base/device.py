@@ -129,7 +129,12 @@ def autocast(compute: dict):
 
 def release() -> None:
     """Free what a finished cell left: unreachable objects (which may hold GPU tensors), then the
-    CUDA allocator's cached blocks, so the next cell's memory and its recorded peak are its own."""
+    CUDA allocator's cached blocks, so the next cell's memory and its recorded peak are its own.
+
+    What survives is the process's own (imported modules, caches) and is frozen out of later
+    collections: a full collection walked the ~550,000 objects torch, transformers and peft import,
+    0.27 s each time on 2 CPU cores, and Python collects on its own during training too."""
     gc.collect()
+    gc.freeze()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

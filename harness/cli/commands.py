@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -14,6 +12,7 @@ from rich.text import Text
 
 from harness.base.errors import HarnessError, literal, refusal_summary, shown, unknown
 from harness.base.files import write_output
+from harness.base.noise import quiet
 from harness.cli.examples import cmd_examples
 from harness.cli.hub import cmd_check_catalogue, cmd_lock
 from harness.cli.measure import cmd_measure
@@ -29,17 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser("harness: train and score every backbone x strategy x task x seed cell of a suite, and "
                   "report which strategy works best at what cost").parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # Library deprecation notices are for harness's developers, not for the user reading a grid.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message="Failed to load the CUDA extension")  # peft's BOFT on CPU
-    warnings.filterwarnings("ignore", message="Setting boft_n_butterfly_factor")
-    # bitsandbytes (which peft imports) asks on a CPU for an optional kernel from the hub; its own
-    # fallback is what runs, and the hub is not ours to reach
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+    quiet()
     consent.grant(getattr(args, "trust_code", False))  # only this command line decides (Ray workers inherit it)
     try:
         return COMMANDS[args.command](args)
@@ -95,7 +84,9 @@ def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset(), ta
     loaded, grid, store = _suite(args, counted_out, target)
     device = training_device()
     elsewhere = loaded.target is not None and loaded.target.kind != device  # planned for other hardware
-    budget = int(args.memory * GiB) if args.memory is not None else capacity(device) if limit and not elsewhere else None
+    shared = getattr(args, "workers", None) or 1 if getattr(args, "executor", "local") == "local" else 1
+    budget = int(args.memory * GiB) if args.memory is not None else \
+        capacity(device) // shared if limit and not elsewhere else None  # N local workers share the machine
     with console.status(f"checking {len(grid.cells)} cells and estimating the peak memory of those to run"):
         plan = make_plan(loaded, grid.cells, store, budget, device)
         out = set(counted_out) | set(plan.refused)
@@ -178,7 +169,7 @@ def cmd_run(args) -> int:
 
     ray = RayOptions(address=args.address, workers=args.workers, max_retries=args.max_retries,
                      gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell)
-    executor = Executor.start(ray if args.executor == "ray" else None)
+    executor = Executor.start(ray if args.executor == "ray" else None, args.workers or 1)
     if executor.local:  # the cells meter their energy in this process: its hardware probed during preflight
         warm()
     plan, grid = _plan(args, limit=executor.local, target=executor.target)

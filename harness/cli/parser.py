@@ -75,10 +75,14 @@ def _running(sub) -> None:
                         help="with --executor ray: GPUs per cell, fractions allowed (default: by backbone size)")
     runner.add_argument("--cpus-per-cell", type=number(float, 0, above=True), default=1.0, help="with --executor ray: CPUs per cell (default 1)")
     runner.add_argument("--workers", type=number(int, 1),
-                        help="with --executor ray and no --address: CPUs of the local Ray (default: all)")
+                        help="local: cells run this many at a time, each in a worker process with its share of "
+                             "the torch threads (default 1: one after another in this process; on a CPU, small "
+                             "backbones finish sooner with one per 1-2 cores); with --executor ray and no "
+                             "--address: CPUs of the local Ray (default: all)")
     runner.add_argument("--memory", type=number(float, 0, above=True), metavar="GIB",
                         help="memory a cell may use, in GiB; cells estimated to need more cannot run (default: the "
-                             "free memory of this machine's GPU, else its available RAM; with --executor ray: no limit)")
+                             "free memory of this machine's GPU, else its available RAM, shared out among --workers; with "
+                             "--executor ray: no limit)")
     planner = _with_suite(sub, "plan", "show the grid: which cells are done, to do, or cannot run and why, "
                                  "and the peak memory each cell is estimated to need")
     planner.add_argument("--memory", type=number(float, 0, above=True), metavar="GIB",

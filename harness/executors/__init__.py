@@ -51,12 +51,13 @@ class Executor:
 
     ray: RayOptions | None = None
     target: Target | None = None
+    workers: int = 1  # without Ray: cells at once, each in a worker process (1: one after another, here)
 
     @classmethod
-    def start(cls, ray: RayOptions | None = None) -> Executor:
+    def start(cls, ray: RayOptions | None = None, workers: int = 1) -> Executor:
         """The executor, connected: with Ray, joined (or started) and asked where its cells will train."""
         if ray is None:
-            return cls()
+            return cls(workers=workers)
         from harness.executors.ray import cluster_target, connect
 
         connect(ray.address, ray.workers)
@@ -68,7 +69,11 @@ class Executor:
         return self.ray is None
 
     def describe(self) -> str:
-        """'' for this process; ' on Ray' or ' on Ray at ADDRESS'."""
+        """'' for this process; ' in N worker processes (...)'; ' on Ray' or ' on Ray at ADDRESS'."""
+        if self.ray is None and self.workers > 1:
+            from harness.executors.pool import describe
+
+            return describe(self.workers)
         if self.ray is None:
             return ""
         return f" on Ray{f' at {self.ray.address}' if self.ray.address else ''}"
@@ -79,6 +84,10 @@ class Executor:
             from harness.executors.ray import run_ray
 
             return run_ray(jobs, store, console, self.ray, estimates)
+        if self.workers > 1:
+            from harness.executors.pool import run_pool
+
+            return run_pool(jobs, store, console, self.workers)
         from harness.executors.local import run_local
 
         return run_local(jobs, store, console)

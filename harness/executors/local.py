@@ -20,6 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from harness.base.device import release
 from harness.base.errors import first_line, literal
 from harness.config.spec import RunSpec
 from harness.run.environment import environment
@@ -59,6 +60,7 @@ def run_local(jobs: list[list[RunSpec]], store: Store, console: Console, run=Non
     (specs, progress, artifacts folder) -> [RunRecord] defaults to executors.run_job."""
     if run is None:
         from harness.executors import run_job as run
+    release()  # what the command imported is frozen out of the collections every cell's objects go through
     summary = Summary()
     todo = still_to_do(store, jobs, summary)
     start = time.perf_counter()

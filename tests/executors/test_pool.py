@@ -1,0 +1,128 @@
+"""`harness run --workers N`: cells in N worker processes on this machine, with the records one
+process writes; a failure is recorded and the grid goes on; a dead worker or Ctrl-C loses nothing
+already written and gives back the unfinished cells' claims."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import psutil
+import pytest
+import torch
+from rich.console import Console
+
+from harness.base.errors import HarnessError
+from harness.cli.commands import main
+from harness.config.suite import expand, load_suite
+from harness.executors.pool import run_pool
+from harness.plan.plan import jobs
+from harness.store.database import Store
+from harness.testing import fake_record, write_suite, write_yaml
+
+pytestmark = pytest.mark.xdist_group("pool")
+
+
+def bad_label_card(tmp_path):
+    data = tmp_path / "bad.csv"
+    data.write_text("text,label\n" + "\n".join(["good film,positive", "bad film,negative", "ok film,neutral"] * 10) + "\n")
+    return write_yaml(tmp_path / "tasks" / "bad_labels.yaml", {
+        "name": "bad_labels", "type": "classification", "source": {"files": {"train": str(data)}},
+        "inputs": ["text"], "labels": ["negative", "positive"], "metrics": ["accuracy"], "primary": "accuracy",
+        "splits": {"eval": None}})
+
+
+def test_workers_write_the_records_one_process_writes_and_record_a_failure(small_suite, tmp_path, capsys):
+    card = tmp_path / "tasks" / "small_sentiment.yaml"
+    path = small_suite(tasks=[str(bad_label_card(tmp_path)), str(card)], seeds=[0, 1],
+                       train={"epochs": 1, "learning_rate": 2e-3, "max_train_samples": 128})
+    assert main(["run", str(path), "--workers", "2"]) == 1
+    out = " ".join(capsys.readouterr().out.split())  # as read, not as wrapped
+    assert "in 2 worker processes (1 torch threads each)" in out
+    assert "2 ran, 0 already done, 2 failed" in out and "label 'neutral' is not one of" in out
+    loaded = load_suite(path)
+    with Store(loaded.store_path) as store:
+        pooled = store.frame().set_index("id")
+        assert sorted(pooled.status) == ["done", "done", "failed", "failed"]
+        assert not store.claimed_elsewhere(list(pooled.index))  # no claim is left behind
+        done = pooled[pooled.status == "done"]
+        assert set(done.environment.map(lambda e: e["device"].endswith(" 1 threads)"))) == {True}
+        kept = {i: store.predictions(i) for i in done.index}
+    # the same cells in this process, one after another, with the workers' one thread: the same records
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = write_suite(tmp_path / "serial", tasks=[str(card)], seeds=[0, 1],
+                             train={"epochs": 1, "learning_rate": 2e-3, "max_train_samples": 128})
+        assert main(["run", str(serial)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    with Store(load_suite(serial).store_path) as store:
+        alone = store.frame().set_index("id")
+        assert set(alone.index) == set(done.index)
+        for i in done.index:
+            assert alone.metrics[i] == done.metrics[i] and store.predictions(i) == kept[i]
+    assert main(["run", str(path), "--workers", "2"]) == 1  # the failed cells are retried, the done ones are not
+    assert "0 ran, 2 already done, 2 failed" in capsys.readouterr().out
+
+
+def record_or_die(specs, artifacts):
+    """A worker's job for the tests: seed 0 is recorded at once, seed 1 kills its worker, the rest wait."""
+    if specs[0].seed == 1:
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    if specs[0].seed > 1:
+        time.sleep(60)
+    return [fake_record(specs[0], correct=8)]
+
+
+def record_or_wait(specs, artifacts):
+    """Seed 0 is recorded at once; the others wait for a minute."""
+    if specs[0].seed:
+        time.sleep(60)
+    return [fake_record(specs[0], correct=8)]
+
+
+def workers_left() -> list:
+    """Live worker processes of this one (multiprocessing's resource tracker, which lives as long as
+    this process, is not a worker)."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.is_running() and p.status() != "zombie" and "resource_tracker" not in " ".join(p.cmdline())]
+
+
+def test_a_dead_worker_stops_the_grid_in_one_line_keeping_what_was_written(small_suite):
+    loaded = load_suite(small_suite(seeds=[0, 1, 2]))
+    specs = expand(loaded)
+    with Store(loaded.store_path) as store:
+        with pytest.raises(HarnessError) as raised:
+            run_pool(jobs(specs), store, Console(quiet=True), 2, work=record_or_die)
+        assert "a worker process died (killed, or out of memory)" in str(raised.value)
+        assert "run the same command again to resume" in str(raised.value) and "\n" not in str(raised.value)
+        assert store.done() == {specs[0].id}
+        assert not store.claimed_elsewhere([s.id for s in specs])
+        with Store(loaded.store_path) as other:  # another process's view: nothing is held
+            assert other.claim([s.id for s in specs[1:]]) == {s.id for s in specs[1:]}
+    assert not workers_left()
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_every_record_written(small_suite):
+    loaded = load_suite(small_suite(seeds=[0, 1, 2]))
+    specs = expand(loaded)
+    with Store(loaded.store_path) as store:
+        def interrupt() -> None:  # Ctrl-C once the first record is in (read through a connection of its own)
+            with Store(loaded.store_path) as watching:
+                while not watching.done():
+                    time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            run_pool(jobs(specs), store, Console(quiet=True), 2, work=record_or_wait)
+        assert time.perf_counter() - start < 30  # the waiting workers were stopped, not waited for
+        assert store.done() == {specs[0].id}
+        with Store(loaded.store_path) as other:
+            assert other.claim([s.id for s in specs[1:]]) == {s.id for s in specs[1:]}
+    assert not workers_left()
