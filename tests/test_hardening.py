@@ -430,7 +430,7 @@ def test_a_version_2_store_moves_each_record_to_its_current_id():
 
     root = Path(__file__).resolve().parents[1]
     before = json.loads((root / "tests" / "golden" / "run_ids_v2.json").read_text(encoding="utf-8"))["quickstart"]
-    specs = expand(load_suite(root / "suites" / "quickstart.yaml"))
+    specs = expand(load_suite(root / "tests" / "golden" / "quickstart.yaml"))  # as the goldens knew it
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "v2.sqlite"
         with Store(path) as store:

@@ -164,12 +164,17 @@ def cmd_plan(args) -> int:
 
 def cmd_run(args) -> int:
     from harness.executors import Executor, RayOptions
-    from harness.plan.rounds import run_rounds
-    from harness.run.energy import warm
 
     ray = RayOptions(address=args.address, workers=args.workers, max_retries=args.max_retries,
                      gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell)
-    executor = Executor.start(ray if args.executor == "ray" else None, args.workers or 1)
+    with Executor.start(ray if args.executor == "ray" else None, args.workers or 1) as executor:
+        return _run(args, executor)  # local workers (--workers N) import what cells need while preflight runs
+
+
+def _run(args, executor) -> int:
+    from harness.plan.rounds import run_rounds
+    from harness.run.energy import warm
+
     if executor.local:  # the cells meter their energy in this process: its hardware probed during preflight
         warm()
     plan, grid = _plan(args, limit=executor.local, target=executor.target)

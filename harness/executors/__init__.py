@@ -52,17 +52,30 @@ class Executor:
     ray: RayOptions | None = None
     target: Target | None = None
     workers: int = 1  # without Ray: cells at once, each in a worker process (1: one after another, here)
+    pool: object = None  # those worker processes (a ProcessPoolExecutor), started with the executor
 
     @classmethod
     def start(cls, ray: RayOptions | None = None, workers: int = 1) -> Executor:
-        """The executor, connected: with Ray, joined (or started) and asked where its cells will train."""
+        """The executor, connected: with Ray, joined (or started) and asked where its cells will train;
+        with local workers, their processes started (they import what a cell needs meanwhile)."""
+        if ray is None and workers > 1:
+            from harness.executors.pool import start_pool
+
+            return cls(workers=workers, pool=start_pool(workers))
         if ray is None:
-            return cls(workers=workers)
+            return cls()
         from harness.executors.ray import cluster_target, connect
 
         connect(ray.address, ray.workers)
         target = cluster_target(ray.gpus_per_cell)
         return cls(replace(ray, gpu_memory=target.memory or 0, gpu_context=target.context or 0), target)
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:  # idle workers end; after Ctrl-C or a dead worker they were ended already
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     @property
     def local(self) -> bool:
@@ -87,7 +100,7 @@ class Executor:
         if self.workers > 1:
             from harness.executors.pool import run_pool
 
-            return run_pool(jobs, store, console, self.workers)
+            return run_pool(jobs, store, console, self.workers, pool=self.pool)
         from harness.executors.local import run_local
 
         return run_local(jobs, store, console)

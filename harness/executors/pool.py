@@ -53,6 +53,21 @@ def _start_worker(threads: int) -> None:
     quiet()
 
 
+def _ready() -> None:
+    """A worker's first task: import what a cell runs, before any cell is sent."""
+    import harness.executors  # noqa: F401
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` worker processes with their share of the threads, each importing what a cell needs now
+    (while this process plans), not when the first cell is sent."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(threads_each(workers),))
+    for _ in range(workers):
+        pool.submit(_ready)
+    return pool
+
+
 def run_in_worker(specs: list[RunSpec], artifacts: str) -> list:
     """What a worker runs: the job's records; a cell that raises gives a failed record."""
     from harness.executors import run_job
@@ -63,17 +78,18 @@ def run_in_worker(specs: list[RunSpec], artifacts: str) -> list:
         return [failure(spec, exc) for spec in specs]
 
 
-def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers: int, work=None) -> Summary:
-    """Run every cell of `jobs` not already done in `workers` worker processes; records are written
-    here as jobs finish. `work` (specs, artifacts folder) -> [RunRecord] is what a worker runs
-    (run_in_worker by default; a test's must be importable by a new process)."""
+def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers: int, work=None,
+             pool: ProcessPoolExecutor | None = None) -> Summary:
+    """Run every cell of `jobs` not already done in `workers` worker processes (`pool`'s, else new
+    ones, ended here); records are written here as jobs finish. `work` (specs, artifacts folder) ->
+    [RunRecord] is what a worker runs (run_in_worker by default; a test's must be importable by a
+    new process)."""
     summary = Summary()
     todo = still_to_do(store, jobs, summary)
     start = time.perf_counter()
-    threads = threads_each(workers)
+    threads, owned = threads_each(workers), pool is None
     artifacts = str(store.path.parent.resolve() / "runs")
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(threads,))
+    pool = pool or start_pool(workers)
     pending: dict = {}
     columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -102,7 +118,8 @@ def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers:
         store.release([s.id for job, _ in pending.values() for s in job])
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if owned:
+            pool.shutdown(wait=True, cancel_futures=True)
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -71,7 +71,10 @@ def test_seeds_given_as_floats(tmp_path, capsys):
 
 
 def test_a_batch_no_memory_holds_refuses_the_run_in_a_short_summary(tmp_path, capsys):
-    path = variant(tmp_path, lambda s: s["train"].__setitem__("batch_size", 10**12))
+    def everywhere(suite):  # the suite's batch size, and each override's that sets one
+        for train in [suite["train"], *(o["train"] for o in suite.get("overrides", []))]:
+            train["batch_size"] = 10**12
+    path = variant(tmp_path, everywhere)
     refused(path, capsys, "no cell can run (40 refused", "more than the", "lower train.batch_size", lines=6)
 
 

@@ -99,8 +99,10 @@ def test_run_ids_of_the_offline_suites_are_the_stored_ones():
 
     golden = json.loads((Path(__file__).resolve().parents[1] / "golden" / "run_ids.json").read_text(encoding="utf-8"))
     suites = Path(__file__).resolve().parents[2] / "suites"
+    # the quickstart as it was when these ids were taken (#29 shrank the shipped one's training since)
+    frozen = {"quickstart": Path(__file__).resolve().parents[1] / "golden" / "quickstart.yaml"}
     for name, ids in golden.items():
-        assert {s.label: s.id for s in expand(load_suite(suites / f"{name}.yaml"))} == ids, name
+        assert {s.label: s.id for s in expand(load_suite(frozen.get(name, suites / f"{name}.yaml")))} == ids, name
 
 
 def test_the_plan_decides_each_cell_once(small_suite):

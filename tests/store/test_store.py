@@ -72,7 +72,7 @@ def test_a_version_1_store_moves_each_record_to_its_current_id(tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     before = json.loads((root / "tests" / "golden" / "run_ids_v1.json").read_text(encoding="utf-8"))["quickstart"]
-    specs = expand(load_suite(root / "suites" / "quickstart.yaml"))
+    specs = expand(load_suite(root / "tests" / "golden" / "quickstart.yaml"))  # as the goldens knew it
     path = tmp_path / "v1.sqlite"
     with Store(path) as store:
         for i, spec in enumerate(specs):
