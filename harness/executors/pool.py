@@ -2,8 +2,10 @@
 
 For backbones too small to keep every core busy in one process (a 22M-parameter encoder on a CPU
 gains 1.4x from its second thread; a tiny decoder nothing), N cells at once, each with 1/N of the
-torch threads, finish a grid sooner: the quickstart's 40 cells on 2 CPU cores took 213 s in two
-processes against 319 s in one. Nothing else changes: each worker runs
+torch threads, finish a grid sooner: the quickstart's 40 cells (as they were before #29) took
+203.8 s in two workers on 2 CPU cores against 259.7 s in one process. Latency and energy measured
+while other cells run include their contention (`harness measure` times kept runs alone). Nothing
+else changes: each worker runs
 `harness.executors.run_job`, the cell seeds itself, and this process alone writes the store,
 record by record as jobs finish, as with Ray.
 
