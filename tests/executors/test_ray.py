@@ -95,6 +95,7 @@ def _records(store_path) -> dict[str, tuple[str, int]]:
             return {}
 
 
+@pytest.mark.system  # two `harness run` processes, each starting a Ray: 78 s of the default run's 386 s
 def test_ctrl_c_on_a_ray_run_keeps_every_record_and_a_rerun_resumes(small_suite):
     path = small_suite(seeds=[0, 1, 2], train={**QUICK, "epochs": 2})
     loaded = load_suite(path)
