@@ -74,8 +74,10 @@ class Executor:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:  # idle workers end; after Ctrl-C or a dead worker they were ended already
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:  # every record is in by now: workers still importing (nothing was left
+            from harness.executors.pool import stop  # to run) are not waited for
+
+            stop(self.pool)
 
     @property
     def local(self) -> bool:

@@ -116,7 +116,7 @@ def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers:
                              summary, console)
                         progress.advance(grid)
     except KeyboardInterrupt:
-        _stop(pool)
+        stop(pool)
         store.release([s.id for job, _ in pending.values() for s in job])
         raise
     finally:
@@ -138,10 +138,11 @@ def _died(store: Store, pending: dict, summary: Summary, start: float) -> None:
                        f"command again to resume (without --workers, a cell that kills its process is named)")
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """End the workers now (Ctrl-C): their cells are not recorded."""
-    for process in list(getattr(pool, "_processes", {}).values()):  # no public way before Python 3.14
+def stop(pool: ProcessPoolExecutor) -> None:
+    """End the workers now (Ctrl-C, or the run is over): what they are running is not recorded."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public way before Python 3.14
         process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def describe(workers: int) -> str:
