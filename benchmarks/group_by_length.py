@@ -14,7 +14,7 @@ the real backbone harness's sample suites use for its type (suites/samples.yaml)
 Per task: the mean score with and without, their difference with a 95% interval over the seeds'
 paired differences (Student t on 2 degrees of freedom with 3 seeds), and the time ratio.
 
-    python benchmarks/group_by_length.py [--tasks sst2 conll ...] [--seeds 0 1 2] [--record]
+    python benchmarks/group_by_length.py [--tasks sst2 conll ...] [--seeds 0 1 2] [--rows N] [--record]
 """
 
 from __future__ import annotations
@@ -50,11 +50,12 @@ TASKS = {  # name: (card, model, strategies, train settings)
 }
 
 
-def cell(folder: Path, task: str, seed: int, grouped: bool) -> tuple[float, float, int, str]:
+def cell(folder: Path, task: str, seed: int, grouped: bool, rows: int | None = None) -> tuple[float, float, int, str]:
     from harness.config.suite import expand, load_suite
     from harness.run.cell import run_cell
 
     card, model, strategies, train = TASKS[task]
+    train = {**train, "max_train_samples": rows} if rows else train
     suite = {"name": "bench_group_by_length", "models": {"m": model}, "tasks": [str(SAMPLES / card)],
              "strategies": strategies, "seeds": [seed], "train": {**BASE, **train, "group_by_length": grouped},
              "store": str(folder / "s.sqlite")}
@@ -82,6 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rows", type=int, help="training rows of each cell (default: the task's own, above)")
     parser.add_argument("--record", action="store_true", help="append the figures to benchmarks/results.md")
     args = parser.parse_args()
     lines, table = [], ["| task | metric | ungrouped | grouped | grouped − ungrouped (95% CI over seeds) | time "
@@ -91,7 +93,7 @@ def main() -> None:
             found = {False: [], True: []}
             for seed in args.seeds:
                 for grouped in (False, True):
-                    score, seconds, rows, primary = cell(Path(tmp), task, seed, grouped)
+                    score, seconds, rows, primary = cell(Path(tmp), task, seed, grouped, args.rows)
                     found[grouped].append((score, seconds))
                     lines.append(f"{task} group_by_length={grouped!s:5} seed {seed}: {primary} {score:.2f}  "
                                  f"train+eval {seconds:.1f}s  ({rows} training rows)")
