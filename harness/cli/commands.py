@@ -84,7 +84,8 @@ def _plan(args, limit: bool, counted_out: set[str] | frozenset = frozenset(), ta
     loaded, grid, store = _suite(args, counted_out, target)
     device = training_device()
     elsewhere = loaded.target is not None and loaded.target.kind != device  # planned for other hardware
-    shared = getattr(args, "workers", None) or 1 if getattr(args, "executor", "local") == "local" else 1
+    local = getattr(args, "executor", "local") == "local"  # `harness plan` has neither flag
+    shared = (getattr(args, "workers", None) or 1) if local else 1
     budget = int(args.memory * GiB) if args.memory is not None else \
         capacity(device) // shared if limit and not elsewhere else None  # N local workers share the machine
     with console.status(f"checking {len(grid.cells)} cells and estimating the peak memory of those to run"):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.base.device import Target, describe, release
+from harness.base.errors import HarnessError
 from harness.config.spec import RunSpec
 from harness.run.cell import run_cells
 from harness.run.training import Progress
@@ -59,7 +60,11 @@ class Executor:
         """The executor, connected: with Ray, joined (or started) and asked where its cells will train;
         with local workers, their processes started (they import what a cell needs meanwhile)."""
         if ray is None and workers > 1:
-            from harness.executors.pool import start_pool
+            from harness.executors.pool import cores, start_pool
+
+            if workers > cores():
+                raise HarnessError(f"--workers {workers}: this machine has {cores()} CPU cores, and local workers "
+                                   f"are at most one per core (with --executor ray, --workers sets the local Ray's CPUs)")
 
             return cls(workers=workers, pool=start_pool(workers))
         if ray is None:

@@ -64,8 +64,7 @@ def run_local(jobs: list[list[RunSpec]], store: Store, console: Console, run=Non
     summary = Summary()
     todo = still_to_do(store, jobs, summary)
     start = time.perf_counter()
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
+    with Progress(*grid_columns(), console=console, transient=True) as progress, store.keep_alive():
         grid = progress.add_task("grid", total=sum(map(len, todo)))
         cell = progress.add_task("", total=None)
         for job in todo:
@@ -88,6 +87,11 @@ def run_local(jobs: list[list[RunSpec]], store: Store, console: Console, run=Non
                 progress.advance(grid)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def grid_columns() -> tuple:
+    """A grid's progress display: the cell (its label printed literally), a bar, done of all, time."""
+    return TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
 
 
 def still_to_do(store: Store, jobs: list[list[RunSpec]], summary: Summary) -> list[list[RunSpec]]:

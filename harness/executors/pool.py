@@ -29,12 +29,19 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from harness.base.errors import HarnessError, literal
 from harness.config.spec import RunSpec
-from harness.executors.local import Summary, claim, failure, keep, still_to_do
+from harness.executors.local import Summary, claim, failure, grid_columns, keep, still_to_do
 from harness.store.database import Store
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def threads_each(workers: int) -> int:
@@ -93,9 +100,8 @@ def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers:
     artifacts = str(store.path.parent.resolve() / "runs")
     pool = pool or start_pool(workers)
     pending: dict = {}
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
+        with Progress(*grid_columns(), console=console, transient=True) as progress, store.keep_alive():
             grid = progress.add_task(f"grid in {workers} worker processes ({threads} threads each)",
                                      total=sum(map(len, todo)))
             for job in todo:
@@ -109,8 +115,7 @@ def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers:
                     try:
                         records = future.result()
                     except BrokenProcessPool:
-                        pending[future] = (job, submitted)
-                        _died(store, pending, summary, start)
+                        _died(store, [job, *(j for j, _ in pending.values())], summary, start)
                     for spec, record in zip(job, records):
                         keep(store, spec, record, record.cost.get("wall_seconds", time.perf_counter() - submitted),
                              summary, console)
@@ -126,9 +131,9 @@ def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers:
     return summary
 
 
-def _died(store: Store, pending: dict, summary: Summary, start: float) -> None:
-    """A worker died: give back the unfinished cells' claims and stop the grid in one line."""
-    unfinished = [s for job, _ in pending.values() for s in job]
+def _died(store: Store, jobs: list[list[RunSpec]], summary: Summary, start: float) -> None:
+    """A worker died: give back the unfinished `jobs`' claims and stop the grid in one line."""
+    unfinished = [s for job in jobs for s in job]
     store.release([s.id for s in unfinished])
     names = ", ".join(literal(s.label) for s in unfinished[:3]) + (f" and {len(unfinished) - 3} more"
                                                                    if len(unfinished) > 3 else "")

@@ -19,17 +19,11 @@ import os
 import time
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import Progress
 
 from harness.config.spec import RunSpec
 from harness.executors import RayOptions
-from harness.executors.local import Summary, claim, failure, keep, still_to_do
+from harness.executors.local import Summary, claim, failure, grid_columns, keep, still_to_do
 from harness.store.database import Store
 
 # Environment a worker must see as the driver does (offline switches, caches, thread counts).
@@ -58,16 +52,11 @@ def out_of_memory(record) -> bool:
 
 def run_remote(specs: list[RunSpec], artifacts: str) -> list:
     """What a Ray worker runs: the job's records; a cell that raises gives a failed record."""
-    from pathlib import Path
-
     import ray
 
-    from harness.executors import run_job
+    from harness.executors.pool import run_in_worker
 
-    try:
-        records = run_job(specs, None, Path(artifacts))
-    except Exception as exc:
-        records = [failure(spec, exc) for spec in specs]
+    records = run_in_worker(specs, artifacts)
     node = ray.get_runtime_context().get_node_id()
     for record in records:  # which node ran it: a cluster's records say where they came from
         record.info["ray_node"] = node
@@ -166,8 +155,7 @@ def run_ray(jobs: list[list[RunSpec]], store: Store, console: Console, options: 
     todo = still_to_do(store, jobs, summary)
     start = time.perf_counter()
     pending: dict = {}
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress, store.keep_alive():
+    with Progress(*grid_columns(), console=console, transient=True) as progress, store.keep_alive():
         grid = progress.add_task(f"grid on Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs, "
                                  f"{cluster_gpus:.0f} GPUs)", total=sum(map(len, todo)))
         for job in todo:
