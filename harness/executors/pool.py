@@ -52,13 +52,19 @@ def threads_each(workers: int) -> int:
 
 
 def _start_worker(threads: int) -> None:
-    """A worker's set-up: Ctrl-C is the parent's to handle (it stops the workers), and its share of threads."""
+    """A worker's set-up: Ctrl-C is the parent's to handle (it stops the workers), and its share of threads.
+    Progress bars in a worker lock with a thread lock: tqdm's default is a multiprocessing lock, a named
+    semaphore that a killed worker leaves behind (the resource tracker then warns of it at exit)."""
+    import threading
+
     import torch
+    from tqdm import tqdm
 
     from harness.base.noise import quiet
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
+    tqdm.set_lock(threading.RLock())
     quiet()
 
 
