@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.base.device import Target, describe, release
 from harness.base.errors import HarnessError
 from harness.config.spec import RunSpec
-from harness.run.cell import run_cells
-from harness.run.training import Progress
-from harness.store.database import RunRecord
+
+if TYPE_CHECKING:  # what runs a cell is imported where one runs, not where an executor starts (see pool.start_pool)
+    from harness.run.training import Progress
+    from harness.store.database import RunRecord
 
 
 def run_job(specs: list[RunSpec], progress: Progress | None = None, artifacts: Path | None = None) -> list[RunRecord]:
     """The records of one job (see plan.jobs): one cell, or every cell of one joint model. A cell
     planned for other hardware than this process has (its compute is in its run id) is not run."""
+    from harness.run.cell import run_cells
+
     here = Target.here()
     for spec in specs:
         if (actual := here.compute(spec.train.precision)) != spec.compute:

@@ -5,9 +5,10 @@ gains 1.4x from its second thread; a tiny decoder nothing), N cells at once, eac
 torch threads, finish a grid sooner: the quickstart's 40 cells (as they were before #29) took
 203.8 s in two workers on 2 CPU cores against 259.7 s in one process. Latency and energy measured
 while other cells run include their contention (`harness measure` times kept runs alone). Nothing
-else changes: each worker runs
-`harness.executors.run_job`, the cell seeds itself, and this process alone writes the store,
-record by record as jobs finish, as with Ray.
+else changes: each worker runs `harness.executors.run_job`, the cell seeds itself, and this process alone writes the store,
+record by record as jobs finish, as with Ray. The workers fork from a server process that imports
+what a cell runs once, started with the executor, so it imports while this process plans
+(harness.executors.warm); each worker takes the environment of the command that started it.
 
 A cell's threads are recorded with it (its environment's `device` names them): on a CPU, floating-point sums
 split over another number of threads round differently, and a chaotic run (a random tiny backbone
@@ -51,10 +52,13 @@ def threads_each(workers: int) -> int:
     return max(1, torch.get_num_threads() // workers)
 
 
-def _start_worker(threads: int) -> None:
-    """A worker's set-up: Ctrl-C is the parent's to handle (it stops the workers), and its share of threads.
-    Progress bars in a worker lock with a thread lock: tqdm's default is a multiprocessing lock, a named
-    semaphore that a killed worker leaves behind (the resource tracker then warns of it at exit)."""
+def _start_worker(threads: int, environ: dict[str, str]) -> None:
+    """A worker's set-up: the environment of the command that started it (a worker forks from a server
+    that may be older: the consent to run a suite's code travels in it), Ctrl-C left to the parent (it
+    stops the workers), and its share of the threads. Progress bars in a worker lock with a thread
+    lock: tqdm's default is a multiprocessing lock, a named semaphore that a killed worker leaves
+    behind (the resource tracker then warns of it at exit)."""
+    import os
     import threading
 
     import torch
@@ -62,6 +66,8 @@ def _start_worker(threads: int) -> None:
 
     from harness.base.noise import quiet
 
+    os.environ.clear()
+    os.environ.update(environ)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     tqdm.set_lock(threading.RLock())
@@ -69,18 +75,40 @@ def _start_worker(threads: int) -> None:
 
 
 def _ready() -> None:
-    """A worker's first task: import what a cell runs, before any cell is sent."""
-    import harness.executors  # noqa: F401
+    """A worker's first task: import what a cell runs, before any cell is sent (forked workers have)."""
+    import harness.executors.warm  # noqa: F401
+
+
+def _context():
+    """Workers fork from a server process that imported what a cell runs once (no thread and no
+    computation of this process is copied into them); spawned, each imports it, where there is no fork."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["harness.executors.warm"])
+    return context
+
+
+class Workers(ProcessPoolExecutor):
+    """Worker processes with their share of the threads, started in the background: starting one
+    waits for the server it forks from to import what a cell runs (about 6 s), which this process
+    spends importing and planning instead."""
+
+    def __init__(self, workers: int) -> None:
+        import os
+        import threading
+
+        super().__init__(workers, mp_context=_context(), initializer=_start_worker,
+                         initargs=(threads_each(workers), dict(os.environ)))
+        self.starting = threading.Thread(target=lambda: [self.submit(_ready) for _ in range(workers)],
+                                         name="harness-workers-start", daemon=True)
+        self.starting.start()
 
 
 def start_pool(workers: int) -> ProcessPoolExecutor:
-    """`workers` worker processes with their share of the threads, each importing what a cell needs now
-    (while this process plans), not when the first cell is sent."""
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(threads_each(workers),))
-    for _ in range(workers):
-        pool.submit(_ready)
-    return pool
+    """`workers` worker processes, importing what a cell needs now (while this process plans), not
+    when the first cell is sent."""
+    return Workers(workers)
 
 
 def run_in_worker(specs: list[RunSpec], artifacts: str) -> list:
@@ -151,6 +179,8 @@ def _died(store: Store, jobs: list[list[RunSpec]], summary: Summary, start: floa
 
 def stop(pool: ProcessPoolExecutor) -> None:
     """End the workers now (Ctrl-C, or the run is over): what they are running is not recorded."""
+    if isinstance(pool, Workers):
+        pool.starting.join()  # every process it starts is one to end
     for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public way before Python 3.14
         process.kill()
     pool.shutdown(wait=True, cancel_futures=True)

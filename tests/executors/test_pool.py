@@ -93,10 +93,11 @@ def record_or_wait(specs, artifacts):
 
 
 def workers_left() -> list:
-    """Live worker processes of this one (multiprocessing's resource tracker, which lives as long as
-    this process, is not a worker)."""
+    """Live worker processes of this one (multiprocessing's resource tracker and the server workers
+    fork from, which live as long as this process, are not workers)."""
     return [p for p in psutil.Process().children(recursive=True)
-            if p.is_running() and p.status() != "zombie" and "resource_tracker" not in " ".join(p.cmdline())]
+            if p.is_running() and p.status() != "zombie"
+            and not any(name in " ".join(p.cmdline()) for name in ("resource_tracker", "forkserver"))]
 
 
 def test_a_dead_worker_stops_the_grid_in_one_line_keeping_what_was_written(small_suite):
@@ -132,4 +133,30 @@ def test_ctrl_c_stops_the_workers_and_keeps_every_record_written(small_suite):
         assert store.done() == {specs[0].id}
         with Store(loaded.store_path) as other:
             assert other.claim([s.id for s in specs[1:]]) == {s.id for s in specs[1:]}
+    assert not workers_left()
+
+
+def consent_seen() -> bool:
+    from harness.config import consent
+
+    return consent.granted()
+
+
+def test_a_worker_has_the_consent_of_the_command_that_started_it_not_of_an_earlier_one():
+    """Workers fork from a server started once per process: a later command's workers must not carry
+    an earlier command's --trust-code (nor lack it)."""
+    from harness.config import consent
+    from harness.executors.pool import start_pool, stop
+
+    was = consent.granted()
+    try:
+        for allowed in (True, False, True):
+            consent.grant(allowed)
+            pool = start_pool(1)
+            try:
+                assert pool.submit(consent_seen).result(timeout=120) is allowed
+            finally:
+                stop(pool)
+    finally:
+        consent.grant(was)
     assert not workers_left()
