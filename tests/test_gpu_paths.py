@@ -90,7 +90,7 @@ def test_backbones_load_as_fp32_master_weights_whatever_the_checkpoint(tmp_path,
 def test_a_finished_cell_is_freed_before_the_next_peak_is_measured(monkeypatch):
     released = []
     monkeypatch.setattr(executors, "release", lambda: released.append(True))
-    monkeypatch.setattr(executors, "run_cells", lambda *a: (_ for _ in ()).throw(RuntimeError("out of memory")))
+    monkeypatch.setattr(runner, "run_cells", lambda *a: (_ for _ in ()).throw(RuntimeError("out of memory")))
     spec = type("Spec", (), {"partners": {}, "train": TrainConfig(), "compute": device.Target.here().compute("auto")})()
     with pytest.raises(RuntimeError, match="out of memory"):
         executors.run_job([spec])
