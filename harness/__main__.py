@@ -1,5 +1,5 @@
 import sys
 
-from harness.cli.commands import main
+from harness.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -461,6 +461,24 @@ def test_bad_command_line_values_are_one_line(tmp_path, argv, mentions):
     refused(command(["run", str(suite), *argv], [tmp_path / "results"]), most=1, mentions=(mentions,))
 
 
+def test_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    """Ctrl-C during the seconds the libraries take to import: one line and 130, no traceback."""
+    import sys
+
+    from harness.cli import entry
+
+    class Interrupted:  # Ctrl-C arriving while the commands' module is imported
+        def find_spec(self, name, path=None, target=None):
+            if name == "harness.cli.commands":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "harness.cli.commands")
+    monkeypatch.setattr(sys, "meta_path", [Interrupted(), *sys.meta_path])
+    assert entry(["--help"]) == 130
+    err = capsys.readouterr().err
+    assert err == "interrupted while starting: nothing ran and nothing was written\n"
+
+
 def test_plan_sums_up_a_grid_that_cannot_run(tmp_path):
     suite = write_suite(tmp_path, train={**FAST, "batch_size": 1_000_000_000}, seeds=list(range(30)))
     out = command(["plan", str(suite)])
