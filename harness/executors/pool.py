@@ -100,9 +100,16 @@ class Workers(ProcessPoolExecutor):
 
         super().__init__(workers, mp_context=_context(), initializer=_start_worker,
                          initargs=(threads_each(workers), dict(os.environ)))
-        self.starting = threading.Thread(target=lambda: [self.submit(_ready) for _ in range(workers)],
-                                         name="harness-workers-start", daemon=True)
+        self.starting = threading.Thread(target=self._start, args=(workers,), name="harness-workers-start",
+                                         daemon=True)
         self.starting.start()
+
+    def _start(self, workers: int) -> None:
+        for _ in range(workers):
+            try:
+                self.submit(_ready)
+            except RuntimeError:  # shut down (or broken) before every process started: nothing more to start
+                return
 
 
 def start_pool(workers: int) -> ProcessPoolExecutor:
@@ -159,8 +166,8 @@ def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers:
         store.release([s.id for job, _ in pending.values() for s in job])
         raise
     finally:
-        if owned:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if owned:  # every record is in: what the workers still do (their first imports) is not waited for
+            stop(pool)
     summary.seconds = time.perf_counter() - start
     return summary
 
