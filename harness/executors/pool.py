@@ -5,10 +5,11 @@ gains 1.4x from its second thread; a tiny decoder nothing), N cells at once, eac
 torch threads, finish a grid sooner: the quickstart's 40 cells (as they were before #29) took
 203.8 s in two workers on 2 CPU cores against 259.7 s in one process. Latency and energy measured
 while other cells run include their contention (`harness measure` times kept runs alone). Nothing
-else changes: each worker runs `harness.executors.run_job`, the cell seeds itself, and this process alone writes the store,
-record by record as jobs finish, as with Ray. The workers fork from a server process that imports
-what a cell runs once, started with the executor, so it imports while this process plans
-(harness.executors.warm); each worker takes the environment of the command that started it.
+else changes: each worker runs `harness.executors.run_job`, the cell seeds itself, and this process
+alone writes the store, record by record as jobs finish, as with Ray. The workers fork from a
+server process that imports what a cell runs once (harness.executors.warm), started with the
+executor so that it imports while this process plans; each worker takes the environment of the
+command that started it.
 
 A cell's threads are recorded with it (its environment's `device` names them): on a CPU, floating-point sums
 split over another number of threads round differently, and a chaotic run (a random tiny backbone
