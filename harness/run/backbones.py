@@ -213,6 +213,8 @@ class Backbone:
             model = model_class.from_config(config)
             return (model if base == "fp32" else held(model, model_class, base)), tokenizer
         common = self.loading_args()
+        if self.spec.gguf_file:
+            quiet_gguf()
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
         # fp32 master weights whatever dtype the checkpoint was saved in: bf16 / fp16 training is
         # autocast over them (Trainer's bf16 / fp16), as the optimizer's updates need fp32 to land
@@ -232,6 +234,14 @@ class Backbone:
 
 
 WEIGHTS_DTYPE = torch.float32  # what a loaded backbone's parameters are kept in (recorded with each run)
+
+
+def quiet_gguf() -> None:
+    """transformers' GGUF loader draws a tqdm bar of its own, past transformers' switch for progress
+    bars (which harness turns off: a grid prints a line a cell); its bar goes through the switch."""
+    from transformers import modeling_gguf_pytorch_utils as gguf
+
+    gguf.tqdm = transformers.utils.logging.tqdm
 
 
 def holding_of(base: str, skeleton) -> dict[str, Any]:

@@ -138,3 +138,17 @@ def test_tiny_decoder_only_family_runs_and_refuses_bitfit(small_suite):
     record = run_cell(next(s for s in specs if s.strategy == "lora"))
     assert record.status == "done"
     assert 0 < record.cost["trainable_share"] < 0.1
+
+
+def test_a_gguf_load_draws_no_progress_bar_while_transformers_bars_are_off(monkeypatch, capsys):
+    """transformers' GGUF loader drew its own tqdm bar into a grid's output (SmolLM2: 272 tensors),
+    past transformers' switch; harness routes it through the switch (checked by hand on SmolLM2)."""
+    from transformers import modeling_gguf_pytorch_utils as gguf
+
+    from harness.run.backbones import quiet_gguf
+
+    monkeypatch.setattr(gguf, "tqdm", gguf.tqdm)  # restored after the test
+    monkeypatch.setattr(transformers.utils.logging, "_tqdm_active", False)
+    quiet_gguf()
+    assert list(gguf.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors...")) == [0, 1, 2]
+    assert "GGUF" not in capsys.readouterr().err
