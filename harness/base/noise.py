@@ -19,3 +19,13 @@ def quiet() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+
+
+def quiet_gguf() -> None:
+    """transformers' GGUF loader draws a tqdm bar of its own, past transformers' switch for progress
+    bars (which harness turns off: a grid prints a line a cell): its bar goes through the switch.
+    Called where a GGUF backbone loads (importing the loader costs about a second)."""
+    import transformers
+    from transformers import modeling_gguf_pytorch_utils as gguf
+
+    gguf.tqdm = transformers.utils.logging.tqdm

@@ -214,6 +214,8 @@ class Backbone:
             return (model if base == "fp32" else held(model, model_class, base)), tokenizer
         common = self.loading_args()
         if self.spec.gguf_file:
+            from harness.base.noise import quiet_gguf
+
             quiet_gguf()
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
         # fp32 master weights whatever dtype the checkpoint was saved in: bf16 / fp16 training is
@@ -234,14 +236,6 @@ class Backbone:
 
 
 WEIGHTS_DTYPE = torch.float32  # what a loaded backbone's parameters are kept in (recorded with each run)
-
-
-def quiet_gguf() -> None:
-    """transformers' GGUF loader draws a tqdm bar of its own, past transformers' switch for progress
-    bars (which harness turns off: a grid prints a line a cell); its bar goes through the switch."""
-    from transformers import modeling_gguf_pytorch_utils as gguf
-
-    gguf.tqdm = transformers.utils.logging.tqdm
 
 
 def holding_of(base: str, skeleton) -> dict[str, Any]:

@@ -145,7 +145,7 @@ def test_a_gguf_load_draws_no_progress_bar_while_transformers_bars_are_off(monke
     past transformers' switch; harness routes it through the switch (checked by hand on SmolLM2)."""
     from transformers import modeling_gguf_pytorch_utils as gguf
 
-    from harness.run.backbones import quiet_gguf
+    from harness.base.noise import quiet_gguf
 
     monkeypatch.setattr(gguf, "tqdm", gguf.tqdm)  # restored after the test
     monkeypatch.setattr(transformers.utils.logging, "_tqdm_active", False)
