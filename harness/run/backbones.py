@@ -36,6 +36,7 @@ from transformers.models.auto.modeling_auto import (
 
 from harness.base.digest import file_digest, text_digest
 from harness.base.errors import ConfigError, unknown
+from harness.base.noise import quiet_gguf
 from harness.config import consent
 from harness.config.schemas import ModelSpec
 
@@ -196,6 +197,7 @@ class Backbone:
         common: dict[str, Any] = dict(revision=self.spec.revision, trust_remote_code=self.spec.trust_remote_code)
         if self.spec.gguf_file:
             common["gguf_file"] = self.spec.gguf_file
+            quiet_gguf()  # its loader's progress bar
         return common
 
     def load(self, model_class: type, head: dict[str, Any], texts: Iterable[str], seed: int, tokenizer=None,
@@ -213,10 +215,6 @@ class Backbone:
             model = model_class.from_config(config)
             return (model if base == "fp32" else held(model, model_class, base)), tokenizer
         common = self.loading_args()
-        if self.spec.gguf_file:
-            from harness.base.noise import quiet_gguf
-
-            quiet_gguf()
         tokenizer = transformers.AutoTokenizer.from_pretrained(self.location, **common)
         # fp32 master weights whatever dtype the checkpoint was saved in: bf16 / fp16 training is
         # autocast over them (Trainer's bf16 / fp16), as the optimizer's updates need fp32 to land
