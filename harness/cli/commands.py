@@ -164,8 +164,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from harness.config.suite import load_suite
     from harness.executors import Executor, RayOptions
 
+    load_suite(_suite_path(args.suite))  # a suite that does not parse is refused before any worker starts
     ray = RayOptions(address=args.address, workers=args.workers, max_retries=args.max_retries,
                      gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell)
     with Executor.start(ray if args.executor == "ray" else None, args.workers or 1) as executor:
