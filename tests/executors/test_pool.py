@@ -160,3 +160,14 @@ def test_a_worker_has_the_consent_of_the_command_that_started_it_not_of_an_earli
     finally:
         consent.grant(was)
     assert not workers_left()
+
+
+def test_a_suite_that_does_not_parse_is_refused_before_any_worker_starts(tmp_path, monkeypatch, capsys):
+    import harness.executors.pool as pool
+
+    started = []
+    monkeypatch.setattr(pool, "start_pool", lambda workers: started.append(workers))
+    path = write_yaml(tmp_path / "bad.yaml", {"name": "bad", "models": {"m": "tiny:bert"}, "tasks": ["nope"],
+                                              "strategies": {"full": {}}})
+    assert main(["run", str(path), "--workers", "2"]) == 2
+    assert "unknown task 'nope'" in capsys.readouterr().out and not started
