@@ -452,7 +452,8 @@ def test_a_version_2_store_moves_each_record_to_its_current_id():
 
 
 @pytest.mark.parametrize("argv,mentions", [
-    (["--workers", "0"], "--workers"), (["--workers", "100000"], "--workers 100000"), (["--memory", "-1"], "--memory"), (["--memory", "nan"], "--memory"),
+    (["--workers", "0"], "--workers"), (["--workers", "100000"], "--workers 100000"),
+    (["--memory", "-1"], "--memory"), (["--memory", "nan"], "--memory"),
     (["--memory", "inf"], "--memory"), (["--max-retries", "-1"], "--max-retries"),
     (["--executor", "ray", "--address", "127.0.0.1:1"], "nothing answers"),
 ])

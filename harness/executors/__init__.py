@@ -11,6 +11,7 @@ from harness.base.errors import HarnessError
 from harness.config.spec import RunSpec
 
 if TYPE_CHECKING:  # what runs a cell is imported where one runs, not where an executor starts (see pool.start_pool)
+    from harness.executors.pool import Workers
     from harness.run.training import Progress
     from harness.store.database import RunRecord
 
@@ -57,7 +58,7 @@ class Executor:
     ray: RayOptions | None = None
     target: Target | None = None
     workers: int = 1  # without Ray: cells at once, each in a worker process (1: one after another, here)
-    pool: object = None  # those worker processes (a ProcessPoolExecutor), started with the executor
+    pool: Workers | None = None  # those worker processes, started with the executor
 
     @classmethod
     def start(cls, ray: RayOptions | None = None, workers: int = 1) -> Executor:
@@ -83,10 +84,8 @@ class Executor:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:  # every record is in by now: workers still importing (nothing was left
-            from harness.executors.pool import stop  # to run) are not waited for
-
-            stop(self.pool)
+        if self.pool is not None:
+            self.pool.stop()
 
     @property
     def local(self) -> bool:

@@ -112,8 +112,16 @@ class Workers(ProcessPoolExecutor):
             except RuntimeError:  # shut down (or broken) before every process started: nothing more to start
                 return
 
+    def stop(self) -> None:
+        """End the workers now (Ctrl-C, an error, or the run is over): what they run is not recorded,
+        and nothing they still do (their first imports, when nothing was left to run) is waited for."""
+        self.starting.join()  # every process it starts is one to end
+        for process in list((self._processes or {}).values()):  # no public way before Python 3.14
+            process.kill()
+        self.shutdown(wait=True, cancel_futures=True)
 
-def start_pool(workers: int) -> ProcessPoolExecutor:
+
+def start_pool(workers: int) -> Workers:
     """`workers` worker processes, importing what a cell needs now (while this process plans), not
     when the first cell is sent."""
     return Workers(workers)
@@ -130,7 +138,7 @@ def run_in_worker(specs: list[RunSpec], artifacts: str) -> list:
 
 
 def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers: int, work=None,
-             pool: ProcessPoolExecutor | None = None) -> Summary:
+             pool: Workers | None = None) -> Summary:
     """Run every cell of `jobs` not already done in `workers` worker processes (`pool`'s, else new
     ones, ended here); records are written here as jobs finish. `work` (specs, artifacts folder) ->
     [RunRecord] is what a worker runs (run_in_worker by default; a test's must be importable by a
@@ -163,12 +171,12 @@ def run_pool(jobs: list[list[RunSpec]], store: Store, console: Console, workers:
                              summary, console)
                         progress.advance(grid)
     except KeyboardInterrupt:
-        stop(pool)
+        pool.stop()
         store.release([s.id for job, _ in pending.values() for s in job])
         raise
     finally:
-        if owned:  # every record is in: what the workers still do (their first imports) is not waited for
-            stop(pool)
+        if owned:
+            pool.stop()
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -183,15 +191,6 @@ def _died(store: Store, jobs: list[list[RunSpec]], summary: Summary, start: floa
                        f"{len(summary.done) + len(summary.failed)} records written in "
                        f"{time.perf_counter() - start:.0f}s are kept and those cells are not; run the same "
                        f"command again to resume (without --workers, a cell that kills its process is named)")
-
-
-def stop(pool: ProcessPoolExecutor) -> None:
-    """End the workers now (Ctrl-C, or the run is over): what they are running is not recorded."""
-    if isinstance(pool, Workers):
-        pool.starting.join()  # every process it starts is one to end
-    for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public way before Python 3.14
-        process.kill()
-    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def describe(workers: int) -> str:

@@ -64,6 +64,8 @@ def test_workers_write_the_records_one_process_writes_and_record_a_failure(small
         assert set(alone.index) == set(done.index)
         for i in done.index:
             assert alone.metrics[i] == done.metrics[i] and store.predictions(i) == kept[i]
+    assert main(["run", str(path), "--workers", "2"]) == 1  # the failed cells are retried, the done ones are not
+    assert "0 ran, 2 already done, 2 failed" in capsys.readouterr().out
 
 
 def record_or_die(specs, artifacts):
@@ -146,7 +148,7 @@ def test_a_worker_has_the_consent_of_the_command_that_started_it_not_of_an_earli
     """Workers fork from a server started once per process: a later command's workers must not carry
     an earlier command's --trust-code (nor lack it)."""
     from harness.config import consent
-    from harness.executors.pool import start_pool, stop
+    from harness.executors.pool import start_pool
 
     was = consent.granted()
     try:
@@ -156,7 +158,7 @@ def test_a_worker_has_the_consent_of_the_command_that_started_it_not_of_an_earli
             try:
                 assert pool.submit(consent_seen).result(timeout=120) is allowed
             finally:
-                stop(pool)
+                pool.stop()
     finally:
         consent.grant(was)
     assert not workers_left()
